@@ -1,0 +1,263 @@
+//! The int8 fully connected layer, in the gemmlowp / TensorFlow Lite scheme.
+//!
+//! * Weights: int8, symmetric per output channel (`w_real = scale_w[j] * q`, q in
+//!   -127..=127).
+//! * Input activations: int8 with one scale and zero point for the layer.
+//! * Bias: i32 in units of `scale_in * scale_w[j]`; accumulation in i32:
+//!   `acc[j] = bias[j] + sum_i w[j][i] * (x[i] - zero_point_in)`.
+//! * Requantization: `acc * scale_in * scale_w[j] / scale_out` is applied as a Q0.31
+//!   multiplier with a power-of-two shift ([`requantize`]), so the device never touches
+//!   floating point; ReLU is fused as a clamp at the output zero point.
+//!
+//! ## Why the weights are stored four output channels at a time
+//!
+//! The Cortex-M3 has no SIMD multiply, so the inner loop is loads and `MLA`s. Storing the
+//! weights of output channels `4g..4g+4` interleaved (`[input i][channel c]`) lets one
+//! pass over the widened inputs feed four accumulators: per input, one load of the
+//! activation, four byte loads of weights and four multiply-accumulates, about
+//! 2.25 instructions per MAC plus loop overhead, against ~4 for one channel at a time.
+//! The layout has the same size as plain row-major storage (the last group is
+//! zero-padded to four channels).
+
+use crate::fixed::{saturate_i64, Q16};
+
+/// Channels processed together by the kernel (see the module docs).
+pub const CHANNEL_GROUP: usize = 4;
+
+/// Number of weight bytes a layer stores: output channels rounded up to a whole group.
+pub const fn weight_bytes(in_dim: usize, out_dim: usize) -> usize {
+    out_dim.div_ceil(CHANNEL_GROUP) * CHANNEL_GROUP * in_dim
+}
+
+/// What a layer does with its accumulators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerOutput {
+    /// Requantize to int8 with this zero point; clamp at the zero point when `relu`.
+    Int8 {
+        /// Output zero point.
+        zero_point: i32,
+        /// Whether ReLU is fused.
+        relu: bool,
+    },
+    /// Requantize to Q16 (the encoder's head: mu and logvar).
+    Q16,
+}
+
+/// A read-only view of one quantized dense layer, backed by the model bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct DenseLayer<'a> {
+    /// Inputs.
+    pub in_dim: usize,
+    /// Outputs.
+    pub out_dim: usize,
+    /// Zero point of the int8 input.
+    pub input_zero_point: i32,
+    /// Output format.
+    pub output: LayerOutput,
+    /// Weights, grouped four channels at a time (see the module docs).
+    pub weights: &'a [i8],
+    /// Little-endian i32 biases, one per output.
+    pub bias: &'a [u8],
+    /// Little-endian i32 Q0.31 multipliers, one per output.
+    pub multiplier: &'a [u8],
+    /// Little-endian i32 shifts (positive = left), one per output.
+    pub shift: &'a [u8],
+}
+
+#[inline]
+fn le_i32(bytes: &[u8], index: usize) -> i32 {
+    match bytes.get(4 * index..4 * index + 4) {
+        Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        None => 0,
+    }
+}
+
+impl DenseLayer<'_> {
+    /// Bias of output `j`.
+    pub fn bias(&self, j: usize) -> i32 {
+        le_i32(self.bias, j)
+    }
+
+    /// Requantization multiplier of output `j`.
+    pub fn multiplier(&self, j: usize) -> i32 {
+        le_i32(self.multiplier, j)
+    }
+
+    /// Requantization shift of output `j`.
+    pub fn shift(&self, j: usize) -> i32 {
+        le_i32(self.shift, j)
+    }
+
+    /// Weight from input `i` to output `j` (0 outside the layer).
+    pub fn weight(&self, j: usize, i: usize) -> i8 {
+        let g = j / CHANNEL_GROUP;
+        let c = j % CHANNEL_GROUP;
+        let index = (g * self.in_dim + i) * CHANNEL_GROUP + c;
+        self.weights.get(index).copied().unwrap_or(0)
+    }
+
+    /// Subtracts the input zero point from `input` into `widened` once, so that every
+    /// output channel reuses the widened values.
+    fn widen<'w>(&self, input: &[i8], widened: &'w mut [i32]) -> &'w [i32] {
+        let n = self.in_dim.min(input.len()).min(widened.len());
+        for (w, &x) in widened[..n].iter_mut().zip(&input[..n]) {
+            *w = x as i32 - self.input_zero_point;
+        }
+        &widened[..n]
+    }
+
+    /// Runs the accumulation for every output, handing `(output index, accumulator)` to
+    /// `emit`.
+    ///
+    /// `widened` is scratch space of at least `in_dim` values. Short buffers shrink the
+    /// computation rather than panic (the model validator guarantees the sizes).
+    #[inline]
+    fn accumulate(&self, input: &[i8], widened: &mut [i32], mut emit: impl FnMut(usize, i32)) {
+        let xs = self.widen(input, widened);
+        let group_len = self.in_dim * CHANNEL_GROUP;
+        if group_len == 0 {
+            return;
+        }
+        for (g, group) in self.weights.chunks_exact(group_len).enumerate() {
+            let base = g * CHANNEL_GROUP;
+            let mut acc = [
+                self.bias(base),
+                self.bias(base + 1),
+                self.bias(base + 2),
+                self.bias(base + 3),
+            ];
+            for (w, &x) in group.chunks_exact(CHANNEL_GROUP).zip(xs) {
+                acc[0] = acc[0].wrapping_add((w[0] as i32).wrapping_mul(x));
+                acc[1] = acc[1].wrapping_add((w[1] as i32).wrapping_mul(x));
+                acc[2] = acc[2].wrapping_add((w[2] as i32).wrapping_mul(x));
+                acc[3] = acc[3].wrapping_add((w[3] as i32).wrapping_mul(x));
+            }
+            for (c, &a) in acc.iter().enumerate() {
+                let j = base + c;
+                if j < self.out_dim {
+                    emit(j, a);
+                }
+            }
+        }
+    }
+
+    /// Forward pass to int8 outputs. Returns the number of outputs written.
+    pub fn forward_i8(&self, input: &[i8], widened: &mut [i32], out: &mut [i8]) -> usize {
+        let (zero_point, relu) = match self.output {
+            LayerOutput::Int8 { zero_point, relu } => (zero_point, relu),
+            LayerOutput::Q16 => (0, false),
+        };
+        let low = if relu { zero_point.max(-128) } else { -128 };
+        let mut written = 0;
+        self.accumulate(input, widened, |j, acc| {
+            if let Some(slot) = out.get_mut(j) {
+                let scaled = requantize(acc, self.multiplier(j), self.shift(j));
+                let q = scaled.saturating_add(zero_point).clamp(low, 127);
+                *slot = q as i8;
+                written = written.max(j + 1);
+            }
+        });
+        written
+    }
+
+    /// Forward pass to Q16 outputs (the encoder head). Returns the outputs written.
+    pub fn forward_q16(&self, input: &[i8], widened: &mut [i32], out: &mut [Q16]) -> usize {
+        let mut written = 0;
+        self.accumulate(input, widened, |j, acc| {
+            if let Some(slot) = out.get_mut(j) {
+                *slot = requantize(acc, self.multiplier(j), self.shift(j));
+                written = written.max(j + 1);
+            }
+        });
+        written
+    }
+
+    /// Multiply-accumulates one forward pass performs (for cost reports).
+    pub fn macs(&self) -> usize {
+        self.in_dim * self.out_dim
+    }
+}
+
+/// Applies `acc * multiplier / 2^31 * 2^shift`, rounding half away from zero and
+/// saturating to the `i32` range.
+///
+/// This is TensorFlow Lite's `MultiplyByQuantizedMultiplier` with a single rounding:
+/// the 64-bit product is shifted once by `31 - shift`, so a left shift can never
+/// saturate an intermediate (TFLite saturates `acc << shift` first, which clips results
+/// a wider accumulator would still represent). On the Cortex-M3 this is one `SMULL` and
+/// a 64-bit shift per output channel. `shift` outside -31..=30 is clamped (the model
+/// validator rejects such models anyway).
+#[inline]
+pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    let total = (31 - shift.clamp(-31, 30)) as u32;
+    let wide = acc as i64 * multiplier as i64;
+    let half = 1i64 << (total - 1);
+    let rounded = if wide >= 0 {
+        (wide + half) >> total
+    } else {
+        -((half - wide) >> total)
+    };
+    saturate_i64(rounded)
+}
+
+/// Splits a positive real scale into a Q0.31 multiplier in `[2^30, 2^31)` and a shift,
+/// so that `real = multiplier / 2^31 * 2^shift` (host only: used at export).
+///
+/// Returns `(0, 0)` for zero, negative or non-finite scales.
+#[cfg(feature = "host")]
+pub fn quantize_multiplier(real: f64) -> (i32, i32) {
+    if !(real.is_finite() && real > 0.0) {
+        return (0, 0);
+    }
+    let mut shift = 0i32;
+    let mut mantissa = real;
+    while mantissa >= 1.0 {
+        mantissa /= 2.0;
+        shift += 1;
+    }
+    while mantissa < 0.5 {
+        mantissa *= 2.0;
+        shift -= 1;
+    }
+    let mut q = (mantissa * (1i64 << 31) as f64).round() as i64;
+    if q == 1i64 << 31 {
+        q /= 2;
+        shift += 1;
+    }
+    if shift < -31 {
+        return (0, 0);
+    }
+    (q as i32, shift.min(30))
+}
+
+/// Lays out row-major `weight[out][in]` int8 weights in the kernel's grouped order
+/// (host only: used at export).
+#[cfg(feature = "host")]
+pub fn group_weights(weight: &[i8], in_dim: usize, out_dim: usize) -> std::vec::Vec<i8> {
+    let mut grouped = std::vec![0i8; weight_bytes(in_dim, out_dim)];
+    for j in 0..out_dim {
+        for i in 0..in_dim {
+            let g = j / CHANNEL_GROUP;
+            let c = j % CHANNEL_GROUP;
+            grouped[(g * in_dim + i) * CHANNEL_GROUP + c] = weight[j * in_dim + i];
+        }
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requantize_rounds_half_away_from_zero() {
+        let half = 1 << 30; // multiplier 0.5
+        assert_eq!(requantize(3, half, 0), 2);
+        assert_eq!(requantize(-3, half, 0), -2);
+        assert_eq!(requantize(4, half, 0), 2);
+        assert_eq!(requantize(5, half, 2), 10);
+        assert_eq!(requantize(i32::MAX, i32::MAX, 30), i32::MAX);
+        assert_eq!(requantize(i32::MIN, i32::MAX, 30), i32::MIN);
+        assert_eq!(requantize(i32::MIN, i32::MIN, -31), 1);
+    }
+}

@@ -1,0 +1,213 @@
+//! Whole-model inference: image to posterior, latent to image, score, generation.
+//!
+//! These are the functions the firmware serves and `tinyvae infer` runs on the host, so
+//! the two produce the same bits. All buffers live in a caller-owned [`Workspace`]
+//! (about 7 KiB), so nothing allocates and the stack use is fixed.
+
+use crate::fixed::{mul_q16, Q16};
+use crate::latent::kl_q16;
+use crate::model::{Model, MAX_WIDTH};
+use crate::protocol::{ErrorCode, Latent, Pixels, ScoreReport, MAX_LATENT};
+use crate::rng::Gaussian;
+use crate::{dense::requantize, score};
+
+/// Scratch buffers for one inference at a time.
+pub struct Workspace {
+    widened: [i32; MAX_WIDTH],
+    ping: [i8; MAX_WIDTH],
+    pong: [i8; MAX_WIDTH],
+    head: [Q16; 2 * MAX_LATENT],
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Workspace {
+    /// Zeroed buffers.
+    pub const fn new() -> Self {
+        Self {
+            widened: [0; MAX_WIDTH],
+            ping: [0; MAX_WIDTH],
+            pong: [0; MAX_WIDTH],
+            head: [0; 2 * MAX_LATENT],
+        }
+    }
+}
+
+/// Why an inference request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InferError {
+    /// The image has the wrong number of pixels.
+    #[error("image has {got} pixels, the model takes {expected}")]
+    WrongImageSize {
+        /// Pixels the model takes.
+        expected: usize,
+        /// Pixels given.
+        got: usize,
+    },
+    /// The latent vector has the wrong length.
+    #[error("latent vector has {got} values, the model takes {expected}")]
+    WrongLatentSize {
+        /// Latent size of the model.
+        expected: usize,
+        /// Values given.
+        got: usize,
+    },
+}
+
+impl From<InferError> for ErrorCode {
+    fn from(e: InferError) -> Self {
+        let clip = |v: usize| u16::try_from(v).unwrap_or(u16::MAX);
+        match e {
+            InferError::WrongImageSize { expected, got } => ErrorCode::WrongImageSize {
+                expected: clip(expected),
+                got: clip(got),
+            },
+            InferError::WrongLatentSize { expected, got } => ErrorCode::WrongLatentSize {
+                expected: clip(expected),
+                got: clip(got),
+            },
+        }
+    }
+}
+
+/// The encoder's Gaussian q(z|x) = N(mu, exp(logvar)).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Posterior {
+    /// Mean, Q16.
+    pub mu: Latent,
+    /// Log-variance, Q16.
+    pub logvar: Latent,
+}
+
+/// An image's score with its reconstruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scored {
+    /// The posterior.
+    pub posterior: Posterior,
+    /// The score and verdict.
+    pub score: ScoreReport,
+    /// decoder(mu) as pixels.
+    pub reconstruction: Pixels,
+}
+
+/// Runs the encoder on `image` (row-major pixels).
+pub fn encode(model: &Model<'_>, ws: &mut Workspace, image: &[u8]) -> Result<Posterior, InferError> {
+    if image.len() != model.pixels() {
+        return Err(InferError::WrongImageSize {
+            expected: model.pixels(),
+            got: image.len(),
+        });
+    }
+    for (q, &p) in ws.ping.iter_mut().zip(image) {
+        *q = (p as i32 - 128) as i8;
+    }
+    let Workspace {
+        widened,
+        ping,
+        pong,
+        head,
+    } = ws;
+    let mut input_is_ping = true;
+    let Some((last, hidden)) = model.encoder.split_last() else {
+        return Ok(Posterior::default());
+    };
+    for layer in hidden {
+        if input_is_ping {
+            layer.forward_i8(&ping[..], widened, pong);
+        } else {
+            layer.forward_i8(&pong[..], widened, ping);
+        }
+        input_is_ping = !input_is_ping;
+    }
+    let input = if input_is_ping { &ping[..] } else { &pong[..] };
+    last.forward_q16(input, widened, head);
+    let latent = model.latent;
+    Ok(Posterior {
+        mu: head[..latent].iter().copied().collect(),
+        logvar: head[latent..2 * latent].iter().copied().collect(),
+    })
+}
+
+/// Runs the decoder on `z` (Q16) and returns its int8 logits, one per pixel.
+pub fn decode_logits<'w>(
+    model: &Model<'_>,
+    ws: &'w mut Workspace,
+    z: &[Q16],
+) -> Result<&'w [i8], InferError> {
+    if z.len() != model.latent {
+        return Err(InferError::WrongLatentSize {
+            expected: model.latent,
+            got: z.len(),
+        });
+    }
+    for (q, &v) in ws.ping.iter_mut().zip(z) {
+        let scaled = requantize(v, model.z_multiplier, model.z_shift);
+        *q = scaled.saturating_add(model.z_zero_point).clamp(-128, 127) as i8;
+    }
+    let Workspace {
+        widened,
+        ping,
+        pong,
+        ..
+    } = ws;
+    let mut input_is_ping = true;
+    for layer in model.decoder.iter() {
+        if input_is_ping {
+            layer.forward_i8(&ping[..], widened, pong);
+        } else {
+            layer.forward_i8(&pong[..], widened, ping);
+        }
+        input_is_ping = !input_is_ping;
+    }
+    let out = if input_is_ping { &ping[..] } else { &pong[..] };
+    Ok(&out[..model.pixels()])
+}
+
+/// Decodes `z` into pixels.
+pub fn decode(model: &Model<'_>, ws: &mut Workspace, z: &[Q16]) -> Result<Pixels, InferError> {
+    let logits = decode_logits(model, ws, z)?;
+    Ok(logits.iter().map(|&q| model.tables.pixel(q)).collect())
+}
+
+/// Encodes `image`, decodes mu and scores the image against `threshold`.
+pub fn score_image(
+    model: &Model<'_>,
+    ws: &mut Workspace,
+    image: &[u8],
+    threshold: Q16,
+) -> Result<Scored, InferError> {
+    let posterior = encode(model, ws, image)?;
+    let kl = kl_q16(&posterior.mu, &posterior.logvar);
+    let logits = decode_logits(model, ws, &posterior.mu)?;
+    let recon = score::reconstruction(model.likelihood, &model.tables, image, logits);
+    let reconstruction = logits.iter().map(|&q| model.tables.pixel(q)).collect();
+    Ok(Scored {
+        posterior,
+        score: score::report(recon, kl, threshold),
+        reconstruction,
+    })
+}
+
+/// Draws z = temperature * eps with eps ~ N(0, I) from the generator seeded by `seed`.
+pub fn prior_sample(latent: usize, seed: u64, temperature: Q16) -> Latent {
+    let mut gaussian = Gaussian::new(seed);
+    (0..latent.min(MAX_LATENT))
+        .map(|_| mul_q16(gaussian.next_q16(), temperature))
+        .collect()
+}
+
+/// Samples the prior and decodes the sample: the device's `generate`.
+pub fn generate(
+    model: &Model<'_>,
+    ws: &mut Workspace,
+    seed: u64,
+    temperature: Q16,
+) -> Result<(Latent, Pixels), InferError> {
+    let z = prior_sample(model.latent, seed, temperature);
+    let image = decode(model, ws, &z)?;
+    Ok((z, image))
+}

@@ -1,0 +1,623 @@
+//! The device's 128x64 OLED screen: a frame buffer and the screens the firmware shows.
+//!
+//! The LM3S6965 evaluation board carries an SSD0323 controller driving a 128x64 panel
+//! with 16 grey levels. [`FrameBuffer`] holds exactly the 4096 bytes the controller
+//! takes in one flush (64 rows of 64 bytes, two pixels a byte, the left pixel in the
+//! high nibble), so the firmware sends it as is.
+//!
+//! The drawing functions live here rather than in the firmware so that the host can
+//! render the very same screens: a test draws a screen on the host, renders it with
+//! [`screendump_pixels`] the way QEMU's `screendump` does, and compares the PNG QEMU
+//! wrote pixel for pixel.
+//!
+//! Images are 8-bit greyscale (0 = black, 255 = white) and map to the panel's 4-bit
+//! levels by keeping the high nibble ([`gray4_of`]): `level = pixel >> 4`. Every
+//! function accepts any image, size and score without panicking: pixels missing from a
+//! short buffer draw black, and a zero-sized image draws nothing.
+
+use core::fmt::Write as _;
+
+use embedded_graphics::mono_font::ascii::{FONT_5X8, FONT_6X10};
+use embedded_graphics::mono_font::{MonoFont, MonoTextStyle};
+use embedded_graphics::pixelcolor::Gray4;
+use embedded_graphics::prelude::*;
+use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
+use embedded_graphics::text::{Baseline, Text};
+
+use crate::fixed::Q16;
+use crate::protocol::ScoreReport;
+
+/// Panel width in pixels.
+pub const WIDTH: usize = 128;
+/// Panel height in pixels.
+pub const HEIGHT: usize = 64;
+/// Bytes in one frame: two 4-bit pixels a byte.
+pub const FRAME_BYTES: usize = WIDTH * HEIGHT / 2;
+/// Brightest grey level.
+pub const WHITE: u8 = 15;
+
+/// The 4-bit grey level an 8-bit pixel shows as: its high nibble.
+///
+/// Truncating rather than rounding keeps the mapping a plain shift on the device and
+/// gives each of the 16 levels an equal share of the 256 input values.
+#[inline]
+pub const fn gray4_of(pixel: u8) -> u8 {
+    pixel >> 4
+}
+
+/// A 128x64 frame in the SSD0323's own byte layout.
+///
+/// Byte `y * 64 + x / 2` holds pixels `(x, y)` and `(x + 1, y)` for even `x`, the left
+/// one in the high nibble: the order the controller fills its RAM in with the column
+/// range 0..=63 and the row range 0..=63, so a flush is one 4096-byte write.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FrameBuffer {
+    bytes: [u8; FRAME_BYTES],
+}
+
+impl Default for FrameBuffer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::fmt::Debug for FrameBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FrameBuffer").finish_non_exhaustive()
+    }
+}
+
+impl FrameBuffer {
+    /// An all-black frame.
+    pub const fn new() -> Self {
+        Self {
+            bytes: [0; FRAME_BYTES],
+        }
+    }
+
+    /// The bytes to send to the controller.
+    pub fn as_bytes(&self) -> &[u8; FRAME_BYTES] {
+        &self.bytes
+    }
+
+    /// Fills the whole frame with one grey level (0..=15; higher values are clamped).
+    pub fn fill(&mut self, level: u8) {
+        let level = level.min(WHITE);
+        self.bytes.fill(level << 4 | level);
+    }
+
+    /// Sets pixel `(x, y)` to `level` (0..=15; higher values are clamped). Pixels
+    /// outside the panel are ignored.
+    #[inline]
+    pub fn set(&mut self, x: usize, y: usize, level: u8) {
+        if x >= WIDTH || y >= HEIGHT {
+            return;
+        }
+        let level = level.min(WHITE);
+        let byte = &mut self.bytes[y * (WIDTH / 2) + x / 2];
+        *byte = if x % 2 == 0 {
+            (*byte & 0x0f) | (level << 4)
+        } else {
+            (*byte & 0xf0) | level
+        };
+    }
+
+    /// The grey level of pixel `(x, y)`; 0 outside the panel.
+    #[inline]
+    pub fn get(&self, x: usize, y: usize) -> u8 {
+        if x >= WIDTH || y >= HEIGHT {
+            return 0;
+        }
+        let byte = self.bytes[y * (WIDTH / 2) + x / 2];
+        if x % 2 == 0 {
+            byte >> 4
+        } else {
+            byte & 0x0f
+        }
+    }
+}
+
+impl OriginDimensions for FrameBuffer {
+    fn size(&self) -> Size {
+        Size::new(WIDTH as u32, HEIGHT as u32)
+    }
+}
+
+impl DrawTarget for FrameBuffer {
+    type Color = Gray4;
+    type Error = core::convert::Infallible;
+
+    fn draw_iter<I>(&mut self, pixels: I) -> Result<(), Self::Error>
+    where
+        I: IntoIterator<Item = Pixel<Self::Color>>,
+    {
+        for Pixel(point, color) in pixels {
+            if let (Ok(x), Ok(y)) = (usize::try_from(point.x), usize::try_from(point.y)) {
+                self.set(x, y, color.luma());
+            }
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self, color: Self::Color) -> Result<(), Self::Error> {
+        self.fill(color.luma());
+        Ok(())
+    }
+}
+
+/// A short line of text, formatted without allocating; what does not fit is cut off
+/// (the screen could not show it anyway).
+type Line = heapless::String<40>;
+
+fn text(fb: &mut FrameBuffer, s: &str, x: i32, y: i32, font: &MonoFont<'_>, level: u8) {
+    let style = MonoTextStyle::new(font, Gray4::new(level.min(WHITE)));
+    let Ok(_) = Text::with_baseline(s, Point::new(x, y), style, Baseline::Top).draw(fb);
+}
+
+fn rect(fb: &mut FrameBuffer, x: i32, y: i32, w: u32, h: u32, style: PrimitiveStyle<Gray4>) {
+    let Ok(()) = Rectangle::new(Point::new(x, y), Size::new(w, h))
+        .into_styled(style)
+        .draw(fb);
+}
+
+/// Appends `value` (Q16) with one decimal, rounded half away from zero.
+fn push_q16(line: &mut Line, value: Q16) {
+    let v = value as i64;
+    let tenths = (v.abs() * 10 + (1 << 15)) >> 16;
+    let sign = if v < 0 && tenths != 0 { "-" } else { "" };
+    let _ = write!(line, "{sign}{}.{}", tenths / 10, tenths % 10);
+}
+
+/// Longest image side [`blit`] draws; no image the protocol carries comes close, and
+/// the bound keeps every product below in 32 bits.
+const MAX_SIDE: usize = 1 << 16;
+
+/// Draws a `w` x `h` image into the box at `(bx, by)` of size `bw` x `bh`, as large as
+/// fits while keeping the aspect ratio, centred.
+///
+/// An image that fits at least once is magnified by a whole factor (so every source
+/// pixel becomes an equal square); a larger one is reduced by nearest-neighbour
+/// sampling. Pixels beyond the end of `image` draw black; an image with a side of 0 or
+/// of [`MAX_SIDE`] or more draws nothing.
+#[allow(clippy::too_many_arguments)]
+fn blit(
+    fb: &mut FrameBuffer,
+    image: &[u8],
+    w: usize,
+    h: usize,
+    bx: usize,
+    by: usize,
+    bw: usize,
+    bh: usize,
+) {
+    if w == 0 || h == 0 || w >= MAX_SIDE || h >= MAX_SIDE || bw == 0 || bh == 0 {
+        return;
+    }
+    let (bw, bh) = (bw.min(WIDTH), bh.min(HEIGHT));
+    let (dw, dh) = if w <= bw && h <= bh {
+        let scale = (bw / w).min(bh / h);
+        (w * scale, h * scale)
+    } else if w * bh >= h * bw {
+        // Relatively wider than the box: the width limits.
+        (bw, (h * bw / w).max(1))
+    } else {
+        ((w * bh / h).max(1), bh)
+    };
+    let x0 = bx + (bw - dw) / 2;
+    let y0 = by + (bh - dh) / 2;
+    for dy in 0..dh {
+        let row = (dy * h / dh).checked_mul(w);
+        for dx in 0..dw {
+            let sx = dx * w / dw;
+            let p = row
+                .and_then(|r| r.checked_add(sx))
+                .and_then(|i| image.get(i))
+                .copied()
+                .unwrap_or(0);
+            fb.set(x0 + dx, y0 + dy, gray4_of(p));
+        }
+    }
+}
+
+/// The screen shown after boot: the model the firmware carries.
+pub fn draw_boot(
+    fb: &mut FrameBuffer,
+    name: &str,
+    width: usize,
+    height: usize,
+    latent: usize,
+    parameters: usize,
+    hash: u32,
+) {
+    fb.fill(0);
+    text(fb, "tinyvae", 0, 0, &FONT_6X10, WHITE);
+    text(fb, "int8 VAE", 56, 1, &FONT_5X8, 8);
+    rect(
+        fb,
+        0,
+        11,
+        WIDTH as u32,
+        1,
+        PrimitiveStyle::with_fill(Gray4::new(6)),
+    );
+    text(fb, name, 0, 14, &FONT_5X8, WHITE);
+    let mut line = Line::new();
+    let _ = write!(line, "input {width}x{height}  z {latent}");
+    text(fb, &line, 0, 24, &FONT_5X8, 11);
+    line.clear();
+    let _ = write!(line, "params {parameters}");
+    text(fb, &line, 0, 33, &FONT_5X8, 11);
+    line.clear();
+    let _ = write!(line, "hash {hash:08x}");
+    text(fb, &line, 0, 42, &FONT_5X8, 11);
+    text(fb, "waiting for host", 0, 55, &FONT_5X8, 6);
+}
+
+/// Left edge of the score bar in [`draw_scored`].
+const BAR_X: usize = 116;
+/// Height of the image area above the verdict line.
+const IMAGE_AREA: usize = 56;
+/// Bar height at which the score equals the threshold: three quarters up, so that
+/// scores up to a third above the threshold still show how far above they are.
+const BAR_AT_THRESHOLD: i64 = 40;
+
+/// The bar height for a score against a threshold, 0..=`IMAGE_AREA - 2`.
+fn bar_height(report: &ScoreReport) -> usize {
+    let max = (IMAGE_AREA - 2) as i64;
+    let height = if report.threshold > 0 {
+        (report.score.max(0) as i64 * BAR_AT_THRESHOLD / report.threshold as i64).min(max)
+    } else if report.score > report.threshold {
+        max
+    } else {
+        0
+    };
+    height as usize
+}
+
+/// The screen shown after scoring an image: the input and its reconstruction side by
+/// side, a bar showing the score against the threshold (the tick marks the
+/// threshold), and the verdict with the score.
+pub fn draw_scored(
+    fb: &mut FrameBuffer,
+    input: &[u8],
+    reconstruction: &[u8],
+    width: usize,
+    height: usize,
+    report: &ScoreReport,
+) {
+    fb.fill(0);
+    blit(fb, input, width, height, 0, 0, IMAGE_AREA, IMAGE_AREA);
+    blit(
+        fb,
+        reconstruction,
+        width,
+        height,
+        58,
+        0,
+        IMAGE_AREA,
+        IMAGE_AREA,
+    );
+
+    // Score bar: outline, fill from the bottom, threshold tick across it.
+    let bar_w = (WIDTH - BAR_X) as u32;
+    rect(
+        fb,
+        BAR_X as i32,
+        0,
+        bar_w,
+        IMAGE_AREA as u32,
+        PrimitiveStyle::with_stroke(Gray4::new(5), 1),
+    );
+    let fill = bar_height(report);
+    let fill_level = if report.anomalous { WHITE } else { 9 };
+    rect(
+        fb,
+        BAR_X as i32 + 2,
+        (IMAGE_AREA - 1 - fill) as i32,
+        bar_w - 4,
+        fill as u32,
+        PrimitiveStyle::with_fill(Gray4::new(fill_level)),
+    );
+    let tick_y = (IMAGE_AREA as i64 - 1 - BAR_AT_THRESHOLD) as i32;
+    rect(
+        fb,
+        BAR_X as i32 - 2,
+        tick_y,
+        bar_w + 2,
+        1,
+        PrimitiveStyle::with_fill(Gray4::new(WHITE)),
+    );
+
+    // Verdict line: the anomaly verdict inverted so it stands out.
+    let verdict_y = IMAGE_AREA as i32;
+    if report.anomalous {
+        rect(
+            fb,
+            0,
+            verdict_y,
+            37,
+            8,
+            PrimitiveStyle::with_fill(Gray4::new(WHITE)),
+        );
+        text(fb, "ANOMALY", 1, verdict_y, &FONT_5X8, 0);
+    } else {
+        text(fb, "NORMAL", 1, verdict_y, &FONT_5X8, WHITE);
+    }
+    let mut line = Line::new();
+    push_q16(&mut line, report.score);
+    let _ = line.push_str(if report.anomalous { ">" } else { "<=" });
+    push_q16(&mut line, report.threshold);
+    text(fb, &line, 40, verdict_y, &FONT_5X8, 11);
+}
+
+/// Draws the decoded image in the left 64x64 square and a caption on the right,
+/// wrapping each caption line at the 12 characters that fit.
+fn draw_image_with_caption(
+    fb: &mut FrameBuffer,
+    image: &[u8],
+    width: usize,
+    height: usize,
+    caption: &[&str],
+) {
+    fb.fill(0);
+    blit(fb, image, width, height, 0, 0, HEIGHT, HEIGHT);
+    const COLUMNS: usize = 12;
+    let mut y = 2;
+    for (i, line) in caption.iter().enumerate() {
+        let level = if i == 0 { WHITE } else { 11 };
+        let bytes = line.as_bytes();
+        for chunk in bytes.chunks(COLUMNS) {
+            // Captions are ASCII; a chunk boundary inside a UTF-8 sequence just draws
+            // nothing for that chunk.
+            if let Ok(s) = core::str::from_utf8(chunk) {
+                text(fb, s, 67, y, &FONT_5X8, level);
+            }
+            y += 9;
+        }
+        if i == 0 {
+            y += 3;
+        }
+    }
+}
+
+/// The screen shown after generating an image: the image and the seed it came from.
+pub fn draw_generated(fb: &mut FrameBuffer, image: &[u8], width: usize, height: usize, seed: u64) {
+    let mut seed_text = Line::new();
+    let _ = write!(seed_text, "{seed}");
+    draw_image_with_caption(
+        fb,
+        image,
+        width,
+        height,
+        &["GENERATED", "seed", seed_text.as_str()],
+    );
+}
+
+/// The idle screen: one frame of the walk through latent space.
+pub fn draw_walk(fb: &mut FrameBuffer, image: &[u8], width: usize, height: usize, step: u32) {
+    let mut step_text = Line::new();
+    let _ = write!(step_text, "step {step}");
+    draw_image_with_caption(
+        fb,
+        image,
+        width,
+        height,
+        &["LATENT WALK", "idle", step_text.as_str()],
+    );
+}
+
+/// Width of QEMU's rendering of the panel: four screen pixels per panel pixel.
+pub const DUMP_WIDTH: usize = WIDTH * DUMP_MAGNIFY;
+/// Height of QEMU's rendering of the panel.
+pub const DUMP_HEIGHT: usize = HEIGHT * DUMP_MAGNIFY;
+/// QEMU's `MAGNIFY` in `hw/display/ssd0323.c`.
+pub const DUMP_MAGNIFY: usize = 4;
+
+/// The 8-bit grey QEMU paints for a 4-bit level on a 24/32-bit console surface
+/// (`n = (i << 4) | i` in `ssd0323_update_display`), so level 15 is 255.
+#[inline]
+pub const fn dump_gray(level: u8) -> u8 {
+    let level = if level > WHITE { WHITE } else { level };
+    (level << 4) | level
+}
+
+/// Renders `fb` as QEMU's `screendump` PNG of the lm3s6965evb's OLED shows it: 512x256,
+/// row major, one grey byte per pixel (the PNG's red, green and blue are all this
+/// value), each panel pixel a 4x4 square.
+#[cfg(feature = "host")]
+pub fn screendump_pixels(fb: &FrameBuffer) -> std::vec::Vec<u8> {
+    let mut out = std::vec![0u8; DUMP_WIDTH * DUMP_HEIGHT];
+    for (y, row) in out.chunks_exact_mut(DUMP_WIDTH).enumerate() {
+        for (x, p) in row.iter_mut().enumerate() {
+            *p = dump_gray(fb.get(x / DUMP_MAGNIFY, y / DUMP_MAGNIFY));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn nibble_layout_matches_the_controller() {
+        let mut fb = FrameBuffer::new();
+        fb.set(0, 0, 0xA);
+        fb.set(1, 0, 0x5);
+        fb.set(2, 0, 0x3);
+        fb.set(127, 63, 0xF);
+        fb.set(126, 1, 0x7);
+        fb.set(128, 0, 0xF); // off the panel: ignored
+        fb.set(0, 64, 0xF);
+        let b = fb.as_bytes();
+        assert_eq!(b[0], 0xA5);
+        assert_eq!(b[1], 0x30);
+        assert_eq!(b[4095], 0x0F);
+        assert_eq!(b[64 + 63], 0x70);
+        assert_eq!(b.iter().filter(|&&x| x != 0).count(), 4);
+        assert_eq!(fb.get(0, 0), 0xA);
+        assert_eq!(fb.get(1, 0), 0x5);
+        assert_eq!(fb.get(127, 63), 0xF);
+        assert_eq!(fb.get(500, 0), 0);
+    }
+
+    #[test]
+    fn set_clamps_levels_and_draw_target_clips() {
+        let mut fb = FrameBuffer::new();
+        fb.set(3, 3, 200);
+        assert_eq!(fb.get(3, 3), 15);
+        let Ok(()) = Rectangle::new(Point::new(-10, -10), Size::new(300, 300))
+            .into_styled(PrimitiveStyle::with_fill(Gray4::new(9)))
+            .draw(&mut fb);
+        assert!(fb.as_bytes().iter().all(|&b| b == 0x99));
+        assert_eq!(fb.size(), Size::new(128, 64));
+    }
+
+    #[test]
+    fn gray_mapping() {
+        assert_eq!(gray4_of(0), 0);
+        assert_eq!(gray4_of(15), 0);
+        assert_eq!(gray4_of(16), 1);
+        assert_eq!(gray4_of(255), 15);
+        assert_eq!(dump_gray(0), 0);
+        assert_eq!(dump_gray(1), 17);
+        assert_eq!(dump_gray(15), 255);
+    }
+
+    #[test]
+    fn q16_formatting_rounds() {
+        let cases = [
+            (0, "0.0"),
+            (65536, "1.0"),
+            (-65536, "-1.0"),
+            (65536 * 3 / 2, "1.5"),
+            (3277, "0.1"),  // 0.05000305 rounds up
+            (3276, "0.0"),  // 0.04998779 rounds down
+            (-3276, "0.0"), // no "-0.0"
+            (i32::MAX, "32768.0"),
+            (i32::MIN, "-32768.0"),
+        ];
+        for (v, s) in cases {
+            let mut line = Line::new();
+            push_q16(&mut line, v);
+            assert_eq!(line.as_str(), s, "{v}");
+        }
+    }
+
+    fn image(n: usize) -> std::vec::Vec<u8> {
+        (0..n).map(|i| (i * 37 % 256) as u8).collect()
+    }
+
+    #[test]
+    fn draw_functions_accept_any_input() {
+        let mut fb = FrameBuffer::new();
+        let sizes = [
+            (0, 0),
+            (0, 28),
+            (28, 0),
+            (1, 1),
+            (28, 28),
+            (32, 32),
+            (1, 1024),
+            (1024, 1),
+            (5, 200),
+            (200, 5),
+            (57, 57),
+            (usize::MAX / 2, 2),
+        ];
+        let scores = [i32::MIN, -1, 0, 1, 100 << 16, i32::MAX];
+        for &(w, h) in &sizes {
+            for len in [0, 10, 784, 1024] {
+                let img = image(len);
+                for &score in &scores {
+                    for &threshold in &scores {
+                        let report = ScoreReport {
+                            reconstruction: score,
+                            kl: 0,
+                            score,
+                            threshold,
+                            anomalous: score > threshold,
+                        };
+                        draw_scored(&mut fb, &img, &img, w.min(4096), h.min(4096), &report);
+                    }
+                }
+                draw_generated(&mut fb, &img, w.min(4096), h.min(4096), u64::MAX);
+                draw_walk(&mut fb, &img, w.min(4096), h.min(4096), u32::MAX);
+            }
+        }
+        draw_boot(&mut fb, "", 0, 0, 0, 0, 0);
+        draw_boot(
+            &mut fb,
+            "é漢字 a very long model name!!",
+            9999,
+            9999,
+            usize::MAX,
+            usize::MAX,
+            u32::MAX,
+        );
+        draw_walk(&mut fb, &[255; 4], usize::MAX, usize::MAX, 0);
+    }
+
+    #[test]
+    fn images_scale_by_whole_factors() {
+        let mut fb = FrameBuffer::new();
+        let img: std::vec::Vec<u8> = (0..784).map(|i| if i % 2 == 0 { 255 } else { 0 }).collect();
+        draw_generated(&mut fb, &img, 28, 28, 1);
+        // 28x28 doubles to 56x56, centred in the 64x64 square: offset 4.
+        assert_eq!(fb.get(4, 4), 15);
+        assert_eq!(fb.get(5, 5), 15);
+        assert_eq!(fb.get(6, 4), 0);
+        assert_eq!(fb.get(3, 4), 0);
+        assert_eq!(fb.get(4 + 55, 4 + 55), 0); // pixel 783 is odd: black
+        assert_eq!(fb.get(4 + 54, 4 + 54), 15);
+    }
+
+    #[test]
+    fn scored_screen_shows_the_verdict() {
+        let img = image(784);
+        let mut normal = FrameBuffer::new();
+        let mut anomalous = FrameBuffer::new();
+        let base = ScoreReport {
+            reconstruction: 90 << 16,
+            kl: 10 << 16,
+            score: 100 << 16,
+            threshold: 150 << 16,
+            anomalous: false,
+        };
+        draw_scored(&mut normal, &img, &img, 28, 28, &base);
+        let over = ScoreReport {
+            score: 200 << 16,
+            anomalous: true,
+            ..base
+        };
+        draw_scored(&mut anomalous, &img, &img, 28, 28, &over);
+        // The inverted ANOMALY box lights the verdict line's left corner.
+        assert_eq!(normal.get(0, 56), 0);
+        assert_eq!(anomalous.get(0, 56), 15);
+        // The anomalous bar is full height and white; the normal one is lower.
+        assert_eq!(anomalous.get(BAR_X + 4, 2), 15);
+        assert_eq!(normal.get(BAR_X + 4, 2), 0);
+        assert_ne!(normal.get(BAR_X + 4, 50), 0);
+    }
+
+    #[cfg(feature = "host")]
+    #[test]
+    fn screendump_magnifies_by_four() {
+        let mut fb = FrameBuffer::new();
+        fb.set(0, 0, 15);
+        fb.set(127, 63, 1);
+        let dump = screendump_pixels(&fb);
+        assert_eq!(dump.len(), 512 * 256);
+        for y in 0..4 {
+            for x in 0..4 {
+                assert_eq!(dump[y * 512 + x], 255);
+            }
+        }
+        assert_eq!(dump[4], 0);
+        assert_eq!(dump[4 * 512], 0);
+        assert_eq!(dump[255 * 512 + 511], 17);
+        assert_eq!(dump[252 * 512 + 508], 17);
+        assert_eq!(dump[251 * 512 + 508], 0);
+    }
+}

@@ -1,0 +1,108 @@
+//! Seeded synthetic models for tests, examples and benchmarks (host only).
+//!
+//! A synthetic model is a random float MLP quantized with the exporter's own arithmetic
+//! ([`crate::quantize`]), so it exercises every field of the model image the way a
+//! trained model does, without needing a trained checkpoint.
+
+use std::vec::Vec;
+
+use crate::model::{Likelihood, ModelSpec};
+use crate::quantize::{latent_quant, quantize_layer, ActQuant, FloatLayer, OutputQuant};
+use crate::rng::Rng;
+
+/// Shape of a synthetic model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyntheticShape {
+    /// Image width.
+    pub width: usize,
+    /// Image height.
+    pub height: usize,
+    /// Hidden width of the encoder and of the decoder (one hidden layer each).
+    pub hidden: usize,
+    /// Latent size.
+    pub latent: usize,
+}
+
+impl Default for SyntheticShape {
+    /// The default model's shape: 28x28, 64 hidden, 16 latent.
+    fn default() -> Self {
+        Self {
+            width: 28,
+            height: 28,
+            hidden: 64,
+            latent: 16,
+        }
+    }
+}
+
+/// A uniform value in `[-limit, limit)`.
+pub fn uniform(rng: &mut Rng, limit: f32) -> f32 {
+    let unit = rng.next_u32() as f64 / 4_294_967_296.0;
+    ((2.0 * unit - 1.0) * limit as f64) as f32
+}
+
+/// A float layer with PyTorch's default init (uniform +-1/sqrt(fan_in)).
+pub fn random_layer(rng: &mut Rng, in_dim: usize, out_dim: usize) -> FloatLayer {
+    let limit = 1.0 / (in_dim as f32).sqrt();
+    FloatLayer {
+        in_dim,
+        out_dim,
+        weight: (0..in_dim * out_dim).map(|_| uniform(rng, limit)).collect(),
+        bias: (0..out_dim).map(|_| uniform(rng, limit)).collect(),
+    }
+}
+
+/// A valid model image spec with random weights, drawn from `seed`.
+pub fn synthetic_model(seed: u64, shape: SyntheticShape) -> ModelSpec {
+    let mut rng = Rng::new(seed);
+    let pixels = shape.width * shape.height;
+    let hidden = ActQuant::from_range(0.0, 2.0);
+    let z = ActQuant::from_range(-4.0, 4.0);
+    let logits = ActQuant::from_range(-8.0, 8.0);
+    let encoder: Vec<_> = vec![
+        quantize_layer(
+            &random_layer(&mut rng, pixels, shape.hidden),
+            ActQuant::pixels(),
+            OutputQuant::Int8 {
+                quant: hidden,
+                relu: true,
+            },
+        ),
+        quantize_layer(
+            &random_layer(&mut rng, shape.hidden, 2 * shape.latent),
+            hidden,
+            OutputQuant::Q16,
+        ),
+    ];
+    let decoder = vec![
+        quantize_layer(
+            &random_layer(&mut rng, shape.latent, shape.hidden),
+            z,
+            OutputQuant::Int8 {
+                quant: hidden,
+                relu: true,
+            },
+        ),
+        quantize_layer(
+            &random_layer(&mut rng, shape.hidden, pixels),
+            hidden,
+            OutputQuant::Int8 {
+                quant: logits,
+                relu: false,
+            },
+        ),
+    ];
+    ModelSpec {
+        name: std::format!("synthetic-{seed}"),
+        likelihood: Likelihood::Bernoulli,
+        input_width: shape.width,
+        input_height: shape.height,
+        latent: shape.latent,
+        threshold: 300 << 16,
+        z_quant: latent_quant(z),
+        encoder,
+        decoder,
+        logit_scale: logits.scale,
+        logit_zero_point: logits.zero_point,
+    }
+}

@@ -1,0 +1,126 @@
+//! The model image: round trip, and a named error for each kind of damage.
+
+use tinyvae_shared::model::{Model, ModelError, FORMAT_VERSION, HEADER_LEN};
+use tinyvae_shared::pipeline::{self, Workspace};
+use tinyvae_shared::protocol::FRAME_CRC;
+use tinyvae_shared::testing::{synthetic_model, SyntheticShape};
+
+fn image() -> Vec<u8> {
+    synthetic_model(9, SyntheticShape::default())
+        .to_bytes()
+        .expect("valid")
+}
+
+/// Rewrites the trailing CRC so that a deliberate edit reaches the field checks.
+fn reseal(bytes: &mut [u8]) {
+    let body = bytes.len() - 4;
+    let crc = FRAME_CRC.checksum(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn round_trip_keeps_every_field() {
+    let spec = synthetic_model(9, SyntheticShape::default());
+    let bytes = spec.to_bytes().expect("valid");
+    let model = Model::parse(&bytes).expect("parses");
+    assert_eq!(model.name(), "synthetic-9");
+    assert_eq!((model.input_width, model.input_height, model.latent), (28, 28, 16));
+    assert_eq!(model.threshold, spec.threshold);
+    assert_eq!(model.encoder.len(), 2);
+    assert_eq!(model.decoder.len(), 2);
+    assert_eq!(model.parameters(), 784 * 64 + 64 * 32 + 16 * 64 + 64 * 784);
+    for (layer, spec) in model.encoder.iter().zip(&spec.encoder) {
+        for j in [0, 1, layer.out_dim - 1] {
+            assert_eq!(layer.bias(j), spec.bias[j]);
+            assert_eq!(layer.multiplier(j), spec.multiplier[j]);
+            for i in [0, layer.in_dim / 2, layer.in_dim - 1] {
+                assert_eq!(layer.weight(j, i), spec.weight[j * layer.in_dim + i]);
+            }
+        }
+    }
+    assert_eq!(model.hash, FRAME_CRC.checksum(&bytes[..bytes.len() - 4]));
+    println!("synthetic 784-64-16 model image: {} bytes", bytes.len());
+}
+
+#[test]
+fn damage_is_named() {
+    let good = image();
+
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    assert_eq!(Model::parse(&bad).unwrap_err(), ModelError::BadMagic);
+
+    let mut bad = good.clone();
+    bad[4..6].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    assert_eq!(
+        Model::parse(&bad).unwrap_err(),
+        ModelError::UnsupportedVersion(FORMAT_VERSION + 1)
+    );
+
+    let truncated = &good[..good.len() / 2];
+    assert!(matches!(
+        Model::parse(truncated).unwrap_err(),
+        ModelError::LengthMismatch { .. }
+    ));
+    assert!(matches!(
+        Model::parse(&good[..10]).unwrap_err(),
+        ModelError::Truncated { part: "header", .. }
+    ));
+
+    let mut bad = good.clone();
+    bad[HEADER_LEN + 100] ^= 1;
+    assert!(matches!(Model::parse(&bad).unwrap_err(), ModelError::BadCrc { .. }));
+
+    // A layer that does not take the previous stage's outputs.
+    let mut bad = good.clone();
+    bad[HEADER_LEN..HEADER_LEN + 2].copy_from_slice(&783u16.to_le_bytes());
+    reseal(&mut bad);
+    assert!(matches!(
+        Model::parse(&bad).unwrap_err(),
+        ModelError::ShapeMismatch { network: "encoder", layer: 0, expected: 784, got: 783 }
+    ));
+
+    // An out-of-range layer kind.
+    let mut bad = good.clone();
+    bad[HEADER_LEN + 4] = 9;
+    reseal(&mut bad);
+    assert!(matches!(
+        Model::parse(&bad).unwrap_err(),
+        ModelError::InvalidField { field: "layer kind", .. }
+    ));
+
+    // A latent size beyond what the protocol carries.
+    let mut bad = good.clone();
+    bad[12..14].copy_from_slice(&64u16.to_le_bytes());
+    reseal(&mut bad);
+    assert!(matches!(
+        Model::parse(&bad).unwrap_err(),
+        ModelError::InvalidField { field: "latent", .. }
+    ));
+}
+
+#[test]
+fn inference_is_deterministic_and_checks_sizes() {
+    let bytes = image();
+    let model = Model::parse(&bytes).expect("parses");
+    let mut ws = Workspace::new();
+    let digit: Vec<u8> = (0..784).map(|i| if (i / 28 + i % 28) % 5 == 0 { 255 } else { 0 }).collect();
+    let a = pipeline::score_image(&model, &mut ws, &digit, model.threshold).expect("runs");
+    let b = pipeline::score_image(&model, &mut ws, &digit, model.threshold).expect("runs");
+    assert_eq!(a, b);
+    assert_eq!(a.reconstruction.len(), 784);
+    assert!(a.score.kl >= 0);
+    let (z1, img1) = pipeline::generate(&model, &mut ws, 42, 1 << 16).expect("runs");
+    let (z2, img2) = pipeline::generate(&model, &mut ws, 42, 1 << 16).expect("runs");
+    let (z3, _) = pipeline::generate(&model, &mut ws, 43, 1 << 16).expect("runs");
+    assert_eq!((z1.clone(), img1), (z2, img2));
+    assert_ne!(z1, z3);
+    assert_eq!(
+        pipeline::encode(&model, &mut ws, &digit[..100]).unwrap_err(),
+        pipeline::InferError::WrongImageSize { expected: 784, got: 100 }
+    );
+    assert_eq!(
+        pipeline::decode(&model, &mut ws, &[0; 3]).unwrap_err(),
+        pipeline::InferError::WrongLatentSize { expected: 16, got: 3 }
+    );
+}

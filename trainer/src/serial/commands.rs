@@ -1,0 +1,362 @@
+//! The command-line edge of `tinyvae serial`: argument checks, printing, anyhow.
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use tinyvae_shared::fixed::{q16_from_f64, q16_to_f64};
+use tinyvae_shared::model::Model;
+use tinyvae_shared::protocol::DeviceInfo;
+use tinyvae_shared::rng::Rng;
+
+use super::images::{load_images, read_idx_labels, ImageSet};
+use super::metrics::{auroc, Confusion};
+use super::model_file::load_model_image;
+use super::{
+    BenchArgs, DeviceClient, EncodeArgs, GenerateArgs, InfoArgs, SerialArgs, SerialCommand,
+    SetThresholdArgs,
+};
+
+pub(super) fn run(args: &SerialArgs) -> anyhow::Result<()> {
+    ensure!(
+        args.timeout.is_finite() && args.timeout > 0.0,
+        "--timeout must be a positive number of seconds"
+    );
+    let mut client = DeviceClient::open(&args.port, args.baud)?;
+    client.set_timeout(Duration::from_secs_f64(args.timeout));
+    match &args.command {
+        SerialCommand::Info(a) => info(&mut client, a),
+        SerialCommand::Encode(a) => encode(&mut client, a),
+        SerialCommand::Generate(a) => generate(&mut client, a),
+        SerialCommand::Bench(a) => bench(&mut client, a),
+        SerialCommand::SetThreshold(a) => set_threshold(&mut client, a),
+        SerialCommand::Stats => {
+            let s = client.stats()?;
+            println!(
+                "frames {}  errors {}  scored {}  anomalies {}  generated {}  instructions {}",
+                s.frames, s.errors, s.scored, s.anomalies, s.generated, s.instructions
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Prints a device description.
+pub fn print_info(info: &DeviceInfo) {
+    println!("protocol version  {}", info.protocol_version);
+    println!("firmware version  {}", info.firmware_version);
+    println!("model             {}", info.model_name);
+    println!("model hash        {:#010x}", info.model_hash);
+    println!(
+        "input             {}x{}  latent {}  parameters {}",
+        info.input_width, info.input_height, info.latent, info.parameters
+    );
+    println!("threshold         {:.4}", q16_to_f64(info.threshold));
+    println!(
+        "flash {} B  static RAM {} B  stack high water {} B",
+        info.flash_used, info.ram_static, info.stack_high_water
+    );
+}
+
+fn info(client: &mut DeviceClient, args: &InfoArgs) -> anyhow::Result<()> {
+    let info = client.info()?;
+    print_info(&info);
+    let Some(path) = &args.model else {
+        return Ok(());
+    };
+    let image = load_model_image(path)?;
+    let model = Model::parse(&image).context("model file")?;
+    let mut differences = Vec::new();
+    if model.hash != info.model_hash {
+        differences.push(format!(
+            "hash: file {:#010x}, device {:#010x}",
+            model.hash, info.model_hash
+        ));
+    }
+    if model.name() != info.model_name.as_str() {
+        differences.push(format!(
+            "name: file {:?}, device {:?}",
+            model.name(),
+            info.model_name.as_str()
+        ));
+    }
+    let shape = |w: usize, h: usize, l: usize| format!("{w}x{h} latent {l}");
+    let file_shape = shape(model.input_width, model.input_height, model.latent);
+    let device_shape = shape(
+        info.input_width.into(),
+        info.input_height.into(),
+        info.latent.into(),
+    );
+    if file_shape != device_shape {
+        differences.push(format!("shape: file {file_shape}, device {device_shape}"));
+    }
+    if differences.is_empty() {
+        println!("model file        {} matches the device", path.display());
+        if model.threshold != info.threshold {
+            println!(
+                "note: the device's threshold {:.4} differs from the file's {:.4} (set-threshold?)",
+                q16_to_f64(info.threshold),
+                q16_to_f64(model.threshold)
+            );
+        }
+        Ok(())
+    } else {
+        bail!(
+            "the device does not run {}:\n  {}",
+            path.display(),
+            differences.join("\n  ")
+        )
+    }
+}
+
+/// Loads an image set, keeps at most `limit` images and checks its size.
+fn load_for_device(
+    path: &std::path::Path,
+    limit: Option<usize>,
+    info: &DeviceInfo,
+) -> anyhow::Result<ImageSet> {
+    let mut set = load_images(path)?;
+    if let Some(n) = limit {
+        set.truncate(n);
+    }
+    ensure!(
+        (set.width, set.height) == (info.input_width.into(), info.input_height.into()),
+        "{} holds {}x{} images, the device's model takes {}x{}",
+        path.display(),
+        set.width,
+        set.height,
+        info.input_width,
+        info.input_height
+    );
+    Ok(set)
+}
+
+fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
+    let info = client.info()?;
+    let mut set = load_for_device(&args.images, args.limit, &info)?;
+    let labels = match &args.labels {
+        Some(path) => {
+            let labels = read_idx_labels(path)?;
+            ensure!(
+                labels.len() >= set.len(),
+                "{} holds {} labels for {} images",
+                path.display(),
+                labels.len(),
+                set.len()
+            );
+            Some(labels)
+        }
+        None => None,
+    };
+    ensure!(
+        args.anomalous_digits.is_empty() || labels.is_some(),
+        "--anomalous-digits needs --labels"
+    );
+    let mut truth: Option<Vec<bool>> = if !args.anomalous_digits.is_empty() {
+        labels.as_ref().map(|l| {
+            l[..set.len()]
+                .iter()
+                .map(|d| args.anomalous_digits.contains(d))
+                .collect()
+        })
+    } else {
+        None
+    };
+    if let Some(path) = &args.anomalous {
+        ensure!(
+            truth.is_none(),
+            "use either --anomalous or --anomalous-digits, not both"
+        );
+        let extra = load_for_device(path, args.limit, &info)?;
+        let mut t = vec![false; set.len()];
+        t.extend(std::iter::repeat_n(true, extra.len()));
+        truth = Some(t);
+        set.images.extend(extra.images);
+        set.names
+            .extend(extra.names.into_iter().map(|n| format!("anomalous {n}")));
+    }
+
+    let mut scores = Vec::with_capacity(set.len());
+    let mut verdicts = Vec::with_capacity(set.len());
+    let mut instructions: u64 = 0;
+    if !args.summary {
+        println!("image            label  truth       score   recon      kl  verdict");
+    }
+    for (i, (image, name)) in set.images.iter().zip(&set.names).enumerate() {
+        let e = client
+            .encode(image)
+            .with_context(|| format!("encoding image {name}"))?;
+        instructions += e.instructions;
+        scores.push(i64::from(e.score.score));
+        verdicts.push(e.score.anomalous);
+        if !args.summary {
+            let label = labels
+                .as_ref()
+                .and_then(|l| l.get(i))
+                .map_or("-".to_owned(), u8::to_string);
+            let t = truth.as_ref().map_or("-", |t| {
+                if t[i] {
+                    "anomalous"
+                } else {
+                    "normal"
+                }
+            });
+            println!(
+                "{name:<16} {label:>5}  {t:<9} {:>9.3} {:>7.3} {:>7.3}  {}",
+                q16_to_f64(e.score.score),
+                q16_to_f64(e.score.reconstruction),
+                q16_to_f64(e.score.kl),
+                if e.score.anomalous {
+                    "ANOMALOUS"
+                } else {
+                    "ok"
+                }
+            );
+        }
+    }
+    let n = scores.len().max(1) as f64;
+    println!(
+        "{} images, {} flagged anomalous (threshold {:.4}), mean score {:.3}, mean {:.0} instructions per encode",
+        scores.len(),
+        verdicts.iter().filter(|&&v| v).count(),
+        q16_to_f64(info.threshold),
+        scores.iter().map(|&s| s as f64 / 65536.0).sum::<f64>() / n,
+        instructions as f64 / n
+    );
+    if let Some(truth) = &truth {
+        match auroc(&scores, truth) {
+            Some(a) => println!("AUROC {a:.4}"),
+            None => println!("AUROC undefined: the set holds only one class"),
+        }
+        println!("{}", Confusion::tally(&verdicts, truth).table());
+    }
+    Ok(())
+}
+
+fn generate(client: &mut DeviceClient, args: &GenerateArgs) -> anyhow::Result<()> {
+    ensure!(args.count > 0, "--count must be at least 1");
+    ensure!(
+        args.columns > 0 && args.scale > 0,
+        "--columns and --scale must be at least 1"
+    );
+    let info = client.info()?;
+    let (w, h) = (u32::from(info.input_width), u32::from(info.input_height));
+    let temperature = q16_from_f64(args.temperature);
+    let mut images = Vec::new();
+    for i in 0..args.count {
+        let seed = args.seed.wrapping_add(i);
+        let g = client
+            .generate(seed, temperature)
+            .with_context(|| format!("generating seed {seed}"))?;
+        ensure!(
+            g.image.len() == (w * h) as usize,
+            "device returned {} pixels for a {w}x{h} model",
+            g.image.len()
+        );
+        println!("seed {seed}: {} instructions", g.instructions);
+        images.push(g.image);
+    }
+    let grid = grid_image(&images, w, h, args.columns, args.scale);
+    grid.save(&args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote {} images to {}", images.len(), args.out.display());
+    Ok(())
+}
+
+/// Lays `images` (each `w` x `h`) out in a grid with `columns` per row, magnified by
+/// `scale`, separated by 1-pixel grey lines.
+pub fn grid_image(
+    images: &[impl AsRef<[u8]>],
+    w: u32,
+    h: u32,
+    columns: u32,
+    scale: u32,
+) -> image::GrayImage {
+    let columns = columns.min(images.len().max(1) as u32);
+    let rows = (images.len() as u32).div_ceil(columns);
+    let (cell_w, cell_h) = (w * scale + 1, h * scale + 1);
+    let mut grid = image::GrayImage::from_pixel(columns * cell_w + 1, rows * cell_h + 1, image::Luma([96]));
+    for (i, img) in images.iter().enumerate() {
+        let (col, row) = (i as u32 % columns, i as u32 / columns);
+        for y in 0..h * scale {
+            for x in 0..w * scale {
+                let p = img
+                    .as_ref()
+                    .get(((y / scale) * w + x / scale) as usize)
+                    .copied()
+                    .unwrap_or(0);
+                grid.put_pixel(col * cell_w + 1 + x, row * cell_h + 1 + y, image::Luma([p]));
+            }
+        }
+    }
+    grid
+}
+
+/// min, median, max and mean of a non-empty sample.
+fn summary(values: &mut [u64]) -> (u64, u64, u64, f64) {
+    values.sort_unstable();
+    let n = values.len().max(1);
+    let mean = values.iter().sum::<u64>() as f64 / n as f64;
+    (
+        values.first().copied().unwrap_or(0),
+        values.get(values.len() / 2).copied().unwrap_or(0),
+        values.last().copied().unwrap_or(0),
+        mean,
+    )
+}
+
+fn bench(client: &mut DeviceClient, args: &BenchArgs) -> anyhow::Result<()> {
+    ensure!(args.count > 0, "--count must be at least 1");
+    ensure!(args.clock_mhz > 0.0, "--clock-mhz must be positive");
+    let info = client.info()?;
+    let pixels = usize::from(info.input_width) * usize::from(info.input_height);
+    let mut rng = Rng::new(0x7e57);
+    let images: Vec<Vec<u8>> = match &args.images {
+        Some(path) => load_for_device(path, Some(args.count as usize), &info)?.images,
+        None => (0..args.count)
+            .map(|_| (0..pixels).map(|_| rng.next_u32() as u8).collect())
+            .collect(),
+    };
+    let mut encode = Vec::new();
+    for image in &images {
+        encode.push(client.encode(image)?.instructions);
+    }
+    let mut decode = Vec::new();
+    let mut generate = Vec::new();
+    for i in 0..args.count {
+        let z = tinyvae_shared::pipeline::prior_sample(info.latent.into(), i, 1 << 16);
+        decode.push(client.decode(&z)?.instructions);
+        generate.push(client.generate(i, 1 << 16)?.instructions);
+    }
+    println!(
+        "instructions per request (QEMU -icount counts instructions; a real Cortex-M3 \
+         takes more cycles than instructions)"
+    );
+    println!(
+        "{:<10} {:>5} {:>12} {:>12} {:>12} {:>14}",
+        "request", "n", "min", "median", "max", "ms @ clock*"
+    );
+    for (name, values) in [
+        ("encode", &mut encode),
+        ("decode", &mut decode),
+        ("generate", &mut generate),
+    ] {
+        let (min, median, max, mean) = summary(values);
+        println!(
+            "{name:<10} {:>5} {min:>12} {median:>12} {max:>12} {:>14.3}",
+            values.len(),
+            mean / (args.clock_mhz * 1e3)
+        );
+    }
+    println!(
+        "* mean instructions at {} MHz and one instruction per cycle: a lower bound",
+        args.clock_mhz
+    );
+    Ok(())
+}
+
+fn set_threshold(client: &mut DeviceClient, args: &SetThresholdArgs) -> anyhow::Result<()> {
+    ensure!(args.threshold.is_finite(), "the threshold must be a number");
+    let now = client.set_threshold(q16_from_f64(args.threshold))?;
+    println!("threshold now {:.4}", q16_to_f64(now));
+    Ok(())
+}
