@@ -26,14 +26,14 @@
 //! Against `f64` (`shared/tests/math_accuracy.rs`, which sweeps every representable
 //! input of `exp` and a dense grid plus random inputs of `ln` and `sqrt`):
 //!
-//! | function         | inputs checked                              | max error measured |
-//! |------------------|---------------------------------------------|--------------------|
-//! | [`exp_q16`]      | every raw Q16 in [-16, 11]                  | 0.4999996 ulp      |
-//! | [`exp_half_q16`] | every raw Q16 in [-32, 21]                  | 0.4999997 ulp      |
-//! | [`ln_q16`]       | every raw in [2^-16, 16], stride 997 above, 2e6 random | 0.5000002 ulp |
-//! | [`ln_u64_q32`]   | 3e6 random `u64` of every magnitude, frac_bits 0..=64 | 0.556 Q32 ulp (1.3e-10) |
-//! | [`sqrt_q16`]     | as `ln_q16`, plus an exact integer rounding check | 0.4999999 ulp (correctly rounded) |
-//! | [`isqrt_u64`]    | 2e6 random, squares +-1, edges, exact check | exact floor        |
+//! | function         | inputs checked                                | max error measured      |
+//! |------------------|-----------------------------------------------|-------------------------|
+//! | [`exp_q16`]      | every raw Q16 in [-16, 11]                    | 0.4999996 ulp           |
+//! | [`exp_half_q16`] | every raw Q16 in [-32, 21]                    | 0.4999997 ulp           |
+//! | [`ln_q16`]       | all in [2^-16, 16], stride 997 above, 2e6 rnd | 0.5000002 ulp           |
+//! | [`ln_u64_q32`]   | 3e6 random `u64`, any magnitude, frac 0..=64  | 0.556 Q32 ulp (1.3e-10) |
+//! | [`sqrt_q16`]     | as `ln_q16`, plus an exact rounding check     | 0.4999999 ulp           |
+//! | [`isqrt_u64`]    | 2e6 random, squares +-1, edges, exact check   | exact floor             |
 //!
 //! So `exp` and `sqrt` are correctly rounded on every input checked, and `ln_q16`
 //! is correctly rounded except where the exact value lies within `2e-7` ulp of a
@@ -230,21 +230,25 @@ pub(crate) fn mul_hi_u64(a: u64, b: u64) -> u64 {
 pub(crate) fn exp_parts(x_q48: i64) -> (u64, i32) {
     let x = x_q48.clamp(EXP_PARTS_MIN_Q48, EXP_PARTS_MAX_Q48);
     // Guess n = floor(x log2 e) from a 16-bit log2 e; |x >> 16| < 2^38, so the product
-    // stays below 2^55. The guess is off by at most one; it is corrected below.
+    // stays below 2^55.
     let mut n = (((x >> 16) * LOG2E_Q16) >> 48) as i32;
     // Cody-Waite reduction r = x - n ln 2: the part with the Q48 constant is exact
     // integer arithmetic, the constant's own rounding error is subtracted in Q62.
     // |r| < 2 ln 2 before the correction, so r 2^62 fits an i64.
     let r48 = x - n as i64 * LN2_Q48;
     let mut r = (r48 << 14) - n as i64 * LN2_Q48_ERR_Q62;
-    while r < 0 {
+    // |x| < 40 and log2 e is off by 7e-6 in LOG2E_Q16, so the guess errs by less than
+    // 3e-4 before the floor: n is right or one too small/large, and one step fixes
+    // it. (Plain `if`s: LLVM turns a `while` here into a 64-bit division.)
+    if r < 0 {
         n -= 1;
         r += LN2_Q62;
     }
-    while r >= LN2_Q62 {
+    if r >= LN2_Q62 {
         n += 1;
         r -= LN2_Q62;
     }
+    debug_assert!((0..LN2_Q62).contains(&r));
     // r in [0, ln 2) as Q64 still fits a u64 (ln 2 2^64 < 2^63.5).
     let r64 = (r as u64) << 2;
     // Horner in Q62: every partial sum sum_{j>=k} c_j r^(j-k) is below
@@ -429,6 +433,24 @@ mod tests {
         assert_eq!(ln_u64_q32(0, 7), i64::MIN);
         assert_eq!(ln_u64_q32(1 << 40, 40), 0);
         assert_eq!(ln_u64_q32(1, 0), 0);
+    }
+
+    #[test]
+    fn exp_reduction_at_every_multiple_of_ln2() {
+        // The one-step correction of n is most stressed next to multiples of ln 2;
+        // exp_parts debug-asserts r in [0, ln 2) and p must stay in [2^62, 2^63].
+        for k in -58i64..=34 {
+            let centre = k * LN2_Q48;
+            for d in [-(1 << 20), -(1 << 14), -1, 0, 1, 1 << 14, 1 << 20] {
+                let x = centre + d;
+                if !(EXP_PARTS_MIN_Q48..=EXP_PARTS_MAX_Q48).contains(&x) {
+                    continue;
+                }
+                let (p, n) = exp_parts(x);
+                assert!((1 << 62..=(1 << 63) + 64).contains(&p), "x {x}: p {p}");
+                assert!((n as i64 - k).abs() <= 1, "x {x}: n {n}");
+            }
+        }
     }
 
     #[test]

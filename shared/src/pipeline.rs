@@ -132,6 +132,14 @@ pub fn encode(model: &Model<'_>, ws: &mut Workspace, image: &[u8]) -> Result<Pos
     })
 }
 
+/// Quantizes a Q16 latent vector into the decoder's int8 input codes.
+pub fn quantize_latent(model: &Model<'_>, z: &[Q16], out: &mut [i8]) {
+    for (q, &v) in out.iter_mut().zip(z) {
+        let scaled = requantize(v, model.z_multiplier, model.z_shift);
+        *q = scaled.saturating_add(model.z_zero_point).clamp(-128, 127) as i8;
+    }
+}
+
 /// Runs the decoder on `z` (Q16) and returns its int8 logits, one per pixel.
 pub fn decode_logits<'w>(
     model: &Model<'_>,
@@ -144,10 +152,7 @@ pub fn decode_logits<'w>(
             got: z.len(),
         });
     }
-    for (q, &v) in ws.ping.iter_mut().zip(z) {
-        let scaled = requantize(v, model.z_multiplier, model.z_shift);
-        *q = scaled.saturating_add(model.z_zero_point).clamp(-128, 127) as i8;
-    }
+    quantize_latent(model, z, &mut ws.ping);
     let Workspace {
         widened,
         ping,

@@ -95,7 +95,7 @@ impl FrameBuffer {
         }
         let level = level.min(WHITE);
         let byte = &mut self.bytes[y * (WIDTH / 2) + x / 2];
-        *byte = if x % 2 == 0 {
+        *byte = if x & 1 == 0 {
             (*byte & 0x0f) | (level << 4)
         } else {
             (*byte & 0xf0) | level
@@ -109,7 +109,7 @@ impl FrameBuffer {
             return 0;
         }
         let byte = self.bytes[y * (WIDTH / 2) + x / 2];
-        if x % 2 == 0 {
+        if x & 1 == 0 {
             byte >> 4
         } else {
             byte & 0x0f
@@ -393,6 +393,11 @@ pub fn draw_generated(fb: &mut FrameBuffer, image: &[u8], width: usize, height: 
     );
 }
 
+/// The screen shown after decoding a latent vector the host sent.
+pub fn draw_decoded(fb: &mut FrameBuffer, image: &[u8], width: usize, height: usize) {
+    draw_image_with_caption(fb, image, width, height, &["DECODED", "z from host"]);
+}
+
 /// The idle screen: one frame of the walk through latent space.
 pub fn draw_walk(fb: &mut FrameBuffer, image: &[u8], width: usize, height: usize, step: u32) {
     let mut step_text = Line::new();
@@ -544,6 +549,7 @@ mod tests {
                 }
                 draw_generated(&mut fb, &img, w.min(4096), h.min(4096), u64::MAX);
                 draw_walk(&mut fb, &img, w.min(4096), h.min(4096), u32::MAX);
+                draw_decoded(&mut fb, &img, w, h);
             }
         }
         draw_boot(&mut fb, "", 0, 0, 0, 0, 0);
@@ -570,7 +576,7 @@ mod tests {
         assert_eq!(fb.get(6, 4), 0);
         assert_eq!(fb.get(3, 4), 0);
         assert_eq!(fb.get(4 + 55, 4 + 55), 0); // pixel 783 is odd: black
-        assert_eq!(fb.get(4 + 54, 4 + 54), 15);
+        assert_eq!(fb.get(4 + 53, 4 + 53), 15); // pixel 26 * 28 + 26 is even: white
     }
 
     #[test]

@@ -20,7 +20,7 @@ fn logvar(rng: &mut Rng) -> Q16 {
     match rng.next_u32() % 8 {
         0 => i32::MIN,
         1 => i32::MAX,
-        2 => q16_from_f64(if rng.next_u32() % 2 == 0 { 30.0 } else { -30.0 }),
+        2 => q16_from_f64(if rng.next_u32() & 1 == 0 { 30.0 } else { -30.0 }),
         3 => rng.next_u32() as i32,
         4 => uniform(rng, -45.0, 45.0),
         _ => uniform(rng, -12.0, 6.0),

@@ -1,5 +1,7 @@
-//! SCRATCH wiring: compile-checks trainer/src/{serial,emulate} before the trainer declares them.
-#[path = "../../trainer/src/serial/mod.rs"]
-pub mod serial;
-#[path = "../../trainer/src/emulate/mod.rs"]
-pub mod emulate;
+//! End-to-end test support for tinyvae: boots the real firmware in QEMU and compares
+//! what it answers over the serial line with the host's run of the same shared code.
+//! See [`harness`] for the environment variables.
+
+pub use tinyvae_trainer::{emulate, serial};
+
+pub mod harness;

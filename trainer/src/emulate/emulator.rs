@@ -85,7 +85,9 @@ impl Emulator {
         let mut child = Command::new(&config.qemu)
             .arg("-M")
             .arg(&config.machine)
-            .args(["-display", "none", "-icount", "shift=0", "-serial", "pty", "-monitor", "none"])
+            .args([
+                "-display", "none", "-icount", "shift=0", "-serial", "pty", "-monitor", "none",
+            ])
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", socket.display()))
             .arg("-S")
@@ -174,6 +176,11 @@ impl Emulator {
         Err(EmulateError::NoScreendump(path))
     }
 
+    /// QEMU's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The QMP session, for commands this type does not wrap.
     pub fn qmp(&mut self) -> &mut Qmp {
         &mut self.qmp
@@ -237,10 +244,8 @@ pub enum BootError {
 
 /// Starts the firmware in QEMU and returns it with a client that has seen the device
 /// answer `Info` (the pty is opened before the guest runs, so nothing is lost).
-/// `exclusive` = false lets other programs open the pty too (`tinyvae emulate`).
 pub fn boot(
     config: &EmulatorConfig,
-    exclusive: bool,
     ready_timeout: Duration,
 ) -> Result<(Emulator, DeviceClient, tinyvae_shared::protocol::DeviceInfo), BootError> {
     let mut emulator = Emulator::spawn(config)?;
@@ -249,23 +254,12 @@ pub fn boot(
         output: emulator.output(),
     };
     let path = emulator.pty_path().display().to_string();
-    let port = serialport::new(&path, 115_200)
-        .timeout(Duration::from_millis(250))
-        .open_native()
-        .map_err(|source| SerialError::Open {
-            path: path.clone(),
-            source,
-        });
-    let mut port = match port {
+    let port = crate::serial::client::open_port(&path, 115_200);
+    let port = match port {
         Ok(p) => p,
         Err(e) => return Err(serial(e, &emulator)),
     };
-    if !exclusive {
-        if let Err(source) = port.set_exclusive(false) {
-            return Err(serial(SerialError::Open { path, source }, &emulator));
-        }
-    }
-    let mut client = match DeviceClient::from_port(Box::new(port)) {
+    let mut client = match DeviceClient::from_port(port) {
         Ok(c) => c,
         Err(e) => return Err(serial(e, &emulator)),
     };

@@ -46,7 +46,11 @@ impl FirmwareBuild {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(&self.dir)
-            .args(["build", "--release", "--message-format=json-render-diagnostics"])
+            .args([
+                "build",
+                "--release",
+                "--message-format=json-render-diagnostics",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(if self.verbose {
@@ -56,7 +60,12 @@ impl FirmwareBuild {
             });
         // Variables a parent cargo (`cargo test`, `cargo run`) sets for the host
         // build must not leak into the firmware's cross build.
-        for var in ["CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"] {
+        for var in [
+            "CARGO_BUILD_TARGET",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTFLAGS",
+            "CARGO_MAKEFLAGS",
+        ] {
             cmd.env_remove(var);
         }
         if let Some(dir) = &self.target_dir {

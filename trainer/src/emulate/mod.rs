@@ -41,14 +41,17 @@ pub struct EmulateArgs {
     pub qemu: PathBuf,
 }
 
-/// Runs `tinyvae emulate` until Ctrl-C.
+/// Runs `tinyvae emulate` until Ctrl-C (or SIGTERM/SIGHUP), then stops QEMU.
 pub fn run(args: &EmulateArgs) -> anyhow::Result<()> {
     let elf = match &args.firmware {
         Some(elf) => elf.clone(),
         None => {
             let cwd = std::env::current_dir()?;
             let root = workspace_root(&cwd)?;
-            eprintln!("building the firmware in {}", root.join("firmware").display());
+            eprintln!(
+                "building the firmware in {}",
+                root.join("firmware").display()
+            );
             FirmwareBuild {
                 dir: root.join("firmware"),
                 model: args.model.clone(),
@@ -69,13 +72,15 @@ pub fn run(args: &EmulateArgs) -> anyhow::Result<()> {
     {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
+            .context("installing the Ctrl-C/SIGTERM handler")?;
     }
     let mut config = EmulatorConfig::new(&elf);
     config.qemu = args.qemu.clone();
-    // The client stays open (and idle) for as long as QEMU runs: while some program
-    // holds the pty, QEMU delivers the guest's output instead of dropping it.
-    let (mut emulator, _client, info) = boot(&config, false, Duration::from_secs(30))?;
+    let (mut emulator, client, info) = boot(&config, Duration::from_secs(30))?;
+    // Close the pty so that `tinyvae serial` can take it with an exclusive lock. QEMU
+    // notices the next opener within about a second; the client's timeouts allow
+    // for that.
+    drop(client);
     eprintln!("firmware {} running in QEMU", elf.display());
     crate::serial::print_info(&info);
     println!("{}", emulator.pty_path().display());

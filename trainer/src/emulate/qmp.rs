@@ -68,7 +68,11 @@ impl Qmp {
 
     /// Runs `command` with optional `arguments` and returns its `return` value.
     /// Asynchronous events that arrive meanwhile are skipped.
-    pub fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, EmulateError> {
+    pub fn execute(
+        &mut self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> Result<Value, EmulateError> {
         let mut message = json!({ "execute": command });
         if let Some(arguments) = arguments {
             message["arguments"] = arguments;

@@ -309,7 +309,9 @@ mod tests {
 
     /// A fake device on the master side of a pty pair: answers `Info` with a fixed
     /// description, everything else with an error, like the firmware's framing does.
-    fn fake_device(mut master: TTYPort, frames: usize) -> std::thread::JoinHandle<()> {
+    /// The thread hands the master back, so the pty stays open until it is joined
+    /// (closing it would discard replies the client has not read yet).
+    fn fake_device(mut master: TTYPort, frames: usize) -> std::thread::JoinHandle<TTYPort> {
         std::thread::spawn(move || {
             let _ = master.set_timeout(Duration::from_secs(10));
             let mut reader = FrameReader::new();
@@ -338,6 +340,7 @@ mod tests {
                 master.write_all(&out[..n]).expect("write");
                 served += 1;
             }
+            master
         })
     }
 

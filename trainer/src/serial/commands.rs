@@ -8,7 +8,8 @@ use tinyvae_shared::model::Model;
 use tinyvae_shared::protocol::DeviceInfo;
 use tinyvae_shared::rng::Rng;
 
-use super::images::{load_images, read_idx_labels, ImageSet};
+use crate::data::{self, Dataset};
+
 use super::metrics::{auroc, Confusion};
 use super::model_file::load_model_image;
 use super::{
@@ -108,18 +109,27 @@ fn info(client: &mut DeviceClient, args: &InfoArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Loads an image set, keeps at most `limit` images and checks its size.
+/// Loads an image set the way the trainer does (see [`data::load_split`]: an IDX
+/// file with the labels beside it, a folder of IDX files, or an image folder resized to
+/// the model's input), keeps at most `limit` images and checks the size.
 fn load_for_device(
     path: &std::path::Path,
+    labels: Option<&std::path::Path>,
     limit: Option<usize>,
     info: &DeviceInfo,
-) -> anyhow::Result<ImageSet> {
-    let mut set = load_images(path)?;
+) -> anyhow::Result<Dataset> {
+    let size = (usize::from(info.input_width), usize::from(info.input_height));
+    let mut set = match labels {
+        Some(labels) => data::idx::load_pair(path, Some(labels))?,
+        None => data::load_split(path, data::Split::Test, size)?,
+    };
     if let Some(n) = limit {
-        set.truncate(n);
+        if n < set.len() {
+            set = set.take(n);
+        }
     }
     ensure!(
-        (set.width, set.height) == (info.input_width.into(), info.input_height.into()),
+        (set.width, set.height) == size,
         "{} holds {}x{} images, the device's model takes {}x{}",
         path.display(),
         set.width,
@@ -130,78 +140,111 @@ fn load_for_device(
     Ok(set)
 }
 
+/// One image to score: its name, label (if known) and whether it is anomalous (if
+/// known).
+struct Item<'a> {
+    name: String,
+    image: &'a [u8],
+    label: Option<String>,
+    anomalous: Option<bool>,
+}
+
+/// The class name of image `i`, if the set is labelled.
+fn class_of(set: &Dataset, i: usize) -> Option<String> {
+    let label = set.label(i)?;
+    Some(
+        set.class_names
+            .get(label as usize)
+            .cloned()
+            .unwrap_or_else(|| label.to_string()),
+    )
+}
+
 fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
     let info = client.info()?;
-    let mut set = load_for_device(&args.images, args.limit, &info)?;
-    let labels = match &args.labels {
-        Some(path) => {
-            let labels = read_idx_labels(path)?;
-            ensure!(
-                labels.len() >= set.len(),
-                "{} holds {} labels for {} images",
-                path.display(),
-                labels.len(),
-                set.len()
-            );
-            Some(labels)
-        }
+    let normal = load_for_device(&args.images, args.labels.as_deref(), args.limit, &info)?;
+    let by_class = !args.anomalous_classes.is_empty();
+    ensure!(
+        !by_class || normal.labels.is_some(),
+        "--anomalous-classes needs labels (--labels, or a labels file beside --images)"
+    );
+    ensure!(
+        !(by_class && args.anomalous.is_some()),
+        "use either --anomalous or --anomalous-classes, not both"
+    );
+    let anomalous = match &args.anomalous {
+        Some(path) => Some(load_for_device(path, None, args.limit, &info)?),
         None => None,
     };
-    ensure!(
-        args.anomalous_digits.is_empty() || labels.is_some(),
-        "--anomalous-digits needs --labels"
-    );
-    let mut truth: Option<Vec<bool>> = if !args.anomalous_digits.is_empty() {
-        labels.as_ref().map(|l| {
-            l[..set.len()]
-                .iter()
-                .map(|d| args.anomalous_digits.contains(d))
-                .collect()
-        })
-    } else {
-        None
-    };
-    if let Some(path) = &args.anomalous {
-        ensure!(
-            truth.is_none(),
-            "use either --anomalous or --anomalous-digits, not both"
-        );
-        let extra = load_for_device(path, args.limit, &info)?;
-        let mut t = vec![false; set.len()];
-        t.extend(std::iter::repeat_n(true, extra.len()));
-        truth = Some(t);
-        set.images.extend(extra.images);
-        set.names
-            .extend(extra.names.into_iter().map(|n| format!("anomalous {n}")));
+    let corrupted = args
+        .corrupt
+        .then(|| data::corrupt::corrupt_dataset(&normal, 0x5eed));
+    // Ground truth exists when some images are known anomalous.
+    let has_truth = by_class || anomalous.is_some() || corrupted.is_some();
+
+    let mut items = Vec::new();
+    for i in 0..normal.len() {
+        let label = class_of(&normal, i);
+        let truth = if by_class {
+            label.as_ref().map(|l| args.anomalous_classes.contains(l))
+        } else {
+            has_truth.then_some(false)
+        };
+        items.push(Item {
+            name: format!("#{i}"),
+            image: normal.image_u8(i),
+            label,
+            anomalous: truth,
+        });
+    }
+    if let Some(set) = &anomalous {
+        for i in 0..set.len() {
+            items.push(Item {
+                name: format!("anomalous #{i}"),
+                image: set.image_u8(i),
+                label: class_of(set, i),
+                anomalous: Some(true),
+            });
+        }
+    }
+    if let Some((set, kinds)) = &corrupted {
+        for (i, kind) in kinds.iter().enumerate() {
+            items.push(Item {
+                name: format!("#{i} {}", kind.name()),
+                image: set.image_u8(i),
+                label: class_of(set, i),
+                anomalous: Some(true),
+            });
+        }
     }
 
-    let mut scores = Vec::with_capacity(set.len());
-    let mut verdicts = Vec::with_capacity(set.len());
+    let mut scores = Vec::with_capacity(items.len());
+    let mut verdicts = Vec::with_capacity(items.len());
+    let mut truth = Vec::with_capacity(items.len());
     let mut instructions: u64 = 0;
     if !args.summary {
-        println!("image            label  truth       score   recon      kl  verdict");
+        println!("image                label  truth       score     recon      kl  verdict");
     }
-    for (i, (image, name)) in set.images.iter().zip(&set.names).enumerate() {
+    for item in &items {
         let e = client
-            .encode(image)
-            .with_context(|| format!("encoding image {name}"))?;
+            .encode(item.image)
+            .with_context(|| format!("encoding image {}", item.name))?;
         instructions += e.instructions;
         scores.push(i64::from(e.score.score));
         verdicts.push(e.score.anomalous);
+        if let Some(t) = item.anomalous {
+            truth.push(t);
+        }
         if !args.summary {
-            let label = labels
-                .as_ref()
-                .and_then(|l| l.get(i))
-                .map_or("-".to_owned(), u8::to_string);
-            let t = truth.as_ref().map_or("-", |t| {
-                if t[i] {
-                    "anomalous"
-                } else {
-                    "normal"
-                }
-            });
+            let t = match item.anomalous {
+                Some(true) => "anomalous",
+                Some(false) => "normal",
+                None => "-",
+            };
             println!(
-                "{name:<16} {label:>5}  {t:<9} {:>9.3} {:>7.3} {:>7.3}  {}",
+                "{:<20} {:>5}  {t:<9} {:>9.3} {:>9.3} {:>7.3}  {}",
+                item.name,
+                item.label.as_deref().unwrap_or("-"),
                 q16_to_f64(e.score.score),
                 q16_to_f64(e.score.reconstruction),
                 q16_to_f64(e.score.kl),
@@ -222,12 +265,12 @@ fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
         scores.iter().map(|&s| s as f64 / 65536.0).sum::<f64>() / n,
         instructions as f64 / n
     );
-    if let Some(truth) = &truth {
-        match auroc(&scores, truth) {
+    if has_truth && truth.len() == scores.len() {
+        match auroc(&scores, &truth) {
             Some(a) => println!("AUROC {a:.4}"),
             None => println!("AUROC undefined: the set holds only one class"),
         }
-        println!("{}", Confusion::tally(&verdicts, truth).table());
+        println!("{}", Confusion::tally(&verdicts, &truth).table());
     }
     Ok(())
 }
@@ -274,7 +317,8 @@ pub fn grid_image(
     let columns = columns.min(images.len().max(1) as u32);
     let rows = (images.len() as u32).div_ceil(columns);
     let (cell_w, cell_h) = (w * scale + 1, h * scale + 1);
-    let mut grid = image::GrayImage::from_pixel(columns * cell_w + 1, rows * cell_h + 1, image::Luma([96]));
+    let mut grid =
+        image::GrayImage::from_pixel(columns * cell_w + 1, rows * cell_h + 1, image::Luma([96]));
     for (i, img) in images.iter().enumerate() {
         let (col, row) = (i as u32 % columns, i as u32 / columns);
         for y in 0..h * scale {
@@ -311,7 +355,10 @@ fn bench(client: &mut DeviceClient, args: &BenchArgs) -> anyhow::Result<()> {
     let pixels = usize::from(info.input_width) * usize::from(info.input_height);
     let mut rng = Rng::new(0x7e57);
     let images: Vec<Vec<u8>> = match &args.images {
-        Some(path) => load_for_device(path, Some(args.count as usize), &info)?.images,
+        Some(path) => {
+            let set = load_for_device(path, None, Some(args.count as usize), &info)?;
+            (0..set.len()).map(|i| set.image_u8(i).to_vec()).collect()
+        }
         None => (0..args.count)
             .map(|_| (0..pixels).map(|_| rng.next_u32() as u8).collect())
             .collect(),

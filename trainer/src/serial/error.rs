@@ -48,10 +48,10 @@ pub enum SerialError {
     NotReady(Duration),
 }
 
-/// Why a file of images, labels or a model could not be read.
+/// Why a model file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// The file or folder could not be read.
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
         /// The path.
@@ -60,25 +60,6 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not a valid IDX file of the expected kind.
-    #[error("{path} is not a valid IDX file: {reason}")]
-    BadIdx {
-        /// The path.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An image in a folder could not be decoded or has the wrong size.
-    #[error("bad image {path}: {reason}")]
-    BadImage {
-        /// The image file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The folder holds no images.
-    #[error("no images (png, jpg, bmp) in {0}")]
-    Empty(PathBuf),
     /// The model file holds no valid model image.
     #[error("{path} holds no valid tinyvae model image: {reason}")]
     BadModel {

@@ -99,14 +99,22 @@ mod tests {
         assert_eq!(auroc(&[5, 5], &[false, true]), Some(0.5));
         assert_eq!(auroc(&[1, 2], &[false, false]), None);
         // One of four pairs misordered.
-        assert_eq!(auroc(&[1, 3, 2, 4], &[false, false, true, true]), Some(0.75));
+        assert_eq!(
+            auroc(&[1, 3, 2, 4], &[false, false, true, true]),
+            Some(0.75)
+        );
     }
 
     #[test]
     fn confusion_counts() {
         let c = Confusion::tally(&[true, false, true, false], &[true, true, false, false]);
         assert_eq!(
-            (c.true_positive, c.false_negative, c.false_positive, c.true_negative),
+            (
+                c.true_positive,
+                c.false_negative,
+                c.false_positive,
+                c.true_negative
+            ),
             (1, 1, 1, 1)
         );
         assert!(c.table().contains("accuracy 0.5000"));

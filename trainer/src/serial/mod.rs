@@ -3,14 +3,14 @@
 //! protocol of [`tinyvae_shared::protocol`].
 //!
 //! The reusable parts are [`DeviceClient`] (framing, timeouts, typed errors) and the
-//! image, fault, metric and model-file helpers; `run` is the command-line edge.
+//! metric and model-file helpers; `run` is the command-line edge. Images come from
+//! [`crate::data`] (IDX files, IDX folders, image folders), faults from
+//! [`crate::data::corrupt`].
 
 pub mod client;
 mod commands;
 
 pub mod error;
-pub mod faults;
-pub mod images;
 pub mod metrics;
 pub mod model_file;
 
@@ -65,19 +65,24 @@ pub struct InfoArgs {
 /// `tinyvae serial encode`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EncodeArgs {
-    /// IDX image file (gzip or plain) or a folder of PNG/JPEG/BMP images.
+    /// IDX image file (gzip or plain; labels found beside it are used), a folder of
+    /// IDX files (its test split) or a folder of images (class sub-folders = labels).
     #[arg(long)]
     pub images: PathBuf,
-    /// IDX label file for --images.
+    /// IDX label file for an IDX --images file.
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Digits (labels) that count as anomalous, e.g. `--anomalous-digits 1,7`;
-    /// needs --labels.
+    /// Classes that count as anomalous, by name (digits for MNIST, sub-folder names
+    /// for image folders), e.g. `--anomalous-classes 1,7`; needs labels.
     #[arg(long, value_delimiter = ',')]
-    pub anomalous_digits: Vec<u8>,
+    pub anomalous_classes: Vec<String>,
     /// A second image set, all anomalous (--images are then all normal).
     #[arg(long)]
     pub anomalous: Option<PathBuf>,
+    /// Also score a seeded, corrupted copy of every image (simulated sensor faults,
+    /// see `data::corrupt`) as anomalous.
+    #[arg(long)]
+    pub corrupt: bool,
     /// Score at most this many images from each set.
     #[arg(long)]
     pub limit: Option<usize>,

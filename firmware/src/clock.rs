@@ -1,0 +1,98 @@
+//! Instruction counting with SysTick.
+//!
+//! QEMU does not emulate the DWT cycle counter, but under `-icount shift=0` its virtual
+//! clock advances exactly one nanosecond per instruction, and SysTick (clocked by the
+//! system clock, 5 ns per tick once SYSDIV = 0, see [`crate::hw::init_clocks`]) turns
+//! that into a deterministic count: 5 instructions per tick. The 24-bit down-counter
+//! wraps every 2^24 ticks (about 84 million instructions); the SysTick exception counts
+//! the wraps for a 64-bit clock.
+//!
+//! A measurement restarts the counter ([`Clock::start_measurement`]) so that it does not
+//! depend on where in a tick the work began: the same work then reads back the same
+//! count, whatever ran before it (the idle walk included). On a real Cortex-M3 the
+//! count is system clock cycles times the divider instead.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m::peripheral::{SCB, SYST};
+use cortex_m_rt::exception;
+
+/// SysTick's reload value: the full 24 bits.
+const RELOAD: u32 = 0x00FF_FFFF;
+/// Ticks per wrap.
+const PERIOD: u64 = RELOAD as u64 + 1;
+/// Nanoseconds of QEMU's undivided system clock (200 MHz).
+const NS_PER_UNDIVIDED_TICK: u64 = 5;
+
+/// Wraps since the last restart, counted by the SysTick exception.
+static WRAPS: AtomicU32 = AtomicU32::new(0);
+
+#[exception]
+fn SysTick() {
+    WRAPS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The 64-bit tick clock.
+pub struct Clock {
+    syst: SYST,
+    /// Ticks counted before the last restart.
+    base: u64,
+    /// Instructions per tick under `-icount shift=0`.
+    per_tick: u64,
+}
+
+impl Clock {
+    /// Starts SysTick from the processor clock with the given system clock divider.
+    pub fn start(mut syst: SYST, divider: u32) -> Self {
+        syst.disable_counter();
+        syst.set_clock_source(SystClkSource::Core);
+        syst.set_reload(RELOAD);
+        syst.clear_current();
+        syst.enable_interrupt();
+        syst.enable_counter();
+        Self {
+            syst,
+            base: 0,
+            per_tick: NS_PER_UNDIVIDED_TICK * divider.max(1) as u64,
+        }
+    }
+
+    /// Ticks since the last restart.
+    ///
+    /// After a restart the counter reads 0 until the first clock edge reloads it, then
+    /// counts down from [`RELOAD`]; it triggers (and the wrap is counted) when it
+    /// reaches 0 again, so `(2^24 - current) mod 2^24` is the ticks into the period.
+    fn ticks_since_restart(&self) -> u64 {
+        loop {
+            let before = WRAPS.load(Ordering::Acquire);
+            let current = SYST::get_current() & RELOAD;
+            let after = WRAPS.load(Ordering::Acquire);
+            if before == after {
+                let into_period = (PERIOD - current as u64) % PERIOD;
+                return before as u64 * PERIOD + into_period;
+            }
+        }
+    }
+
+    /// Instructions since boot (resolution: one tick, 5 instructions on QEMU).
+    pub fn now(&self) -> u64 {
+        (self.base + self.ticks_since_restart()) * self.per_tick
+    }
+
+    /// Restarts the counter so that a measurement begins at a tick boundary.
+    pub fn start_measurement(&mut self) {
+        cortex_m::interrupt::free(|_| {
+            self.base += self.ticks_since_restart();
+            // Writing the current value clears it; it reloads on the next edge.
+            self.syst.clear_current();
+            SCB::clear_pendst();
+            WRAPS.store(0, Ordering::Release);
+        });
+    }
+
+    /// Instructions since [`Clock::start_measurement`].
+    pub fn measured(&self) -> u64 {
+        self.ticks_since_restart() * self.per_tick
+    }
+}

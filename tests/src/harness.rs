@@ -1,0 +1,139 @@
+//! Shared set-up of the end-to-end tests: which model, which firmware, booting the
+//! firmware in QEMU, and the bundled test digits.
+//!
+//! Environment:
+//! - `TINYVAE_MODEL`: the model file (safetensors with a `device_image` tensor, or a
+//!   bare `TVAE` image), relative to the workspace root. Default:
+//!   `models/tinyvae-mnist.safetensors`; when that does not exist either, a seeded
+//!   synthetic model is written to `target/e2e-model/` and used (with a note on
+//!   stderr), so the tests run before a trained model is exported.
+//! - `TINYVAE_FIRMWARE`: a prebuilt firmware ELF. It must embed the same model.
+//!   Default: `cargo build --release` in `firmware/` with `TINYVAE_MODEL` set to the
+//!   model above and its own target dir, `target/e2e-firmware` (cargo rebuilds only
+//!   what is stale, so this costs a second when nothing changed).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tinyvae_shared::model::DEVICE_IMAGE_TENSOR;
+use tinyvae_shared::protocol::DeviceInfo;
+
+use crate::emulate::{boot as boot_emulator, Emulator, EmulatorConfig, FirmwareBuild};
+use crate::serial::model_file::load_model_image;
+use crate::serial::DeviceClient;
+
+/// The default model, relative to the workspace root.
+pub const DEFAULT_MODEL: &str = "models/tinyvae-mnist.safetensors";
+
+/// How long a request may take: generous, for a loaded two-core CI machine.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The workspace root (the folder holding `firmware/` and `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The model the tests (and the firmware under test) use; see the module docs.
+pub fn model_path() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let root = workspace_root();
+        if let Some(p) = std::env::var_os("TINYVAE_MODEL").filter(|p| !p.is_empty()) {
+            return root.join(p);
+        }
+        let default = root.join(DEFAULT_MODEL);
+        if default.is_file() {
+            return default;
+        }
+        let path = root.join("target/e2e-model/synthetic-1.safetensors");
+        write_synthetic_model(&path, 1);
+        eprintln!(
+            "note: {DEFAULT_MODEL} does not exist; testing with the synthetic model {}",
+            path.display()
+        );
+        path
+    })
+}
+
+/// Writes the synthetic model of `tinyvae_shared::testing` drawn from `seed` as
+/// safetensors.
+pub fn write_synthetic_model(path: &Path, seed: u64) {
+    use tinyvae_shared::testing::{synthetic_model, SyntheticShape};
+    let image = synthetic_model(seed, SyntheticShape::default())
+        .to_bytes()
+        .expect("the synthetic model validates");
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![image.len()], &image)
+            .expect("tensor view");
+    let dir = path.parent().expect("model path has a folder");
+    std::fs::create_dir_all(dir).expect("create target/e2e-model");
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    safetensors::serialize_to_file([(DEVICE_IMAGE_TENSOR, view)], None, &tmp)
+        .expect("write the synthetic model");
+    std::fs::rename(&tmp, path).expect("move the synthetic model in place");
+}
+
+/// The model image in [`model_path`].
+pub fn model_image() -> &'static [u8] {
+    static IMAGE: OnceLock<Vec<u8>> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        load_model_image(model_path()).unwrap_or_else(|e| panic!("cannot load the test model: {e}"))
+    })
+}
+
+/// The firmware ELF under test, built once per test binary; see the module docs.
+pub fn firmware_elf() -> &'static Path {
+    static ELF: OnceLock<PathBuf> = OnceLock::new();
+    ELF.get_or_init(|| {
+        if let Some(p) = std::env::var_os("TINYVAE_FIRMWARE").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let root = workspace_root();
+        FirmwareBuild {
+            dir: root.join("firmware"),
+            model: Some(model_path().to_path_buf()),
+            target_dir: Some(root.join("target/e2e-firmware")),
+            verbose: false,
+        }
+        .run()
+        .unwrap_or_else(|e| panic!("building the firmware failed: {e}"))
+    })
+}
+
+/// The firmware running in QEMU, with a connected client.
+pub struct Device {
+    /// QEMU (killed on drop).
+    pub emulator: Emulator,
+    /// The serial client on QEMU's pty.
+    pub client: DeviceClient,
+    /// The device's answer to the first `Info`.
+    pub info: DeviceInfo,
+}
+
+/// Boots the firmware under test in a fresh QEMU and waits until it answers.
+pub fn boot() -> Device {
+    let config = EmulatorConfig::new(firmware_elf());
+    let (emulator, mut client, info) = boot_emulator(&config, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("booting the firmware in QEMU failed: {e}"));
+    client.set_timeout(REQUEST_TIMEOUT);
+    Device {
+        emulator,
+        client,
+        info,
+    }
+}
+
+/// The bundled test digits (2,004 MNIST images, 28x28, labelled), read by the
+/// trainer's data module.
+pub fn test_digits() -> tinyvae_trainer::data::Dataset {
+    let dir = workspace_root().join("data/mnist-10k");
+    tinyvae_trainer::data::idx::load_pair(
+        &dir.join("test-images-idx3-ubyte.gz"),
+        Some(&dir.join("test-labels-idx1-ubyte.gz")),
+    )
+    .unwrap_or_else(|e| panic!("test digits: {e}"))
+}

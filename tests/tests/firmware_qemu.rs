@@ -1,0 +1,359 @@
+//! The real firmware in QEMU (`lm3s6965evb`) over its UART pty, against the host's run
+//! of the very same shared code: every answer must match bit for bit.
+//!
+//! Each test boots its own QEMU (killed on drop), so they run in parallel and a
+//! failure leaves nothing behind. The firmware is built once per run of this binary
+//! (see `tinyvae_e2e::harness`). No test asserts anything about time.
+
+use std::time::{Duration, Instant};
+
+use tinyvae_e2e::harness::{boot, model_image, test_digits, workspace_root};
+use tinyvae_e2e::serial::SerialError;
+use tinyvae_shared::fixed::Q16_ONE;
+use tinyvae_shared::model::Model;
+use tinyvae_shared::pipeline::{self, Workspace};
+use tinyvae_shared::protocol::{
+    encode_frame, DeviceInfo, ErrorCode, Request, Response, FRAME_CRC, MAX_FRAME, MAX_PAYLOAD,
+    PROTOCOL_VERSION,
+};
+use tinyvae_shared::rng::Rng;
+use tinyvae_shared::screen::{self, FrameBuffer, DUMP_HEIGHT, DUMP_WIDTH};
+use tinyvae_trainer::data::corrupt::Corruption;
+use tinyvae_trainer::rng::SeededRng;
+
+fn model() -> Model<'static> {
+    Model::parse(model_image()).expect("the test model parses")
+}
+
+#[test]
+fn info_matches_the_model_file() {
+    let mut device = boot();
+    let model = model();
+    let info = device.info.clone();
+    assert_eq!(info.protocol_version, PROTOCOL_VERSION);
+    assert_eq!(
+        info.model_hash,
+        model.hash,
+        "the device runs another model than {}",
+        tinyvae_e2e::harness::model_path().display()
+    );
+    assert_eq!(info.model_name.as_str(), model.name());
+    assert_eq!(usize::from(info.input_width), model.input_width);
+    assert_eq!(usize::from(info.input_height), model.input_height);
+    assert_eq!(usize::from(info.latent), model.latent);
+    assert_eq!(info.parameters as usize, model.parameters());
+    assert_eq!(info.threshold, model.threshold);
+    assert!(
+        info.flash_used as usize > model_image().len(),
+        "flash {} cannot hold the {}-byte model",
+        info.flash_used,
+        model_image().len()
+    );
+    assert!(info.flash_used <= 256 * 1024, "flash {}", info.flash_used);
+    assert!(info.ram_static <= 64 * 1024, "RAM {}", info.ram_static);
+    assert!(info.stack_high_water <= 64 * 1024);
+    // Everything but the stack's high-water mark (which only grows) is fixed.
+    let again = device.client.info().expect("second Info");
+    assert!(again.stack_high_water >= info.stack_high_water);
+    assert_eq!(
+        DeviceInfo {
+            stack_high_water: info.stack_high_water,
+            ..again
+        },
+        info
+    );
+}
+
+/// The images the parity test scores: real digits, digits with every simulated sensor
+/// fault of the trainer's data module, and extremes.
+fn parity_images(width: usize, height: usize) -> Vec<(String, Vec<u8>)> {
+    let digits = test_digits();
+    assert_eq!((digits.width, digits.height), (width, height));
+    let mut images: Vec<(String, Vec<u8>)> = (0..150)
+        .map(|i| (format!("digit #{i}"), digits.image_u8(i).to_vec()))
+        .collect();
+    for i in 150..206 {
+        let fault = Corruption::ALL[i % Corruption::ALL.len()];
+        let faulted = fault.apply(digits.image_u8(i), width, height, &mut SeededRng::new(i as u64));
+        images.push((format!("{} #{i}", fault.name()), faulted));
+    }
+    for level in [0u8, 255, 128] {
+        images.push((format!("flat {level}"), vec![level; width * height]));
+    }
+    images
+}
+
+#[test]
+fn encodes_match_the_host_bit_for_bit() {
+    let mut device = boot();
+    let model = model();
+    let mut ws = Workspace::new();
+    let images = parity_images(model.input_width, model.input_height);
+    assert!(images.len() >= 200);
+    let mut mismatches = Vec::new();
+    for (name, image) in &images {
+        let got = device
+            .client
+            .encode(image)
+            .unwrap_or_else(|e| panic!("encode {name}: {e}"));
+        let want = pipeline::score_image(&model, &mut ws, image, model.threshold)
+            .expect("host scores the image");
+        if got.mu != want.posterior.mu
+            || got.logvar != want.posterior.logvar
+            || got.score != want.score
+        {
+            mismatches.push(format!(
+                "{name}: device score {:?} mu {:?}, host score {:?} mu {:?}",
+                got.score, got.mu, want.score, want.posterior.mu
+            ));
+        }
+        assert!(got.instructions > 0, "{name}: no instructions counted");
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} encodes differ from the host; first: {:#?}",
+        mismatches.len(),
+        images.len(),
+        &mismatches[..mismatches.len().min(3)]
+    );
+
+    // Reconstruct returns decoder(mu) with the same score.
+    for (name, image) in images.iter().step_by(20) {
+        let got = device
+            .client
+            .reconstruct(image)
+            .unwrap_or_else(|e| panic!("reconstruct {name}: {e}"));
+        let want = pipeline::score_image(&model, &mut ws, image, model.threshold)
+            .expect("host scores the image");
+        assert_eq!(got.image, want.reconstruction, "{name}: reconstruction");
+        assert_eq!(got.score, want.score, "{name}: score");
+    }
+
+    // The verdict follows a new threshold.
+    let lowered = device.client.set_threshold(0).expect("set threshold");
+    assert_eq!(lowered, 0);
+    let (name, image) = &images[0];
+    let got = device
+        .client
+        .encode(image)
+        .expect("encode after set-threshold");
+    let want = pipeline::score_image(&model, &mut ws, image, 0).expect("host");
+    assert_eq!(got.score, want.score, "{name} at threshold 0");
+
+    // A wrong-sized image is refused, and the device carries on.
+    match device.client.encode(&[0u8; 10]) {
+        Err(SerialError::Device(ErrorCode::WrongImageSize { expected, got })) => {
+            assert_eq!(usize::from(expected), model.pixels());
+            assert_eq!(got, 10);
+        }
+        other => panic!("a 10-pixel image got {other:?}"),
+    }
+    device.client.info().expect("Info after an error");
+}
+
+#[test]
+fn generations_match_the_host_bit_for_bit() {
+    let mut device = boot();
+    let model = model();
+    let mut ws = Workspace::new();
+    let temperatures = [Q16_ONE, Q16_ONE / 2, 3 * Q16_ONE / 2, 0];
+    for i in 0..20u64 {
+        let seed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i;
+        let temperature = temperatures[i as usize % temperatures.len()];
+        let got = device
+            .client
+            .generate(seed, temperature)
+            .unwrap_or_else(|e| panic!("generate seed {seed}: {e}"));
+        let (z, image) =
+            pipeline::generate(&model, &mut ws, seed, temperature).expect("host generates");
+        assert_eq!(got.z, z, "seed {seed}: latent sample");
+        assert_eq!(got.image, image, "seed {seed}: image");
+    }
+    // Decode of a given latent vector.
+    let z = pipeline::prior_sample(model.latent, 7, Q16_ONE);
+    let got = device.client.decode(&z).expect("decode");
+    assert_eq!(got.z, z);
+    assert_eq!(
+        got.image,
+        pipeline::decode(&model, &mut ws, &z).expect("host decodes")
+    );
+}
+
+/// QEMU's screendump PNG as one grey byte per pixel; `None` where a pixel is not grey.
+fn read_dump(path: &std::path::Path) -> Vec<Option<u8>> {
+    let png = image::open(path)
+        .unwrap_or_else(|e| panic!("decoding {}: {e}", path.display()))
+        .to_rgb8();
+    assert_eq!(
+        (png.width() as usize, png.height() as usize),
+        (DUMP_WIDTH, DUMP_HEIGHT),
+        "screendump size"
+    );
+    png.pixels()
+        .map(|p| (p[0] == p[1] && p[1] == p[2]).then_some(p[0]))
+        .collect()
+}
+
+#[test]
+fn screen_after_generate_matches_the_host_rendering() {
+    let mut device = boot();
+    let model = model();
+    let mut ws = Workspace::new();
+    let dir = workspace_root().join("target/e2e-screens");
+    std::fs::create_dir_all(&dir).expect("screens folder");
+    // The firmware shows the generated image until its idle walk starts, about a
+    // virtual second later; the dump follows the reply within milliseconds, but a
+    // stalled CI machine could let the walk win, so a mismatch is retried twice
+    // (a real difference fails every attempt).
+    let mut failures = Vec::new();
+    for attempt in 0..3u64 {
+        let seed = 42 + attempt;
+        let got = device
+            .client
+            .generate(seed, Q16_ONE)
+            .unwrap_or_else(|e| panic!("generate: {e}"));
+        let dump = dir.join(format!("generate-{seed}-{}.png", std::process::id()));
+        device
+            .emulator
+            .screendump(&dump)
+            .unwrap_or_else(|e| panic!("screendump: {e}"));
+        let (_, image) = pipeline::generate(&model, &mut ws, seed, Q16_ONE).expect("host");
+        assert_eq!(got.image, image, "seed {seed}: image");
+        let mut fb = FrameBuffer::new();
+        screen::draw_generated(&mut fb, &image, model.input_width, model.input_height, seed);
+        let want = screen::screendump_pixels(&fb);
+        let lit = want.iter().filter(|&&p| p != 0).count();
+        assert!(
+            lit > 1000,
+            "the host rendering is nearly blank ({lit} lit pixels)"
+        );
+        let have = read_dump(&dump);
+        let differing: Vec<usize> = (0..want.len())
+            .filter(|&i| have[i] != Some(want[i]))
+            .collect();
+        if differing.is_empty() {
+            let _ = std::fs::remove_file(&dump);
+            return;
+        }
+        let host = dir.join(format!("host-{seed}-{}.png", std::process::id()));
+        image::GrayImage::from_raw(DUMP_WIDTH as u32, DUMP_HEIGHT as u32, want)
+            .expect("host rendering size")
+            .save(&host)
+            .expect("save host rendering");
+        let first = differing[0];
+        eprintln!(
+            "screen attempt {attempt}: {} pixels differ",
+            differing.len()
+        );
+        failures.push(format!(
+            "seed {seed}: {} pixels differ, first at ({}, {}); QEMU {}, host {}",
+            differing.len(),
+            first % DUMP_WIDTH,
+            first / DUMP_WIDTH,
+            dump.display(),
+            host.display()
+        ));
+    }
+    panic!("the OLED never matched the host rendering: {failures:#?}");
+}
+
+/// A frame whose CRC is wrong: a valid message with its CRC's bits flipped.
+fn bad_crc_frame(rng: &mut Rng) -> Vec<u8> {
+    let request = Request::Generate {
+        seed: u64::from(rng.next_u32()),
+        temperature: Q16_ONE,
+    };
+    let mut buf = [0u8; 64];
+    let mut payload = postcard::to_slice(&request, &mut buf)
+        .expect("serialize")
+        .to_vec();
+    let crc = FRAME_CRC.checksum(&payload) ^ (1 << (rng.next_u32() % 32));
+    payload.extend_from_slice(&crc.to_le_bytes());
+    let mut frame = vec![0u8; payload.len() + payload.len() / 254 + 2];
+    let n = cobs::encode(&payload, &mut frame);
+    frame.truncate(n);
+    frame.push(0);
+    frame
+}
+
+/// A valid `Encode` frame cut short (at least one byte kept, so it is not empty).
+fn truncated_frame(rng: &mut Rng, pixels: usize) -> Vec<u8> {
+    let image = (0..pixels).map(|_| rng.next_u32() as u8).collect();
+    let mut scratch = [0u8; MAX_PAYLOAD];
+    let mut out = [0u8; MAX_FRAME];
+    let n = encode_frame(&Request::Encode { image }, &mut scratch, &mut out).expect("fits");
+    let keep = 1 + rng.next_u32() as usize % (n - 2);
+    let mut frame = out[..keep].to_vec();
+    frame.push(0);
+    frame
+}
+
+fn nonzero_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
+    (0..n).map(|_| 1 + (rng.next_u32() % 255) as u8).collect()
+}
+
+#[test]
+fn garbage_frames_each_get_exactly_one_error() {
+    let mut device = boot();
+    let pixels = model().pixels();
+    let before = device.client.stats().expect("stats before");
+    let mut rng = Rng::new(0x6a7b);
+    let mut kinds = [0usize; 5];
+    for i in 0..1000 {
+        let kind = i % 5;
+        let frame = match kind {
+            0 => {
+                let n = 1 + rng.next_u32() as usize % 300;
+                let mut f = nonzero_bytes(&mut rng, n);
+                f.push(0);
+                f
+            }
+            1 => truncated_frame(&mut rng, pixels),
+            2 => bad_crc_frame(&mut rng),
+            3 => {
+                let n = MAX_FRAME + 1 + rng.next_u32() as usize % 600;
+                let mut f = nonzero_bytes(&mut rng, n);
+                f.push(0);
+                f
+            }
+            // A lone terminator: an empty frame.
+            _ => vec![0],
+        };
+        device.client.send_raw(&frame).expect("send garbage");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        match device.client.read_response(deadline) {
+            Ok(Response::Error(_)) => kinds[kind] += 1,
+            other => panic!(
+                "garbage frame {i} (kind {kind}, {} bytes) got {other:?}",
+                frame.len()
+            ),
+        }
+    }
+    assert_eq!(kinds, [200; 5]);
+    // Exactly one reply each: nothing more arrives.
+    let extra = device
+        .client
+        .drain(Duration::from_millis(500), Duration::from_secs(10))
+        .expect("drain");
+    assert_eq!(extra, 0, "bytes beyond one reply per frame");
+    let info = device.client.info().expect("Info after the garbage");
+    assert_eq!(info.model_hash, device.info.model_hash);
+    let after = device.client.stats().expect("stats after");
+    assert_eq!(after.errors - before.errors, 1000, "error counter");
+    assert_eq!(
+        after.frames - before.frames,
+        1002,
+        "frame counter (1000 + Info + Stats)"
+    );
+}
+
+#[test]
+fn emulator_is_gone_after_drop() {
+    let device = boot();
+    let pid = device.emulator.pid();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_dir.exists(), "QEMU runs while the device lives");
+    drop(device);
+    // Drop kills and reaps the child, so its /proc entry is gone at once.
+    assert!(!proc_dir.exists(), "QEMU {pid} still runs after drop");
+}

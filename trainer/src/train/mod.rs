@@ -1,0 +1,308 @@
+//! Training: minibatch Adam on the negative ELBO (VAE) or the reconstruction
+//! loss (AE), with KL warm-up, a validation set, early stopping and exactly
+//! resumable state.
+//!
+//! Everything random (shuffles, reparameterisation noise) comes from
+//! [`SeededRng`] streams keyed by `(seed, epoch)`, so a run resumed from a
+//! checkpoint takes the same steps as one that never stopped.
+
+pub mod adam;
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+
+pub use adam::Adam;
+
+use crate::model::{loss, Model, ModelKind};
+use crate::rng::SeededRng;
+
+/// Hyperparameters of a run (stored in checkpoints).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Epochs to run (an upper bound when early stopping is on).
+    pub epochs: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Weight of the KL term (beta-VAE); 1 is the true ELBO.
+    pub beta: f64,
+    /// Epochs over which the KL weight ramps linearly from 0 to `beta` (0: no warm-up).
+    pub warmup_epochs: f64,
+    /// Stop after this many epochs without a better validation loss (0: never).
+    pub patience: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch_size: 128,
+            lr: 1e-3,
+            seed: 0,
+            beta: 1.0,
+            warmup_epochs: 0.0,
+            patience: 0,
+        }
+    }
+}
+
+/// Loss terms averaged per image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossParts {
+    /// `recon + beta * kl`.
+    pub loss: f64,
+    /// Reconstruction negative log-likelihood.
+    pub recon: f64,
+    /// KL divergence to the prior.
+    pub kl: f64,
+}
+
+/// One line of the metrics log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// KL weight used at the end of the epoch.
+    pub beta: f64,
+    /// Training loss (averaged over the epoch's batches).
+    pub train: LossParts,
+    /// Validation loss with the full `beta`, when there is a validation set.
+    pub val: Option<LossParts>,
+    /// Wall-clock seconds of the epoch's training steps.
+    pub seconds: f64,
+}
+
+/// Progress through a run, saved with the model for `--resume`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Best validation loss so far.
+    pub best_val: Option<f64>,
+    /// Epoch of `best_val`.
+    pub best_epoch: usize,
+    /// Epochs since the best validation loss.
+    pub bad_epochs: usize,
+    /// Whether early stopping fired.
+    pub stopped_early: bool,
+    /// Metrics of every completed epoch.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// Statistics of one minibatch, for progress bars.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchStats {
+    /// Batch index within the epoch.
+    pub batch: usize,
+    /// Batches per epoch.
+    pub batches: usize,
+    /// Loss terms of this batch.
+    pub parts: LossParts,
+}
+
+/// A model, its optimizer and its progress.
+pub struct Trainer {
+    /// The model being trained.
+    pub model: Model,
+    /// Optimizer state.
+    pub adam: Adam,
+    /// Hyperparameters.
+    pub cfg: TrainConfig,
+    /// Progress so far.
+    pub progress: Progress,
+    /// Parameters at the best validation loss.
+    pub best: Option<Vec<Tensor>>,
+}
+
+/// The per-image loss terms of a batch `x` given standard-normal noise `eps`
+/// (ignored by an AE). Returns `(loss to minimise, sum of recon, sum of kl)`.
+pub fn batch_loss(
+    model: &Model,
+    x: &Tensor,
+    eps: &Tensor,
+    beta: f64,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let b = x.dim(0)? as f64;
+    let (mu, logvar) = model.encode(x)?;
+    match model.config.kind {
+        ModelKind::Vae => {
+            let z = (&mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
+            let rec = loss::recon_nll(&model.decode(&z)?, x, model.config.likelihood)?.sum_all()?;
+            let kl = loss::kl(&mu, &logvar)?.sum_all()?;
+            let total = ((&rec + kl.affine(beta, 0.0)?)? / b)?;
+            Ok((total, rec, kl))
+        }
+        ModelKind::Ae => {
+            let rec = loss::recon_nll(&model.decode(&mu)?, x, model.config.likelihood)?.sum_all()?;
+            let total = (&rec / b)?;
+            let kl = Tensor::zeros((), DType::F32, x.device())?;
+            Ok((total, rec, kl))
+        }
+    }
+}
+
+/// Noise for `rows` reparameterisations from `rng`.
+pub fn eps_tensor(
+    rng: &mut SeededRng,
+    rows: usize,
+    latent: usize,
+    device: &candle_core::Device,
+) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(rng.normals(rows * latent), (rows, latent), device)
+}
+
+/// Single-sample loss over `data` (`(N, D)`), per image, with noise from
+/// `SeededRng::stream(seed, "eval-eps", 0)` so repeated calls agree.
+pub fn evaluate(
+    model: &Model,
+    data: &Tensor,
+    batch_size: usize,
+    beta: f64,
+    seed: u64,
+) -> candle_core::Result<LossParts> {
+    let n = data.dim(0)?;
+    let mut rng = SeededRng::stream(seed, "eval-eps", 0);
+    let (mut rec, mut kl) = (0.0f64, 0.0f64);
+    let mut start = 0;
+    while start < n {
+        let len = batch_size.min(n - start);
+        let x = data.narrow(0, start, len)?;
+        let eps = eps_tensor(&mut rng, len, model.config.latent, model.device())?;
+        let (_, r, k) = batch_loss(model, &x, &eps, beta)?;
+        rec += f64::from(r.to_scalar::<f32>()?);
+        kl += f64::from(k.to_scalar::<f32>()?);
+        start += len;
+    }
+    let n = n.max(1) as f64;
+    Ok(LossParts {
+        loss: (rec + beta * kl) / n,
+        recon: rec / n,
+        kl: kl / n,
+    })
+}
+
+impl Trainer {
+    /// A trainer at epoch 0.
+    pub fn new(model: Model, cfg: TrainConfig) -> candle_core::Result<Self> {
+        let vars = model.named_vars().into_iter().map(|(_, v)| v).collect();
+        let adam = Adam::new(vars, cfg.lr)?;
+        Ok(Self {
+            model,
+            adam,
+            cfg,
+            progress: Progress::default(),
+            best: None,
+        })
+    }
+
+    /// KL weight at fractional epoch `t` (0-based, e.g. 2.5 = half-way through the third).
+    pub fn beta_at(&self, t: f64) -> f64 {
+        if self.cfg.warmup_epochs > 0.0 {
+            self.cfg.beta * (t / self.cfg.warmup_epochs).min(1.0)
+        } else {
+            self.cfg.beta
+        }
+    }
+
+    /// Whether the run is over (all epochs done, or stopped early).
+    pub fn finished(&self) -> bool {
+        self.progress.stopped_early || self.progress.epoch >= self.cfg.epochs
+    }
+
+    /// Trains one epoch on `train` (`(N, D)` in `[0,1]`) and scores `val`.
+    pub fn run_epoch(
+        &mut self,
+        train: &Tensor,
+        val: Option<&Tensor>,
+        on_batch: &mut dyn FnMut(&BatchStats),
+    ) -> candle_core::Result<EpochMetrics> {
+        let epoch = self.progress.epoch;
+        let n = train.dim(0)?;
+        let bs = self.cfg.batch_size.max(1);
+        let mut rng = SeededRng::stream(self.cfg.seed, "epoch", epoch as u64);
+        let perm: Vec<u32> = rng.permutation(n).into_iter().map(|i| i as u32).collect();
+        let batches = n.div_ceil(bs);
+        let started = Instant::now();
+        let (mut rec_sum, mut kl_sum, mut loss_sum) = (0.0f64, 0.0f64, 0.0f64);
+        let mut beta = self.beta_at(epoch as f64);
+        for b in 0..batches {
+            let lo = b * bs;
+            let len = bs.min(n - lo);
+            let idx = Tensor::from_slice(&perm[lo..lo + len], len, train.device())?;
+            let x = train.index_select(&idx, 0)?;
+            let eps = eps_tensor(&mut rng, len, self.model.config.latent, train.device())?;
+            beta = self.beta_at(epoch as f64 + b as f64 / batches as f64);
+            let (total, rec, kl) = batch_loss(&self.model, &x, &eps, beta)?;
+            let grads = total.backward()?;
+            self.adam.step(&grads)?;
+            let (r, k) = (
+                f64::from(rec.to_scalar::<f32>()?),
+                f64::from(kl.to_scalar::<f32>()?),
+            );
+            rec_sum += r;
+            kl_sum += k;
+            loss_sum += r + beta * k;
+            on_batch(&BatchStats {
+                batch: b,
+                batches,
+                parts: LossParts {
+                    loss: (r + beta * k) / len as f64,
+                    recon: r / len as f64,
+                    kl: k / len as f64,
+                },
+            });
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let nf = n.max(1) as f64;
+        let val = match val {
+            Some(v) => Some(evaluate(&self.model, v, 1024, self.cfg.beta, self.cfg.seed)?),
+            None => None,
+        };
+        self.progress.epoch += 1;
+        let metrics = EpochMetrics {
+            epoch: self.progress.epoch,
+            beta,
+            train: LossParts {
+                loss: loss_sum / nf,
+                recon: rec_sum / nf,
+                kl: kl_sum / nf,
+            },
+            val,
+            seconds,
+        };
+        if val.is_none() {
+            self.progress.best_epoch = self.progress.epoch;
+        }
+        if let Some(v) = val {
+            // Only count epochs after the KL warm-up: before it the objective still moves.
+            let warm = self.progress.epoch as f64 >= self.cfg.warmup_epochs;
+            let better = self.progress.best_val.is_none_or(|b| v.loss < b);
+            if better || !warm {
+                self.progress.best_val = Some(v.loss);
+                self.progress.best_epoch = self.progress.epoch;
+                self.progress.bad_epochs = 0;
+                self.best = Some(self.model.snapshot()?);
+            } else {
+                self.progress.bad_epochs += 1;
+                if self.cfg.patience > 0 && self.progress.bad_epochs >= self.cfg.patience {
+                    self.progress.stopped_early = true;
+                }
+            }
+        }
+        self.progress.history.push(metrics.clone());
+        Ok(metrics)
+    }
+
+    /// Puts the best-validation parameters back into the model (no-op without validation).
+    pub fn restore_best(&self) -> candle_core::Result<()> {
+        match &self.best {
+            Some(b) => self.model.restore(b),
+            None => Ok(()),
+        }
+    }
+}
