@@ -44,10 +44,9 @@ fn table(value: &Value) -> String {
     if let Value::Object(map) = value {
         for (k, v) in map {
             let shown = match v {
-                Value::Number(n) => n
+                Value::Number(n) if n.is_f64() => n
                     .as_f64()
-                    .map(|f| format!("{f:.4}"))
-                    .unwrap_or_else(|| n.to_string()),
+                    .map_or_else(|| n.to_string(), |f| format!("{f:.4}")),
                 other => other.to_string(),
             };
             let _ = writeln!(out, "| {k} | {} |", shown.replace('|', "\\|"));

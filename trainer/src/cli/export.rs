@@ -232,7 +232,7 @@ pub fn export(args: &Args) -> Result<Exported> {
     checkpoint::write_atomic(&report_path, serde_json::to_string_pretty(&report_json)?.as_bytes())?;
     files.push(report_path);
     Ok(Exported {
-        image,
+        image: image.clone(),
         report,
         files,
     })
