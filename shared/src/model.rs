@@ -271,7 +271,10 @@ fn read_layer<'a>(r: &mut Reader<'a>) -> Result<DenseLayer<'a>, ModelError> {
     let input_zero_point = r.i32("layer header")?;
     let output_zero_point = r.i32("layer header")?;
     if in_dim == 0 || out_dim == 0 || in_dim > MAX_WIDTH || out_dim > MAX_WIDTH {
-        return Err(invalid("layer size", "inputs and outputs must be in 1..=1024"));
+        return Err(invalid(
+            "layer size",
+            "inputs and outputs must be in 1..=1024",
+        ));
     }
     check_zero_point(input_zero_point, "layer input zero point")?;
     let output = match kind {
@@ -283,7 +286,12 @@ fn read_layer<'a>(r: &mut Reader<'a>) -> Result<DenseLayer<'a>, ModelError> {
             }
         }
         2 => LayerOutput::Q16,
-        _ => return Err(invalid("layer kind", "must be 0 (ReLU), 1 (linear) or 2 (Q16)")),
+        _ => {
+            return Err(invalid(
+                "layer kind",
+                "must be 0 (ReLU), 1 (linear) or 2 (Q16)",
+            ))
+        }
     };
     let bias = r.take(4 * out_dim, "layer bias")?;
     let multiplier = r.take(4 * out_dim, "layer multipliers")?;
@@ -343,7 +351,12 @@ impl<'a> Model<'a> {
         let likelihood = match r.u8("header")? {
             0 => Likelihood::Bernoulli,
             1 => Likelihood::SquaredError,
-            _ => return Err(invalid("likelihood", "must be 0 (Bernoulli) or 1 (squared error)")),
+            _ => {
+                return Err(invalid(
+                    "likelihood",
+                    "must be 0 (Bernoulli) or 1 (squared error)",
+                ))
+            }
         };
         let _reserved = r.u8("header")?;
         let input_width = r.u16("header")? as usize;
@@ -401,7 +414,10 @@ impl<'a> Model<'a> {
         let softplus = r.take(256 * 4, "output tables")?;
         let logit = r.take(256 * 4, "output tables")?;
         if r.pos != body_len {
-            return Err(invalid("length", "bytes left between the tables and the CRC"));
+            return Err(invalid(
+                "length",
+                "bytes left between the tables and the CRC",
+            ));
         }
         Ok(Model {
             bytes,
@@ -488,14 +504,20 @@ fn check_roles(
     for (prev, next) in encoder.iter().zip(&encoder[1..]) {
         if let LayerOutput::Int8 { zero_point, .. } = prev.output {
             if zero_point != next.input_zero_point {
-                return Err(invalid("zero point", "a layer's input zero point must match the previous output"));
+                return Err(invalid(
+                    "zero point",
+                    "a layer's input zero point must match the previous output",
+                ));
             }
         }
     }
     for (prev, next) in decoder.iter().zip(&decoder[1..]) {
         if let LayerOutput::Int8 { zero_point, .. } = prev.output {
             if zero_point != next.input_zero_point {
-                return Err(invalid("zero point", "a layer's input zero point must match the previous output"));
+                return Err(invalid(
+                    "zero point",
+                    "a layer's input zero point must match the previous output",
+                ));
             }
         }
     }
@@ -585,7 +607,12 @@ mod builder {
             }
             put_i32s(
                 &mut out,
-                &[self.threshold, self.z_quant.0, self.z_quant.1, self.z_quant.2],
+                &[
+                    self.threshold,
+                    self.z_quant.0,
+                    self.z_quant.1,
+                    self.z_quant.2,
+                ],
             );
             let mut name = [0u8; MAX_NAME];
             let bytes = self.name.as_bytes();
@@ -617,7 +644,10 @@ mod builder {
             || layer.multiplier.len() != n
             || layer.shift.len() != n
         {
-            return Err(invalid("layer arrays", "lengths must match the layer's shape"));
+            return Err(invalid(
+                "layer arrays",
+                "lengths must match the layer's shape",
+            ));
         }
         for v in [layer.in_dim, layer.out_dim] {
             let v = u16::try_from(v).map_err(|_| invalid("layer size", "must fit in u16"))?;

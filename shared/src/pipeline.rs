@@ -95,7 +95,11 @@ pub struct Scored {
 }
 
 /// Runs the encoder on `image` (row-major pixels).
-pub fn encode(model: &Model<'_>, ws: &mut Workspace, image: &[u8]) -> Result<Posterior, InferError> {
+pub fn encode(
+    model: &Model<'_>,
+    ws: &mut Workspace,
+    image: &[u8],
+) -> Result<Posterior, InferError> {
     if image.len() != model.pixels() {
         return Err(InferError::WrongImageSize {
             expected: model.pixels(),

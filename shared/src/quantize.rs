@@ -96,7 +96,11 @@ pub fn quantize_layer(layer: &FloatLayer, input: ActQuant, output: OutputQuant) 
         );
         let acc_scale = input.scale * scale_w;
         let b = layer.bias.get(j).copied().unwrap_or(0.0) as f64;
-        bias.push((b / acc_scale).round().clamp(i32::MIN as f64, i32::MAX as f64) as i32);
+        bias.push(
+            (b / acc_scale)
+                .round()
+                .clamp(i32::MIN as f64, i32::MAX as f64) as i32,
+        );
         let real = match output {
             OutputQuant::Int8 { quant, .. } => acc_scale / quant.scale,
             OutputQuant::Q16 => acc_scale * Q16_ONE as f64,

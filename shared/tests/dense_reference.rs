@@ -74,7 +74,9 @@ fn q16_head_matches_float() {
         let bytes = model.to_bytes().expect("valid");
         let model = Model::parse(&bytes).expect("parses");
         let layer = &model.encoder[1];
-        let input: Vec<i8> = (0..64).map(|_| (rng.next_u32() >> 24) as u8 as i8).collect();
+        let input: Vec<i8> = (0..64)
+            .map(|_| (rng.next_u32() >> 24) as u8 as i8)
+            .collect();
         let x: Vec<f64> = input.iter().map(|&q| hidden.dequantize(q)).collect();
         let mut widened = vec![0i32; 64];
         let mut out = vec![0i32; 32];
@@ -104,7 +106,10 @@ fn requantize_matches_real_scale() {
         let got = requantize(acc, m, s) as f64;
         let want = (acc as f64 * real).clamp(i32::MIN as f64, i32::MAX as f64);
         worst = worst.max((got - want).abs());
-        assert!((got - want).abs() <= 0.5 + want.abs() * 1e-9 + 1.0, "{acc} * {real}: {got} vs {want}");
+        assert!(
+            (got - want).abs() <= 0.5 + want.abs() * 1e-9 + 1.0,
+            "{acc} * {real}: {got} vs {want}"
+        );
     }
     println!("requantize: max abs error {worst:.3} (bound 1.5 steps)");
 }

@@ -24,7 +24,10 @@ fn round_trip_keeps_every_field() {
     let bytes = spec.to_bytes().expect("valid");
     let model = Model::parse(&bytes).expect("parses");
     assert_eq!(model.name(), "synthetic-9");
-    assert_eq!((model.input_width, model.input_height, model.latent), (28, 28, 16));
+    assert_eq!(
+        (model.input_width, model.input_height, model.latent),
+        (28, 28, 16)
+    );
     assert_eq!(model.threshold, spec.threshold);
     assert_eq!(model.encoder.len(), 2);
     assert_eq!(model.decoder.len(), 2);
@@ -69,7 +72,10 @@ fn damage_is_named() {
 
     let mut bad = good.clone();
     bad[HEADER_LEN + 100] ^= 1;
-    assert!(matches!(Model::parse(&bad).unwrap_err(), ModelError::BadCrc { .. }));
+    assert!(matches!(
+        Model::parse(&bad).unwrap_err(),
+        ModelError::BadCrc { .. }
+    ));
 
     // A layer that does not take the previous stage's outputs.
     let mut bad = good.clone();
@@ -77,7 +83,12 @@ fn damage_is_named() {
     reseal(&mut bad);
     assert!(matches!(
         Model::parse(&bad).unwrap_err(),
-        ModelError::ShapeMismatch { network: "encoder", layer: 0, expected: 784, got: 783 }
+        ModelError::ShapeMismatch {
+            network: "encoder",
+            layer: 0,
+            expected: 784,
+            got: 783
+        }
     ));
 
     // An out-of-range layer kind.
@@ -86,7 +97,10 @@ fn damage_is_named() {
     reseal(&mut bad);
     assert!(matches!(
         Model::parse(&bad).unwrap_err(),
-        ModelError::InvalidField { field: "layer kind", .. }
+        ModelError::InvalidField {
+            field: "layer kind",
+            ..
+        }
     ));
 
     // A latent size beyond what the protocol carries.
@@ -95,7 +109,10 @@ fn damage_is_named() {
     reseal(&mut bad);
     assert!(matches!(
         Model::parse(&bad).unwrap_err(),
-        ModelError::InvalidField { field: "latent", .. }
+        ModelError::InvalidField {
+            field: "latent",
+            ..
+        }
     ));
 }
 
@@ -104,7 +121,9 @@ fn inference_is_deterministic_and_checks_sizes() {
     let bytes = image();
     let model = Model::parse(&bytes).expect("parses");
     let mut ws = Workspace::new();
-    let digit: Vec<u8> = (0..784).map(|i| if (i / 28 + i % 28) % 5 == 0 { 255 } else { 0 }).collect();
+    let digit: Vec<u8> = (0..784)
+        .map(|i| if (i / 28 + i % 28) % 5 == 0 { 255 } else { 0 })
+        .collect();
     let a = pipeline::score_image(&model, &mut ws, &digit, model.threshold).expect("runs");
     let b = pipeline::score_image(&model, &mut ws, &digit, model.threshold).expect("runs");
     assert_eq!(a, b);
@@ -117,10 +136,16 @@ fn inference_is_deterministic_and_checks_sizes() {
     assert_ne!(z1, z3);
     assert_eq!(
         pipeline::encode(&model, &mut ws, &digit[..100]).unwrap_err(),
-        pipeline::InferError::WrongImageSize { expected: 784, got: 100 }
+        pipeline::InferError::WrongImageSize {
+            expected: 784,
+            got: 100
+        }
     );
     assert_eq!(
         pipeline::decode(&model, &mut ws, &[0; 3]).unwrap_err(),
-        pipeline::InferError::WrongLatentSize { expected: 16, got: 3 }
+        pipeline::InferError::WrongLatentSize {
+            expected: 16,
+            got: 3
+        }
     );
 }

@@ -138,9 +138,7 @@ fn frame_reader_survives_any_stream() {
 
 #[test]
 fn mutated_and_truncated_models_are_typed_errors() {
-    let bytes = synthetic_model(3, SMALL)
-        .to_bytes()
-        .expect("valid");
+    let bytes = synthetic_model(3, SMALL).to_bytes().expect("valid");
     let mut rng = Rng::new(123);
     let mut accepted = 0;
     for i in 0..CASES {
@@ -162,14 +160,12 @@ fn mutated_and_truncated_models_are_typed_errors() {
 fn mutations_behind_a_fixed_crc_hit_the_field_checks() {
     // Corrupt fields and then repair the CRC, so the validator's own checks (not the CRC)
     // must reject or accept the result without panicking.
-    let bytes = synthetic_model(4, SMALL)
-        .to_bytes()
-        .expect("valid");
+    let bytes = synthetic_model(4, SMALL).to_bytes().expect("valid");
     let crc = tinyvae_shared::protocol::FRAME_CRC;
     let mut rng = Rng::new(321);
     for _ in 0..CASES {
         let mut candidate = bytes.clone();
-                let pos = rng.next_u32() as usize % (candidate.len() - 4);
+        let pos = rng.next_u32() as usize % (candidate.len() - 4);
         candidate[pos] = rng.next_u32() as u8;
         let body = candidate.len() - 4;
         let sum = crc.checksum(&candidate[..body]);

@@ -8,9 +8,10 @@
 //!   synthetic model is written to `target/e2e-model/` and used (with a note on
 //!   stderr), so the tests run before a trained model is exported.
 //! - `TINYVAE_FIRMWARE`: a prebuilt firmware ELF. It must embed the same model.
-//!   Default: `cargo build --release` in `firmware/` with `TINYVAE_MODEL` set to the
-//!   model above and its own target dir, `target/e2e-firmware` (cargo rebuilds only
-//!   what is stale, so this costs a second when nothing changed).
+//!   Default: `cargo build --release` in `firmware/` (target dir `firmware/target`),
+//!   with `TINYVAE_MODEL` set to the model above unless it is the default model. Cargo
+//!   rebuilds only what is stale, so after `scripts/test`'s own firmware build this
+//!   costs a second.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -19,8 +20,8 @@ use std::time::Duration;
 use tinyvae_shared::model::DEVICE_IMAGE_TENSOR;
 use tinyvae_shared::protocol::DeviceInfo;
 
+use crate::device_model;
 use crate::emulate::{boot as boot_emulator, Emulator, EmulatorConfig, FirmwareBuild};
-use crate::serial::model_file::load_model_image;
 use crate::serial::DeviceClient;
 
 /// The default model, relative to the workspace root.
@@ -81,7 +82,9 @@ pub fn write_synthetic_model(path: &Path, seed: u64) {
 pub fn model_image() -> &'static [u8] {
     static IMAGE: OnceLock<Vec<u8>> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        load_model_image(model_path()).unwrap_or_else(|e| panic!("cannot load the test model: {e}"))
+        device_model::load(&model_path())
+            .map(|f| f.image)
+            .unwrap_or_else(|e| panic!("cannot load the test model: {e}"))
     })
 }
 
@@ -93,10 +96,16 @@ pub fn firmware_elf() -> &'static Path {
             return PathBuf::from(p);
         }
         let root = workspace_root();
+        // The default model needs no TINYVAE_MODEL: leaving it unset keeps cargo's
+        // fingerprint identical to a plain `cargo build --release` in firmware/ (as
+        // scripts/test runs), so that build is reused instead of redone.
+        let model = model_path();
+        let explicit = std::env::var_os("TINYVAE_MODEL").is_some_and(|p| !p.is_empty());
         FirmwareBuild {
             dir: root.join("firmware"),
-            model: Some(model_path().to_path_buf()),
-            target_dir: Some(root.join("target/e2e-firmware")),
+            model: (explicit || model != root.join(DEFAULT_MODEL)).then(|| model.to_path_buf()),
+            // firmware/'s own target dir, whatever CARGO_TARGET_DIR the tests inherit.
+            target_dir: Some(root.join("firmware/target")),
             verbose: false,
         }
         .run()

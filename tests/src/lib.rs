@@ -2,6 +2,6 @@
 //! what it answers over the serial line with the host's run of the same shared code.
 //! See [`harness`] for the environment variables.
 
-pub use tinyvae_trainer::{emulate, serial};
+pub use tinyvae_trainer::{device_model, emulate, serial};
 
 pub mod harness;

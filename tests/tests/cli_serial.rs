@@ -7,8 +7,7 @@ use std::path::PathBuf;
 
 use tinyvae_e2e::harness::{boot, model_path, workspace_root, write_synthetic_model, Device};
 use tinyvae_e2e::serial::{
-    run, BenchArgs, EncodeArgs, GenerateArgs, InfoArgs, SerialArgs, SerialCommand,
-    SetThresholdArgs,
+    run, BenchArgs, EncodeArgs, GenerateArgs, InfoArgs, SerialArgs, SerialCommand, SetThresholdArgs,
 };
 
 fn args(port: &str, command: SerialCommand) -> SerialArgs {
@@ -42,8 +41,11 @@ fn serial_subcommands_work_against_the_emulator() {
 
     let other = out_dir.join("other-model.safetensors");
     write_synthetic_model(&other, 99);
-    let err = run(&args(&port, SerialCommand::Info(InfoArgs { model: Some(other) })))
-        .expect_err("info --model with another model must fail");
+    let err = run(&args(
+        &port,
+        SerialCommand::Info(InfoArgs { model: Some(other) }),
+    ))
+    .expect_err("info --model with another model must fail");
     assert!(err.to_string().contains("hash"), "{err:#}");
 
     run(&args(

@@ -74,7 +74,12 @@ fn parity_images(width: usize, height: usize) -> Vec<(String, Vec<u8>)> {
         .collect();
     for i in 150..206 {
         let fault = Corruption::ALL[i % Corruption::ALL.len()];
-        let faulted = fault.apply(digits.image_u8(i), width, height, &mut SeededRng::new(i as u64));
+        let faulted = fault.apply(
+            digits.image_u8(i),
+            width,
+            height,
+            &mut SeededRng::new(i as u64),
+        );
         images.push((format!("{} #{i}", fault.name()), faulted));
     }
     for level in [0u8, 255, 128] {

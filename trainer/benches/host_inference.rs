@@ -27,7 +27,7 @@ fn time<F: FnMut(usize)>(label: &str, mut f: F) -> f64 {
     us
 }
 
-fn plan(path: &PathBuf, width: usize) -> TractResult<TypedSimplePlan> {
+fn plan(path: &PathBuf, width: usize) -> TractResult<std::sync::Arc<TypedSimplePlan>> {
     tract_onnx::onnx()
         .model_for_path(path)?
         .with_input_fact(0, f32::fact([1, width]).into())?

@@ -136,27 +136,42 @@ fn write(
     tensors: Vec<(String, Tensor)>,
     metadata: HashMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
-        .map_err(|e| fmt_err(path, e))?;
+    let bytes =
+        safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+            .map_err(|e| fmt_err(path, e))?;
     write_atomic(path, &bytes)
 }
 
 /// Saves the model's parameters with `meta`.
-pub fn save_model(path: &Path, model: &Model, meta: &CheckpointMeta) -> Result<(), CheckpointError> {
+pub fn save_model(
+    path: &Path,
+    model: &Model,
+    meta: &CheckpointMeta,
+) -> Result<(), CheckpointError> {
     let tensors = model
         .named_vars()
         .into_iter()
         .map(|(n, v)| (n, v.as_tensor().clone()))
         .collect();
-    write(path, tensors, base_metadata(meta).map_err(|e| fmt_err(path, e))?)
+    write(
+        path,
+        tensors,
+        base_metadata(meta).map_err(|e| fmt_err(path, e))?,
+    )
 }
 
 /// Saves everything needed to resume: parameters, Adam moments, best-epoch
 /// parameters and progress.
-pub fn save_trainer(path: &Path, trainer: &Trainer, meta: &CheckpointMeta) -> Result<(), CheckpointError> {
+pub fn save_trainer(
+    path: &Path,
+    trainer: &Trainer,
+    meta: &CheckpointMeta,
+) -> Result<(), CheckpointError> {
     let vars = trainer.model.named_vars();
-    let mut tensors: Vec<(String, Tensor)> =
-        vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+    let mut tensors: Vec<(String, Tensor)> = vars
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().clone()))
+        .collect();
     let (m, v) = trainer.adam.moments();
     for (i, (n, _)) in vars.iter().enumerate() {
         tensors.push((format!("adam.m.{n}"), m[i].clone()));
@@ -200,11 +215,17 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 /// Reads a checkpoint written by [`save_model`] or [`save_trainer`].
 pub fn load(path: &Path, device: &Device) -> Result<Loaded, CheckpointError> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| fmt_err(path, e))?;
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| fmt_err(path, e))?;
     let raw = header.metadata().clone().unwrap_or_default();
     match raw.get("format") {
         Some(f) if f == FORMAT => {}
-        other => return Err(fmt_err(path, format!("format {other:?}, expected {FORMAT:?}"))),
+        other => {
+            return Err(fmt_err(
+                path,
+                format!("format {other:?}, expected {FORMAT:?}"),
+            ))
+        }
     }
     let config: ModelConfig = parse_json(path, &raw, "architecture")?;
     let meta = CheckpointMeta {
@@ -218,11 +239,13 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded, CheckpointError> {
         metrics: parse_json(path, &raw, "metrics")?,
         config: config.clone(),
     };
-    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| fmt_err(path, e))?;
-    let model = Model::from_tensors(config, &tensors, device).map_err(|source| CheckpointError::Model {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let tensors =
+        candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| fmt_err(path, e))?;
+    let model =
+        Model::from_tensors(config, &tensors, device).map_err(|source| CheckpointError::Model {
+            path: path.to_path_buf(),
+            source,
+        })?;
     Ok(Loaded {
         model,
         meta,
@@ -249,7 +272,12 @@ pub fn load_trainer(
     if let Some(e) = epochs {
         cfg.epochs = e;
     }
-    let names: Vec<String> = loaded.model.named_vars().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = loaded
+        .model
+        .named_vars()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let get = |key: String| {
         loaded
             .tensors
@@ -257,15 +285,29 @@ pub fn load_trainer(
             .cloned()
             .ok_or_else(|| fmt_err(path, format!("tensor {key} missing")))
     };
-    let m = names.iter().map(|n| get(format!("adam.m.{n}"))).collect::<Result<Vec<_>, _>>()?;
-    let v = names.iter().map(|n| get(format!("adam.v.{n}"))).collect::<Result<Vec<_>, _>>()?;
+    let m = names
+        .iter()
+        .map(|n| get(format!("adam.m.{n}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let v = names
+        .iter()
+        .map(|n| get(format!("adam.v.{n}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let best = if loaded.tensors.contains_key(&format!("best.{}", names[0])) {
-        Some(names.iter().map(|n| get(format!("best.{n}"))).collect::<Result<Vec<_>, _>>()?)
+        Some(
+            names
+                .iter()
+                .map(|n| get(format!("best.{n}")))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
     } else {
         None
     };
     let mut trainer = Trainer::new(loaded.model, cfg).map_err(|e| fmt_err(path, e))?;
-    trainer.adam.set_moments(m, v, step).map_err(|e| fmt_err(path, e))?;
+    trainer
+        .adam
+        .set_moments(m, v, step)
+        .map_err(|e| fmt_err(path, e))?;
     trainer.progress = progress;
     // A raised epoch budget lets a stopped run continue.
     if epochs.is_some() {

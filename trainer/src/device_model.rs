@@ -94,8 +94,9 @@ pub fn save(
         path: path.to_owned(),
         reason,
     };
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![image.len()], image)
-        .map_err(|e| bad(e.to_string()))?;
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![image.len()], image)
+            .map_err(|e| bad(e.to_string()))?;
     let bytes = safetensors::serialize([(DEVICE_IMAGE_TENSOR, view)], Some(metadata))
         .map_err(|e| bad(e.to_string()))?;
     crate::checkpoint::write_atomic(path, &bytes)?;

@@ -28,10 +28,16 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
+pub mod device_model;
+pub mod emulate;
 pub mod eval;
 pub mod model;
+pub mod onnx;
 pub mod pictures;
+pub mod quant_report;
+pub mod quantize;
 pub mod rng;
+pub mod serial;
 pub mod train;
 
 pub use model::{DenseF32, Model, ModelConfig};

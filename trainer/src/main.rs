@@ -33,6 +33,18 @@ enum Command {
     Traverse(cli::traverse::Args),
     /// Per-class one-class AUROC table beside Deep SVDD.
     Oneclass(cli::oneclass::Args),
+    /// Quantize a VAE for the device, write ONNX files, report the quantization cost.
+    Export(cli::export::Args),
+    /// Run the device's fixed-point inference on the host: score images, generate.
+    Infer(cli::infer::Args),
+    /// Write the model card of an exported model (metrics, settings, pictures).
+    Card(cli::card::Args),
+    /// Talk to the firmware over a serial port (a board or `tinyvae emulate`'s pty).
+    Serial(tinyvae_trainer::serial::SerialArgs),
+    /// Run the firmware in QEMU and serve its UART on a pty.
+    Emulate(tinyvae_trainer::emulate::EmulateArgs),
+    /// The whole system on the emulated board: detection, generation, OLED screenshots.
+    Demo(cli::demo::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,5 +63,11 @@ fn main() -> anyhow::Result<()> {
         Command::Interpolate(a) => cli::interpolate::run(a),
         Command::Traverse(a) => cli::traverse::run(a),
         Command::Oneclass(a) => cli::oneclass::run(a),
+        Command::Export(a) => cli::export::run(a),
+        Command::Infer(a) => cli::infer::run(a),
+        Command::Card(a) => cli::card::run(a),
+        Command::Serial(a) => tinyvae_trainer::serial::run(&a),
+        Command::Emulate(a) => tinyvae_trainer::emulate::run(&a),
+        Command::Demo(a) => cli::demo::run(a),
     }
 }

@@ -104,14 +104,18 @@ fn push_dense(graph: &mut GraphProto, name: &str, layer: &DenseF32, input: &str)
         &[layer.out_dim, layer.in_dim],
         &layer.weight,
     ));
-    graph
-        .initializer
-        .push(tensor(&format!("{name}.bias"), &[layer.out_dim], &layer.bias));
+    graph.initializer.push(tensor(
+        &format!("{name}.bias"),
+        &[layer.out_dim],
+        &layer.bias,
+    ));
     let linear = format!("{name}.out");
     graph.node.push(gemm(name, input, &linear));
     if layer.relu {
         let act = format!("{name}.relu");
-        graph.node.push(node("Relu", &format!("{name}_relu"), &[&linear], &act));
+        graph
+            .node
+            .push(node("Relu", &format!("{name}_relu"), &[&linear], &act));
         act
     } else {
         linear
@@ -205,7 +209,10 @@ pub fn decoder_model(layers: &[DenseF32]) -> Result<ModelProto, OnnxError> {
 
 /// Writes `model` to `path` atomically (temporary file, then rename).
 pub fn write(model: &ModelProto, path: &Path) -> Result<(), OnnxError> {
-    Ok(crate::checkpoint::write_atomic(path, &model.encode_to_vec())?)
+    Ok(crate::checkpoint::write_atomic(
+        path,
+        &model.encode_to_vec(),
+    )?)
 }
 
 /// Loads `path` with tract and runs it on `input` (`rows x width`, row major);

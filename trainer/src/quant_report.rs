@@ -187,7 +187,9 @@ fn layer_errors(
                 }
             }
         }
-        let mu_float: Vec<f64> = float_enc.last().map_or(Vec::new(), |h| h[..vae.latent].to_vec());
+        let mu_float: Vec<f64> = float_enc
+            .last()
+            .map_or(Vec::new(), |h| h[..vae.latent].to_vec());
         let float_dec = forward_stack(&vae.decoder, &mu_float);
         let mu = &head[..vae.latent.min(head.len())];
         // The decoder's input as the device quantizes it, then layer by layer.

@@ -56,8 +56,8 @@ fn forward(layer: &DenseF32, x: &[f64]) -> Vec<f64> {
     (0..layer.out_dim)
         .map(|j| {
             let row = &layer.weight[j * layer.in_dim..(j + 1) * layer.in_dim];
-            let y = layer.bias[j] as f64
-                + row.iter().zip(x).map(|(&w, &v)| w as f64 * v).sum::<f64>();
+            let y =
+                layer.bias[j] as f64 + row.iter().zip(x).map(|(&w, &v)| w as f64 * v).sum::<f64>();
             if layer.relu {
                 y.max(0.0)
             } else {

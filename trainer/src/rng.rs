@@ -110,10 +110,18 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map(|_| SeededRng::stream(1, "x", 3).next_u64()).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| SeededRng::stream(1, "x", 3).next_u64())
+            .collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(SeededRng::stream(1, "x", 3).next_u64(), SeededRng::stream(1, "x", 4).next_u64());
-        assert_ne!(SeededRng::stream(1, "x", 3).next_u64(), SeededRng::stream(1, "y", 3).next_u64());
+        assert_ne!(
+            SeededRng::stream(1, "x", 3).next_u64(),
+            SeededRng::stream(1, "x", 4).next_u64()
+        );
+        assert_ne!(
+            SeededRng::stream(1, "x", 3).next_u64(),
+            SeededRng::stream(1, "y", 3).next_u64()
+        );
     }
 
     #[test]
@@ -121,7 +129,14 @@ mod tests {
         let mut r = SeededRng::new(5);
         let v = r.normals(20000);
         let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
-        let var = v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / v.len() as f64;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        let var = v
+            .iter()
+            .map(|&x| (f64::from(x) - mean).powi(2))
+            .sum::<f64>()
+            / v.len() as f64;
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
     }
 }

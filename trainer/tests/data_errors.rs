@@ -16,7 +16,13 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     p
 }
 
-fn load_images(bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf, Result<tinyvae_trainer::data::Dataset, DataError>) {
+fn load_images(
+    bytes: &[u8],
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Result<tinyvae_trainer::data::Dataset, DataError>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "x-images-idx3-ubyte", bytes);
     let r = idx::load_pair(&p, None);
@@ -25,7 +31,11 @@ fn load_images(bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf, Result<t
 
 fn assert_names_file(e: &DataError, p: &Path) {
     let msg = e.to_string();
-    assert!(msg.contains(&p.display().to_string()), "{msg:?} should name {}", p.display());
+    assert!(
+        msg.contains(&p.display().to_string()),
+        "{msg:?} should name {}",
+        p.display()
+    );
 }
 
 #[test]
@@ -60,7 +70,17 @@ fn truncated_header_and_data() {
     assert_names_file(&e, &p);
     let (_d, p, r) = load_images(&idx_bytes(IMG, &[2, 28, 28], &[0; 784 + 10]));
     let e = r.unwrap_err();
-    assert!(matches!(e, DataError::Truncated { expected: 1568, actual: 794, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            DataError::Truncated {
+                expected: 1568,
+                actual: 794,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert_names_file(&e, &p);
 }
 
@@ -74,10 +94,16 @@ fn wrong_dims_and_trailing_bytes() {
     assert!(matches!(r.unwrap_err(), DataError::Empty { .. }));
     let (_d, p, r) = load_images(&idx_bytes(IMG, &[1, 2, 2], &[0; 5]));
     let e = r.unwrap_err();
-    assert!(matches!(e, DataError::TrailingBytes { extra: 1, .. }), "{e}");
+    assert!(
+        matches!(e, DataError::TrailingBytes { extra: 1, .. }),
+        "{e}"
+    );
     assert_names_file(&e, &p);
     let (_d, _p, r) = load_images(&idx_bytes(IMG, &[u32::MAX, u32::MAX, u32::MAX], &[]));
-    assert!(matches!(r.unwrap_err(), DataError::WrongDims { .. } | DataError::Truncated { .. }));
+    assert!(matches!(
+        r.unwrap_err(),
+        DataError::WrongDims { .. } | DataError::Truncated { .. }
+    ));
 }
 
 #[test]
@@ -86,7 +112,17 @@ fn label_image_count_mismatch() {
     let i = write(dir.path(), "i", &idx_bytes(IMG, &[3, 1, 1], &[1, 2, 3]));
     let l = write(dir.path(), "l", &idx_bytes(LAB, &[2], &[1, 2]));
     let e = idx::load_pair(&i, Some(&l)).unwrap_err();
-    assert!(matches!(e, DataError::CountMismatch { images: 3, labels: 2, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            DataError::CountMismatch {
+                images: 3,
+                labels: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert_names_file(&e, &i);
     assert_names_file(&e, &l);
 }
@@ -101,7 +137,11 @@ fn missing_file_and_missing_split() {
     let e = load_split(&dir.path().join("nope"), Split::Train, (28, 28)).unwrap_err();
     assert!(matches!(e, DataError::NotFound { .. }), "{e}");
     // An IDX directory without test files says so instead of reading it as an image folder.
-    write(dir.path(), "t10k-labels-idx1-ubyte", &idx_bytes(LAB, &[1], &[1]));
+    write(
+        dir.path(),
+        "t10k-labels-idx1-ubyte",
+        &idx_bytes(LAB, &[1], &[1]),
+    );
     let e = load_split(dir.path(), Split::Test, (28, 28)).unwrap_err();
     assert!(matches!(e, DataError::MissingSplit { .. }), "{e}");
 }
@@ -121,7 +161,9 @@ fn bad_gzip() {
 }
 
 fn png(path: &Path, w: u32, h: u32, v: u8) {
-    image::RgbImage::from_pixel(w, h, image::Rgb([v, v, v])).save(path).unwrap();
+    image::RgbImage::from_pixel(w, h, image::Rgb([v, v, v]))
+        .save(path)
+        .unwrap();
 }
 
 #[test]
@@ -140,7 +182,10 @@ fn image_folder_with_classes_resizes_and_labels() {
     assert_eq!(d.labels, Some(vec![0, 0, 1, 1]));
     assert_eq!(d.class_names, vec!["cat", "dog"]);
     assert!(d.image_u8(3).iter().all(|&p| p == 200));
-    assert_eq!(d.filter_class(d.class_index("dog").unwrap()).unwrap().len(), 2);
+    assert_eq!(
+        d.filter_class(d.class_index("dog").unwrap()).unwrap().len(),
+        2
+    );
     // No test split in a plain folder: a seeded 20% is held out.
     let (tr, te) = load_train_test(dir.path(), (28, 28), 1).unwrap();
     assert_eq!((tr.len(), te.len()), (3, 1));

@@ -69,7 +69,10 @@ fn short_training_lowers_validation_loss() {
         }
         assert_eq!(seen, 4 * 300usize.div_ceil(32));
         let after = t.progress.history.last().unwrap().val.unwrap().loss;
-        assert!(after < 0.8 * before, "{kind:?} {lik:?}: val loss {before} -> {after}");
+        assert!(
+            after < 0.8 * before,
+            "{kind:?} {lik:?}: val loss {before} -> {after}"
+        );
     }
 }
 
@@ -83,19 +86,27 @@ fn checkpoint_round_trip_and_exact_resume() {
     let dir = tempfile::tempdir().unwrap();
 
     // Straight through: 4 epochs.
-    let mut straight = Trainer::new(Model::new(cfg.clone(), Init::Torch, 2, &dev).unwrap(), train_cfg(4)).unwrap();
+    let mut straight = Trainer::new(
+        Model::new(cfg.clone(), Init::Torch, 2, &dev).unwrap(),
+        train_cfg(4),
+    )
+    .unwrap();
     while !straight.finished() {
         straight.run_epoch(&xt, Some(&xv), &mut |_| {}).unwrap();
     }
 
     // 2 epochs, save, load, 2 more.
-    let mut first = Trainer::new(Model::new(cfg, Init::Torch, 2, &dev).unwrap(), train_cfg(2)).unwrap();
+    let mut first =
+        Trainer::new(Model::new(cfg, Init::Torch, 2, &dev).unwrap(), train_cfg(2)).unwrap();
     while !first.finished() {
         first.run_epoch(&xt, Some(&xv), &mut |_| {}).unwrap();
     }
     let last = dir.path().join("last.safetensors");
     checkpoint::save_trainer(&last, &first, &meta(&first)).unwrap();
-    assert!(!dir.path().join("last.safetensors.tmp").exists(), "temp file left behind");
+    assert!(
+        !dir.path().join("last.safetensors.tmp").exists(),
+        "temp file left behind"
+    );
 
     // Saved and loaded parameters are identical.
     let loaded = checkpoint::load(&last, &dev).unwrap();
@@ -111,24 +122,39 @@ fn checkpoint_round_trip_and_exact_resume() {
     let (a, b) = (params(&straight.model), params(&resumed.model));
     for (x, y) in a.iter().zip(&b) {
         for (p, q) in x.iter().zip(y) {
-            assert!((p - q).abs() <= 1e-6, "resumed parameters differ: {p} vs {q}");
+            assert!(
+                (p - q).abs() <= 1e-6,
+                "resumed parameters differ: {p} vs {q}"
+            );
         }
     }
-    assert_eq!(straight.progress.history.len(), resumed.progress.history.len());
+    assert_eq!(
+        straight.progress.history.len(),
+        resumed.progress.history.len()
+    );
 
     // Plain model files carry the float layers the quantizer reads.
     let mp = dir.path().join("model.safetensors");
     checkpoint::save_model(&mp, &resumed.model, &meta(&resumed)).unwrap();
     let m = checkpoint::load(&mp, &dev).unwrap().model;
-    assert_eq!(m.encoder_layers().unwrap(), resumed.model.encoder_layers().unwrap());
+    assert_eq!(
+        m.encoder_layers().unwrap(),
+        resumed.model.encoder_layers().unwrap()
+    );
     assert_eq!(m.decoder_layers().unwrap().last().unwrap().out_dim, 784);
     assert_eq!(m.encoder_layers().unwrap().last().unwrap().out_dim, 16);
     // Resuming from a plain model file is refused with a clear error.
-    let e = checkpoint::load_trainer(&mp, &dev, None).err().unwrap().to_string();
+    let e = checkpoint::load_trainer(&mp, &dev, None)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("model.safetensors"), "{e}");
     // Garbage is refused with the file named.
     std::fs::write(dir.path().join("junk.safetensors"), b"junk").unwrap();
-    let e = checkpoint::load(&dir.path().join("junk.safetensors"), &dev).err().unwrap().to_string();
+    let e = checkpoint::load(&dir.path().join("junk.safetensors"), &dev)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("junk.safetensors"), "{e}");
 }
 
@@ -138,7 +164,13 @@ fn iwae_bound_is_never_below_the_elbo() {
     let dev = Device::Cpu;
     let x = data.to_tensor(&dev).unwrap();
     let mut t = Trainer::new(
-        Model::new(config(ModelKind::Vae, Likelihood::Bernoulli), Init::Torch, 4, &dev).unwrap(),
+        Model::new(
+            config(ModelKind::Vae, Likelihood::Bernoulli),
+            Init::Torch,
+            4,
+            &dev,
+        )
+        .unwrap(),
         train_cfg(2),
     )
     .unwrap();
@@ -150,7 +182,10 @@ fn iwae_bound_is_never_below_the_elbo() {
     assert_eq!(b.nll.len(), 40);
     for (nll, ne) in b.nll.iter().zip(&b.neg_elbo) {
         assert!(nll.is_finite() && ne.is_finite());
-        assert!(nll <= ne, "IWAE NLL estimate {nll} above the negative ELBO {ne}");
+        assert!(
+            nll <= ne,
+            "IWAE NLL estimate {nll} above the negative ELBO {ne}"
+        );
     }
     // More samples tighten the bound on average.
     let b1 = bounds(&t.model, &sub, 1, 9).unwrap();
@@ -165,7 +200,13 @@ fn iwae_bound_is_never_below_the_elbo() {
 #[test]
 fn anomaly_score_is_neg_elbo_at_the_mean() {
     let dev = Device::Cpu;
-    let m = Model::new(config(ModelKind::Vae, Likelihood::Bernoulli), Init::Torch, 8, &dev).unwrap();
+    let m = Model::new(
+        config(ModelKind::Vae, Likelihood::Bernoulli),
+        Init::Torch,
+        8,
+        &dev,
+    )
+    .unwrap();
     let data = common::mnist_train(3);
     let x = data.to_tensor(&dev).unwrap();
     let s: Vec<f32> = loss::anomaly_score(&m, &x).unwrap().to_vec1().unwrap();
@@ -174,8 +215,15 @@ fn anomaly_score_is_neg_elbo_at_the_mean() {
         for l in layers {
             h = (0..l.out_dim)
                 .map(|o| {
-                    let v = l.bias[o] + (0..l.in_dim).map(|i| l.weight[o * l.in_dim + i] * h[i]).sum::<f32>();
-                    if l.relu { v.max(0.0) } else { v }
+                    let v = l.bias[o]
+                        + (0..l.in_dim)
+                            .map(|i| l.weight[o * l.in_dim + i] * h[i])
+                            .sum::<f32>();
+                    if l.relu {
+                        v.max(0.0)
+                    } else {
+                        v
+                    }
                 })
                 .collect();
         }
@@ -199,7 +247,11 @@ fn anomaly_score_is_neg_elbo_at_the_mean() {
             .zip(lv)
             .map(|(&m, &v)| 0.5 * (f64::from(v).exp() + f64::from(m).powi(2) - 1.0 - f64::from(v)))
             .sum();
-        assert!((f64::from(si) - (bce + kl)).abs() < 1e-2 * (bce + kl).abs().max(1.0), "{si} vs {}", bce + kl);
+        assert!(
+            (f64::from(si) - (bce + kl)).abs() < 1e-2 * (bce + kl).abs().max(1.0),
+            "{si} vs {}",
+            bce + kl
+        );
     }
     let _ = Tensor::zeros(1, candle_core::DType::F32, &dev).unwrap();
     assert_eq!(auroc(&[0.0, 1.0], &[false, true]), Some(1.0));

@@ -95,7 +95,13 @@ pub fn run(args: Args) -> Result<()> {
         tiles.push(test.image_f32(i));
         tiles.push(r.clone());
         let device = pipeline::score_image(&model, &mut ws, test.image_u8(i), model.threshold)?;
-        tiles.push(device.reconstruction.iter().map(|&p| p as f32 / 255.0).collect());
+        tiles.push(
+            device
+                .reconstruction
+                .iter()
+                .map(|&p| p as f32 / 255.0)
+                .collect(),
+        );
     }
     pictures::save_grid(&recon, &tiles, 6, w, h, 3)?;
 
@@ -141,14 +147,38 @@ pub fn run(args: Args) -> Result<()> {
             .and_then(|f| f.parse::<f64>().ok())
             .map_or("?".into(), |f| format!("{}", f * 100.0)),
     );
-    let _ = writeln!(md, "## Data\n\n{}", table(&serde_json::to_value(&meta.data)?));
-    if let Some(d) = file.metadata.get("data").and_then(|d| serde_json::from_str(d).ok()) {
-        let _ = writeln!(md, "Export (calibration, threshold and report images):\n\n{}", table(&d));
+    let _ = writeln!(
+        md,
+        "## Data\n\n{}",
+        table(&serde_json::to_value(&meta.data)?)
+    );
+    if let Some(d) = file
+        .metadata
+        .get("data")
+        .and_then(|d| serde_json::from_str(d).ok())
+    {
+        let _ = writeln!(
+            md,
+            "Export (calibration, threshold and report images):\n\n{}",
+            table(&d)
+        );
     }
-    let _ = writeln!(md, "## Training settings\n\n{}", table(&serde_json::to_value(&meta.train)?));
-    let _ = writeln!(md, "Initialization: {:?}; epochs run: {}.\n", meta.init, meta.epoch);
+    let _ = writeln!(
+        md,
+        "## Training settings\n\n{}",
+        table(&serde_json::to_value(&meta.train)?)
+    );
+    let _ = writeln!(
+        md,
+        "Initialization: {:?}; epochs run: {}.\n",
+        meta.init, meta.epoch
+    );
     if let Some(curve) = &curve {
-        let _ = writeln!(md, "## Training curve\n\n![loss curves]({})\n", relative(curve, base));
+        let _ = writeln!(
+            md,
+            "## Training curve\n\n![loss curves]({})\n",
+            relative(curve, base)
+        );
     }
     let _ = writeln!(md, "## Float metrics\n\n{}", table(&meta.metrics));
     let _ = writeln!(md, "## Device model\n");
@@ -163,7 +193,9 @@ pub fn run(args: Args) -> Result<()> {
         q16_to_f64(model.threshold),
         model.threshold,
         file.metadata.get("quantization").map_or("", String::as_str),
-        file.metadata.get("onnx_max_abs_diff").map_or("", String::as_str),
+        file.metadata
+            .get("onnx_max_abs_diff")
+            .map_or("", String::as_str),
     );
     let _ = writeln!(md, "## Quantization report\n");
     if let Value::Object(map) = &report {
@@ -174,7 +206,10 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
         let _ = writeln!(md, "{}", table(&Value::Object(scalars)));
-        let _ = writeln!(md, "| layer | shape | max abs error | in output steps |\n|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| layer | shape | max abs error | in output steps |\n|---|---|---|---|"
+        );
         if let Some(Value::Array(layers)) = map.get("layers") {
             for l in layers {
                 let _ = writeln!(
@@ -190,7 +225,11 @@ pub fn run(args: Args) -> Result<()> {
         md.push('\n');
     }
     let _ = writeln!(md, "## Pictures\n");
-    let _ = writeln!(md, "Samples from the prior, float model:\n\n![float samples]({})\n", relative(&samples, base));
+    let _ = writeln!(
+        md,
+        "Samples from the prior, float model:\n\n![float samples]({})\n",
+        relative(&samples, base)
+    );
     let _ = writeln!(
         md,
         "The same kind of samples from the device's fixed-point decoder (`tinyvae infer generate`, \

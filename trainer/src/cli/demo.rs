@@ -52,7 +52,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let file = device_model::load(&model_path)?;
     let model = file.model()?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
 
     eprintln!("== building the firmware with {}", model_path.display());
     let elf = FirmwareBuild {
@@ -64,7 +65,8 @@ pub fn run(args: Args) -> Result<()> {
     .run()?;
 
     eprintln!("== booting the emulated LM3S6965 (QEMU lm3s6965evb)");
-    let (mut emulator, mut client, info) = boot(&EmulatorConfig::new(&elf), Duration::from_secs(60))?;
+    let (mut emulator, mut client, info) =
+        boot(&EmulatorConfig::new(&elf), Duration::from_secs(60))?;
     println!("device on {}", emulator.pty_path().display());
     crate::serial::print_info(&info);
     ensure!(
@@ -94,7 +96,11 @@ pub fn run(args: Args) -> Result<()> {
         .take(args.images);
     let (faulted, kinds) = corrupt_dataset(&test, args.seed);
 
-    eprintln!("== streaming {} digits and {} faulted copies", test.len(), faulted.len());
+    eprintln!(
+        "== streaming {} digits and {} faulted copies",
+        test.len(),
+        faulted.len()
+    );
     println!("image            truth      score    recon       kl  verdict     instructions");
     let mut ws = Workspace::new();
     let (mut scores, mut verdicts, mut truth) = (Vec::new(), Vec::new(), Vec::new());
@@ -104,15 +110,23 @@ pub fn run(args: Args) -> Result<()> {
     for (set, anomalous) in [(&test, false), (&faulted, true)] {
         for i in 0..set.len() {
             let image = set.image_u8(i);
-            let e = client.encode(image).with_context(|| format!("encoding image {i}"))?;
+            let e = client
+                .encode(image)
+                .with_context(|| format!("encoding image {i}"))?;
             let host = pipeline::score_image(&model, &mut ws, image, info.threshold)?;
-            if host.score != e.score || host.posterior.mu != e.mu || host.posterior.logvar != e.logvar {
+            if host.score != e.score
+                || host.posterior.mu != e.mu
+                || host.posterior.logvar != e.logvar
+            {
                 mismatches += 1;
             }
             let name = if anomalous {
                 format!("#{i} {}", kinds[i].name())
             } else {
-                format!("#{i} digit {}", set.label(i).map_or("?".into(), |l| l.to_string()))
+                format!(
+                    "#{i} digit {}",
+                    set.label(i).map_or("?".into(), |l| l.to_string())
+                )
             };
             println!(
                 "{name:<16} {:<9} {:>8.2} {:>8.2} {:>8.2}  {:<10} {:>10}",
@@ -120,7 +134,11 @@ pub fn run(args: Args) -> Result<()> {
                 q16_to_f64(e.score.score),
                 q16_to_f64(e.score.reconstruction),
                 q16_to_f64(e.score.kl),
-                if e.score.anomalous { "ANOMALY" } else { "normal" },
+                if e.score.anomalous {
+                    "ANOMALY"
+                } else {
+                    "normal"
+                },
                 e.instructions
             );
             // Keep one screen of each verdict, as the device drew it.
@@ -158,11 +176,23 @@ pub fn run(args: Args) -> Result<()> {
             mismatches += 1;
         }
         gen_instructions += g.instructions;
-        tiles.push(g.image.iter().map(|&p| p as f32 / 255.0).collect::<Vec<f32>>());
+        tiles.push(
+            g.image
+                .iter()
+                .map(|&p| p as f32 / 255.0)
+                .collect::<Vec<f32>>(),
+        );
     }
     let generate_png = shot(&mut emulator, "oled-generate.png")?;
     let samples_png = args.out.join("device-samples.png");
-    crate::pictures::save_grid(&samples_png, &tiles, 8, model.input_width, model.input_height, 3)?;
+    crate::pictures::save_grid(
+        &samples_png,
+        &tiles,
+        8,
+        model.input_width,
+        model.input_height,
+        3,
+    )?;
     println!(
         "{} samples, mean {:.0} instructions per generate",
         args.samples,
@@ -177,9 +207,16 @@ pub fn run(args: Args) -> Result<()> {
         "device stats: {} frames, {} errors, {} scored, {} anomalies, {} generated",
         stats.frames, stats.errors, stats.scored, stats.anomalies, stats.generated
     );
-    for path in [Some(boot_png), shots.0, shots.1, Some(generate_png), Some(walk_png), Some(samples_png)]
-        .into_iter()
-        .flatten()
+    for path in [
+        Some(boot_png),
+        shots.0,
+        shots.1,
+        Some(generate_png),
+        Some(walk_png),
+        Some(samples_png),
+    ]
+    .into_iter()
+    .flatten()
     {
         println!("wrote {}", path.display());
     }

@@ -9,7 +9,7 @@ use super::{DataArgs, DeviceArgs};
 use crate::checkpoint;
 use crate::data::corrupt::{corrupt_dataset, Corruption};
 use crate::data::Dataset;
-use crate::eval::{anomaly_scores, auroc, bounds, complexity_nats, recon_error};
+use crate::eval::{anomaly_scores, auroc, bounds, recon_error};
 use crate::model::{Model, ModelKind};
 use crate::train::evaluate;
 
@@ -36,7 +36,12 @@ pub struct Args {
 
 /// One-class and corruption AUROCs of `model` on `test` (labels needed for the
 /// one-class part; `normal` = the normal class index).
-pub fn anomaly_report(model: &Model, test: &Dataset, normal: Option<u32>, seed: u64) -> Result<serde_json::Value> {
+pub fn anomaly_report(
+    model: &Model,
+    test: &Dataset,
+    normal: Option<u32>,
+    seed: u64,
+) -> Result<serde_json::Value> {
     let device = model.device();
     let mut report = serde_json::Map::new();
     let scores = anomaly_scores(model, &test.to_tensor(device)?)?;
@@ -44,14 +49,10 @@ pub fn anomaly_report(model: &Model, test: &Dataset, normal: Option<u32>, seed: 
         (Some(c), Some(labels)) => {
             let positive: Vec<bool> = labels.iter().map(|&l| l != c).collect();
             report.insert("one_class_auroc".into(), json!(auroc(&scores, &positive)));
-            let corrected: Vec<f64> = (0..test.len())
-                .map(|i| scores[i] - complexity_nats(test.image_u8(i), test.width, test.height))
-                .collect();
             report.insert(
-                "one_class_auroc_complexity_corrected".into(),
-                json!(auroc(&corrected, &positive)),
+                "normal_class".into(),
+                json!(test.class_names.get(c as usize)),
             );
-            report.insert("normal_class".into(), json!(test.class_names.get(c as usize)));
             test.filter_class(c)?
         }
         _ => test.clone(),
@@ -111,7 +112,11 @@ pub fn run(args: Args) -> Result<()> {
         report.insert("bound_seconds".into(), json!(t.elapsed().as_secs_f64()));
     }
     report.insert("reconstruction".into(), json!(recon_error(&model, &x)?));
-    let normal_name = args.data.normal_class.clone().or(loaded.meta.data.normal_class.clone());
+    let normal_name = args
+        .data
+        .normal_class
+        .clone()
+        .or(loaded.meta.data.normal_class.clone());
     let normal = normal_name.map(|c| test.class_index(&c)).transpose()?;
     if let serde_json::Value::Object(a) = anomaly_report(&model, &test, normal, args.seed)? {
         report.extend(a);

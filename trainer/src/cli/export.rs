@@ -85,15 +85,37 @@ fn images(ds: &Dataset) -> Vec<Vec<u8>> {
 pub fn run(args: Args) -> Result<()> {
     let exported = export(&args)?;
     let r = &exported.report;
-    println!("quantization report ({} normal, {} anomalous images)", r.normal_images, r.anomalous_images);
-    println!("  AUROC            float {:.4}  fixed {:.4}  drop {:+.4}", r.auroc_float, r.auroc_fixed, r.auroc_drop);
-    println!("  reconstruction   float {:.3}  fixed {:.3} nats", r.reconstruction_float, r.reconstruction_fixed);
-    println!("  KL               float {:.3}  fixed {:.3} nats", r.kl_float, r.kl_fixed);
+    println!(
+        "quantization report ({} normal, {} anomalous images)",
+        r.normal_images, r.anomalous_images
+    );
+    println!(
+        "  AUROC            float {:.4}  fixed {:.4}  drop {:+.4}",
+        r.auroc_float, r.auroc_fixed, r.auroc_drop
+    );
+    println!(
+        "  reconstruction   float {:.3}  fixed {:.3} nats",
+        r.reconstruction_float, r.reconstruction_fixed
+    );
+    println!(
+        "  KL               float {:.3}  fixed {:.3} nats",
+        r.kl_float, r.kl_fixed
+    );
     println!("  max |score diff| {:.3} nats", r.max_score_error);
-    println!("  threshold        float {:.3}  fixed {:.3} nats", r.threshold_float, r.threshold_fixed);
-    println!("  verdicts flipped {} ({:.2}% agree)", r.decisions_flipped, 100.0 * r.decision_agreement);
+    println!(
+        "  threshold        float {:.3}  fixed {:.3} nats",
+        r.threshold_float, r.threshold_fixed
+    );
+    println!(
+        "  verdicts flipped {} ({:.2}% agree)",
+        r.decisions_flipped,
+        100.0 * r.decision_agreement
+    );
     for l in &r.layers {
-        println!("  {:<10} {:<12} max error {:.5} ({:.2} steps)", l.layer, l.shape, l.max_abs_error, l.max_error_steps);
+        println!(
+            "  {:<10} {:<12} max error {:.5} ({:.2} steps)",
+            l.layer, l.shape, l.max_abs_error, l.max_error_steps
+        );
     }
     for f in &exported.files {
         println!("wrote {}", f.display());
@@ -135,8 +157,14 @@ pub fn export(args: &Args) -> Result<Exported> {
     let (train_normal, test_normal, test_other) = match &normal_class {
         Some(name) => {
             let c = train.class_index(name)?;
-            let others: Vec<usize> = (0..test.len()).filter(|&i| test.label(i) != Some(c)).collect();
-            (train.filter_class(c)?, test.filter_class(c)?, test.subset(&others))
+            let others: Vec<usize> = (0..test.len())
+                .filter(|&i| test.label(i) != Some(c))
+                .collect();
+            (
+                train.filter_class(c)?,
+                test.filter_class(c)?,
+                test.subset(&others),
+            )
         }
         None => (train.clone(), test.clone(), test.take(0)),
     };
@@ -178,12 +206,22 @@ pub fn export(args: &Args) -> Result<Exported> {
     let normal = images(&report_set);
     let mut anomalous = images(&corrupted);
     anomalous.extend(images(&test_other));
-    let report = quant_report::measure(&vae, &model, &calibration, &normal, &anomalous, threshold_float);
+    let report = quant_report::measure(
+        &vae,
+        &model,
+        &calibration,
+        &normal,
+        &anomalous,
+        threshold_float,
+    );
 
     let mut files = Vec::new();
     let encoder_path = with_suffix(&args.out, ".encoder.onnx");
     let decoder_path = with_suffix(&args.out, ".decoder.onnx");
-    onnx::write(&onnx::encoder_model(&vae.encoder, vae.latent)?, &encoder_path)?;
+    onnx::write(
+        &onnx::encoder_model(&vae.encoder, vae.latent)?,
+        &encoder_path,
+    )?;
     onnx::write(&onnx::decoder_model(&vae.decoder)?, &decoder_path)?;
     let onnx_error = check_onnx(&loaded.model, &encoder_path, &decoder_path, &normal)?;
     files.extend([encoder_path, decoder_path]);
@@ -200,10 +238,16 @@ pub fn export(args: &Args) -> Result<Exported> {
             .into(),
     );
     metadata.insert("threshold_q16".into(), spec.threshold.to_string());
-    metadata.insert("threshold_nats".into(), format!("{:.4}", q16_to_f64(spec.threshold)));
+    metadata.insert(
+        "threshold_nats".into(),
+        format!("{:.4}", q16_to_f64(spec.threshold)),
+    );
     metadata.insert("threshold_fpr".into(), args.fpr.to_string());
     metadata.insert("model_hash".into(), format!("{:#010x}", model.hash));
-    metadata.insert("source_checkpoint".into(), args.checkpoint.display().to_string());
+    metadata.insert(
+        "source_checkpoint".into(),
+        args.checkpoint.display().to_string(),
+    );
     metadata.insert(
         "source_sha256".into(),
         format!("{:x}", Sha256::digest(&checkpoint_bytes)),
@@ -229,7 +273,10 @@ pub fn export(args: &Args) -> Result<Exported> {
 
     let report_path = with_suffix(&args.out, ".quant.json");
     let report_json = json!({ "report": &report, "onnx_max_abs_diff": onnx_error });
-    checkpoint::write_atomic(&report_path, serde_json::to_string_pretty(&report_json)?.as_bytes())?;
+    checkpoint::write_atomic(
+        &report_path,
+        serde_json::to_string_pretty(&report_json)?.as_bytes(),
+    )?;
     files.push(report_path);
     Ok(Exported {
         image: image.clone(),
@@ -271,7 +318,11 @@ pub fn check_onnx(
         let expected: Vec<f32> = candle_out.flatten_all()?.to_vec1()?;
         let got = tract_out.context("tract returned too few outputs")?;
         if got.len() != expected.len() {
-            bail!("tract output has {} values, candle {}", got.len(), expected.len());
+            bail!(
+                "tract output has {} values, candle {}",
+                got.len(),
+                expected.len()
+            );
         }
         for (a, b) in expected.iter().zip(got) {
             worst = worst.max((a - b).abs());

@@ -101,7 +101,8 @@ pub fn run(args: Args) -> Result<()> {
             for (kind, set) in &sets {
                 let mut flagged = 0;
                 for i in 0..set.len() {
-                    let scored = pipeline::score_image(&model, &mut ws, set.image_u8(i), model.threshold)?;
+                    let scored =
+                        pipeline::score_image(&model, &mut ws, set.image_u8(i), model.threshold)?;
                     let s = scored.score;
                     flagged += usize::from(s.anomalous);
                     if verbose {
@@ -118,7 +119,10 @@ pub fn run(args: Args) -> Result<()> {
                 }
                 println!("{kind}: {} images, {flagged} flagged anomalous", set.len());
             }
-            if let Some(a) = auroc(&scores.iter().map(|&s| s as f64).collect::<Vec<_>>(), &truth) {
+            if let Some(a) = auroc(
+                &scores.iter().map(|&s| s as f64).collect::<Vec<_>>(),
+                &truth,
+            ) {
                 println!("AUROC normal vs corrupted (fixed point): {a:.4}");
             }
         }

@@ -45,7 +45,10 @@ pub fn run(args: Args) -> Result<()> {
         .map(|p| Ok(checkpoint::load(p, &device)?.model))
         .collect::<Result<Vec<_>>>()?;
     let (w, h) = (models[0].config.width, models[0].config.height);
-    if models.iter().any(|m| (m.config.width, m.config.height) != (w, h)) {
+    if models
+        .iter()
+        .any(|m| (m.config.width, m.config.height) != (w, h))
+    {
         bail!("the models have different input sizes");
     }
     let test = args.data.load_test((w, h), args.seed)?;
@@ -64,14 +67,23 @@ pub fn run(args: Args) -> Result<()> {
             b = rng.below(test.len());
         }
         for m in &models {
-            tiles.extend(pictures::interpolate(m, &test.image_f32(a), &test.image_f32(b), args.steps)?);
+            tiles.extend(pictures::interpolate(
+                m,
+                &test.image_f32(a),
+                &test.image_f32(b),
+                args.steps,
+            )?);
         }
     }
     pictures::save_grid(&args.out, &tiles, args.steps.max(2), w, h, args.scale)?;
     eprintln!(
         "wrote {} (rows: for each pair, one row per model in order: {})",
         args.out.display(),
-        args.model.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        args.model
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
 }

@@ -1,7 +1,11 @@
 //! The command-line edge: one module per subcommand, each with clap `Args` and
 //! a `run` returning `anyhow::Result`. `main.rs` only dispatches.
 
+pub mod card;
+pub mod demo;
 pub mod eval;
+pub mod export;
+pub mod infer;
 pub mod interpolate;
 pub mod oneclass;
 pub mod reconstruct;
@@ -41,7 +45,11 @@ pub struct DataArgs {
 impl DataArgs {
     /// Train and test sets (test: the data's test split, or a seeded 20% of a plain folder).
     pub fn load_train_test(&self, seed: u64) -> Result<(Dataset, Dataset)> {
-        Ok(data::load_train_test(&self.data, (self.width, self.height), seed)?)
+        Ok(data::load_train_test(
+            &self.data,
+            (self.width, self.height),
+            seed,
+        )?)
     }
 
     /// Only the test split, sized to `(w, h)` when it comes from a folder.
@@ -85,7 +93,9 @@ impl DeviceArgs {
         }
         if let Some(rest) = d.strip_prefix("cuda") {
             let ordinal: usize = match rest.strip_prefix(':') {
-                Some(n) => n.parse().with_context(|| format!("bad CUDA device {d:?}"))?,
+                Some(n) => n
+                    .parse()
+                    .with_context(|| format!("bad CUDA device {d:?}"))?,
                 None if rest.is_empty() => 0,
                 None => bail!("unknown device {d:?}"),
             };

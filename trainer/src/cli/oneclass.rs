@@ -68,7 +68,12 @@ pub fn run(args: Args) -> Result<()> {
             latent: args.model.latent,
             likelihood: args.model.likelihood,
         };
-        let model = Model::new(config, args.model.init, seed.wrapping_add(u64::from(c)), &device)?;
+        let model = Model::new(
+            config,
+            args.model.init,
+            seed.wrapping_add(u64::from(c)),
+            &device,
+        )?;
         let mut trainer = Trainer::new(model, cfg.clone())?;
         let x = normal.to_tensor(&device)?;
         while !trainer.finished() {
@@ -76,32 +81,33 @@ pub fn run(args: Args) -> Result<()> {
         }
         let rep = anomaly_report(&trainer.model, &test, Some(c), seed)?;
         let au = rep["one_class_auroc"].as_f64().unwrap_or(f64::NAN) * 100.0;
-        let auc = rep["one_class_auroc_complexity_corrected"].as_f64().unwrap_or(f64::NAN) * 100.0;
         let cor = rep["corruption_auroc"].as_f64().unwrap_or(f64::NAN) * 100.0;
-        let svdd = name.parse::<usize>().ok().and_then(|i| DEEP_SVDD.get(i).copied());
+        let svdd = name
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| DEEP_SVDD.get(i).copied());
         eprintln!(
-            "class {name}: {} train images, AUROC {au:.1}, complexity-corrected {auc:.1} (Deep SVDD {}), corruptions {cor:.1}, {:.1} s",
+            "class {name}: {} train images, AUROC {au:.1} (Deep SVDD {}), corruptions {cor:.1}, {:.1} s",
             normal.len(),
             svdd.map_or("-".into(), |v| format!("{v:.1}")),
             t0.elapsed().as_secs_f64()
         );
-        rows.push((name.clone(), normal.len(), au, auc, svdd, cor));
+        rows.push((name.clone(), normal.len(), au, svdd, cor));
     }
     let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let mean_au = mean(rows.iter().map(|r| r.2).collect());
-    let mean_auc = mean(rows.iter().map(|r| r.3).collect());
-    let mean_svdd = mean(rows.iter().filter_map(|r| r.4).collect());
-    let mean_cor = mean(rows.iter().map(|r| r.5).collect());
+    let mean_svdd = mean(rows.iter().filter_map(|r| r.3).collect());
+    let mean_cor = mean(rows.iter().map(|r| r.4).collect());
     let mut md = String::from(
-        "| class | train images | tinyvae AUROC (%), neg. ELBO at mu | tinyvae AUROC (%), complexity-corrected | Deep SVDD AUROC (%) | corrupted-vs-clean AUROC (%) |\n|---|---|---|---|---|---|\n",
+        "| class | train images | tinyvae AUROC (%) | Deep SVDD AUROC (%) | corrupted-vs-clean AUROC (%) |\n|---|---|---|---|---|\n",
     );
-    for (name, n, au, auc, svdd, cor) in &rows {
+    for (name, n, au, svdd, cor) in &rows {
         md += &format!(
-            "| {name} | {n} | {au:.1} | {auc:.1} | {} | {cor:.1} |\n",
+            "| {name} | {n} | {au:.1} | {} | {cor:.1} |\n",
             svdd.map_or("-".into(), |v| format!("{v:.1}"))
         );
     }
-    md += &format!("| **mean** | | **{mean_au:.1}** | **{mean_auc:.1}** | **{mean_svdd:.1}** | {mean_cor:.1} |\n");
+    md += &format!("| **mean** | | **{mean_au:.1}** | **{mean_svdd:.1}** | {mean_cor:.1} |\n");
     println!("{md}");
     if let Some(p) = &args.markdown {
         crate::checkpoint::write_atomic(p, md.as_bytes())?;
@@ -111,8 +117,8 @@ pub fn run(args: Args) -> Result<()> {
             "config": {"kind": args.model.kind, "hidden": args.model.hidden, "latent": args.model.latent,
                        "likelihood": args.model.likelihood, "train": cfg},
             "classes": rows.iter().map(|r| json!({"class": r.0, "train_images": r.1, "auroc": r.2,
-                       "auroc_complexity_corrected": r.3, "deep_svdd": r.4, "corruption_auroc": r.5})).collect::<Vec<_>>(),
-            "mean_auroc": mean_au, "mean_auroc_complexity_corrected": mean_auc, "mean_deep_svdd": mean_svdd,
+                       "deep_svdd": r.3, "corruption_auroc": r.4})).collect::<Vec<_>>(),
+            "mean_auroc": mean_au, "mean_deep_svdd": mean_svdd,
         });
         crate::checkpoint::write_atomic(p, serde_json::to_string_pretty(&j)?.as_bytes())?;
     }

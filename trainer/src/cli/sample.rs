@@ -37,7 +37,14 @@ pub fn run(args: Args) -> Result<()> {
     let device = args.device.device()?;
     let m = checkpoint::load(&args.model, &device)?.model;
     let tiles = pictures::sample(&m, args.n, args.seed)?;
-    pictures::save_grid(&args.out, &tiles, args.cols, m.config.width, m.config.height, args.scale)?;
+    pictures::save_grid(
+        &args.out,
+        &tiles,
+        args.cols,
+        m.config.width,
+        m.config.height,
+        args.scale,
+    )?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

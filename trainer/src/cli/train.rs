@@ -136,7 +136,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let last = args.out.join("last.safetensors");
     let metrics_path = args.out.join("metrics.jsonl");
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let (mut trainer, init) = if args.resume {
         let (t, meta) = checkpoint::load_trainer(&last, &device, Some(args.hyper.epochs))
             .with_context(|| format!("cannot resume from {}", last.display()))?;
@@ -148,7 +149,13 @@ pub fn run(args: Args) -> Result<()> {
     };
     let cfg = trainer.model.config.clone();
     if (cfg.width, cfg.height) != (train.width, train.height) {
-        anyhow::bail!("the data is {}x{} but the checkpoint expects {}x{}", train.width, train.height, cfg.width, cfg.height);
+        anyhow::bail!(
+            "the data is {}x{} but the checkpoint expects {}x{}",
+            train.width,
+            train.height,
+            cfg.width,
+            cfg.height
+        );
     }
     let train_t = train.to_tensor(&device)?;
     let val_t = val.as_ref().map(|v| v.to_tensor(&device)).transpose()?;
@@ -174,7 +181,11 @@ pub fn run(args: Args) -> Result<()> {
         "training {:?} {}-{}-{} on {} images ({} validation), {} epochs",
         cfg.kind,
         cfg.input_dim(),
-        cfg.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join("-"),
+        cfg.hidden
+            .iter()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>()
+            .join("-"),
         cfg.latent,
         train.len(),
         val.as_ref().map_or(0, |v| v.len()),
@@ -223,7 +234,11 @@ pub fn run(args: Args) -> Result<()> {
         init,
         data: data_info,
         train: trainer.cfg.clone(),
-        epoch: trainer.progress.best_epoch.max(1).min(trainer.progress.epoch),
+        epoch: trainer
+            .progress
+            .best_epoch
+            .max(1)
+            .min(trainer.progress.epoch),
         metrics: serde_json::json!({
             "last": trainer.progress.history.last(),
             "best_val": trainer.progress.best_val,
@@ -237,6 +252,10 @@ pub fn run(args: Args) -> Result<()> {
         &trainer.progress.history,
         &format!("tinyvae {:?} {}", cfg.kind, args.out.display()),
     )?;
-    eprintln!("saved {} and {}", model_path.display(), args.out.join("loss.png").display());
+    eprintln!(
+        "saved {} and {}",
+        model_path.display(),
+        args.out.join("loss.png").display()
+    );
     Ok(())
 }

@@ -44,7 +44,11 @@ pub fn run(args: Args) -> Result<()> {
     let (w, h) = (m.config.width, m.config.height);
     let test = args.data.load_test((w, h), 0)?;
     if args.index >= test.len() {
-        anyhow::bail!("--index {} but the test set has {} images", args.index, test.len());
+        anyhow::bail!(
+            "--index {} but the test set has {} images",
+            args.index,
+            test.len()
+        );
     }
     let dims = if args.dims.is_empty() {
         (0..m.config.latent.min(10)).collect()
@@ -61,6 +65,9 @@ pub fn run(args: Args) -> Result<()> {
         tiles.extend(pictures::traverse(&m, &x, d, &values)?);
     }
     pictures::save_grid(&args.out, &tiles, steps, w, h, args.scale)?;
-    eprintln!("wrote {} (one row per dimension: {dims:?})", args.out.display());
+    eprintln!(
+        "wrote {} (one row per dimension: {dims:?})",
+        args.out.display()
+    );
     Ok(())
 }

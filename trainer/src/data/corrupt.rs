@@ -114,6 +114,23 @@ impl Corruption {
     }
 }
 
+/// A corrupted copy of every image of `ds`, cycling through [`Corruption::ALL`]
+/// (image `i` gets corruption `i mod 7`), each seeded by `(seed, i)`.
+pub fn corrupt_dataset(ds: &super::Dataset, seed: u64) -> (super::Dataset, Vec<Corruption>) {
+    let mut out = ds.clone();
+    let mut kinds = Vec::with_capacity(ds.len());
+    let d = ds.image_len();
+    for i in 0..ds.len() {
+        let kind = Corruption::ALL[i % Corruption::ALL.len()];
+        let mut rng = SeededRng::stream(seed, "corrupt", i as u64);
+        let img = kind.apply(ds.image_u8(i), ds.width, ds.height, &mut rng);
+        out.pixels[i * d..(i + 1) * d].copy_from_slice(&img);
+        kinds.push(kind);
+    }
+    out.source = format!("{} (corrupted)", ds.source);
+    (out, kinds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,21 +150,4 @@ mod tests {
             assert_ne!(out, img, "{}", c.name());
         }
     }
-}
-
-/// A corrupted copy of every image of `ds`, cycling through [`Corruption::ALL`]
-/// (image `i` gets corruption `i mod 7`), each seeded by `(seed, i)`.
-pub fn corrupt_dataset(ds: &super::Dataset, seed: u64) -> (super::Dataset, Vec<Corruption>) {
-    let mut out = ds.clone();
-    let mut kinds = Vec::with_capacity(ds.len());
-    let d = ds.image_len();
-    for i in 0..ds.len() {
-        let kind = Corruption::ALL[i % Corruption::ALL.len()];
-        let mut rng = SeededRng::stream(seed, "corrupt", i as u64);
-        let img = kind.apply(ds.image_u8(i), ds.width, ds.height, &mut rng);
-        out.pixels[i * d..(i + 1) * d].copy_from_slice(&img);
-        kinds.push(kind);
-    }
-    out.source = format!("{} (corrupted)", ds.source);
-    (out, kinds)
 }

@@ -80,7 +80,10 @@ pub fn load(dir: &Path, width: usize, height: usize) -> Result<Dataset, DataErro
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| c.to_string()),
         );
-        for p in sorted_entries(cd)?.iter().filter(|p| p.is_file() && is_image(p)) {
+        for p in sorted_entries(cd)?
+            .iter()
+            .filter(|p| p.is_file() && is_image(p))
+        {
             pixels.extend(load_image(p, width, height)?);
             labels.push(c as u32);
         }

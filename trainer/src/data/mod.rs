@@ -58,7 +58,10 @@ impl Dataset {
 
     /// Image `i` as floats in `[0, 1]`.
     pub fn image_f32(&self, i: usize) -> Vec<f32> {
-        self.image_u8(i).iter().map(|&b| f32::from(b) / 255.0).collect()
+        self.image_u8(i)
+            .iter()
+            .map(|&b| f32::from(b) / 255.0)
+            .collect()
     }
 
     /// Label of image `i`, if labelled.
@@ -164,9 +167,9 @@ pub fn find_idx_files(dir: &Path, split: Split) -> Option<(PathBuf, Option<PathB
         }
         None
     };
-    prefixes.iter().find_map(|p| {
-        find(p, "images", 3).map(|img| (img, find(p, "labels", 1)))
-    })
+    prefixes
+        .iter()
+        .find_map(|p| find(p, "images", 3).map(|img| (img, find(p, "labels", 1))))
 }
 
 /// Reads one split from `path`: an IDX images file, a directory of IDX files,

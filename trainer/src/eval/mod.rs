@@ -84,7 +84,8 @@ pub fn bounds(model: &Model, data: &Tensor, k: usize, seed: u64) -> candle_core:
             let x_r = repeat_rows(&x, s)?;
             let eps = eps_tensor(&mut rng, b * s, model.config.latent, model.device())?;
             let z = (&mu_r + (lv_r.affine(0.5, 0.0)?.exp()? * &eps)?)?;
-            let logpx = loss::recon_nll(&model.decode(&z)?, &x_r, model.config.likelihood)?.neg()?;
+            let logpx =
+                loss::recon_nll(&model.decode(&z)?, &x_r, model.config.likelihood)?.neg()?;
             let w = ((logpx + loss::log_prior(&z)?)? - loss::log_posterior(&eps, &lv_r)?)?;
             let w: Vec<f32> = w.to_vec1()?;
             for (i, a) in acc.iter_mut().enumerate() {
@@ -186,30 +187,19 @@ mod tests {
 
     #[test]
     fn auroc_basics() {
-        assert_eq!(auroc(&[1.0, 2.0, 3.0, 4.0], &[false, false, true, true]), Some(1.0));
-        assert_eq!(auroc(&[4.0, 3.0, 2.0, 1.0], &[false, false, true, true]), Some(0.0));
+        assert_eq!(
+            auroc(&[1.0, 2.0, 3.0, 4.0], &[false, false, true, true]),
+            Some(1.0)
+        );
+        assert_eq!(
+            auroc(&[4.0, 3.0, 2.0, 1.0], &[false, false, true, true]),
+            Some(0.0)
+        );
         assert_eq!(auroc(&[1.0, 1.0], &[false, true]), Some(0.5));
         assert_eq!(auroc(&[1.0, 2.0], &[true, true]), None);
-        assert!((auroc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap() - 0.75).abs() < 1e-12);
-    }
-}
-
-/// Input complexity of an 8-bit grayscale image in nats: the size of its
-/// losslessly compressed PNG (best compression, adaptive filters) times ln 2 per bit.
-///
-/// Likelihood-based anomaly scores favour simple images: a thin "1" costs few
-/// nats under any digit model. Subtracting the complexity (Serrà et al., ICLR
-/// 2020, "Input complexity and out-of-distribution detection with likelihood-based
-/// generative models") scores how much worse the model explains `x` than a
-/// generic compressor does.
-pub fn complexity_nats(img: &[u8], w: usize, h: usize) -> f64 {
-    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-    use image::ImageEncoder;
-    let mut buf = Vec::new();
-    let enc = PngEncoder::new_with_quality(&mut buf, CompressionType::Best, FilterType::Adaptive);
-    match enc.write_image(img, w as u32, h as u32, image::ExtendedColorType::L8) {
-        Ok(()) => buf.len() as f64 * 8.0 * std::f64::consts::LN_2,
-        // Cannot happen for a well-sized buffer; an uncompressed size is a safe upper bound.
-        Err(_) => img.len() as f64 * 8.0 * std::f64::consts::LN_2,
+        assert!(
+            (auroc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap() - 0.75).abs()
+                < 1e-12
+        );
     }
 }

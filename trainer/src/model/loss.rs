@@ -9,7 +9,11 @@ use super::{Likelihood, Model, ModelKind};
 /// Bernoulli: binary cross-entropy with logits, computed stably as
 /// `max(l, 0) - x l + ln(1 + e^{-|l|})`. Gaussian: summed squared error of
 /// `sigmoid(l)` (variance 1/2, constant left out).
-pub fn recon_nll(logits: &Tensor, x: &Tensor, likelihood: Likelihood) -> candle_core::Result<Tensor> {
+pub fn recon_nll(
+    logits: &Tensor,
+    x: &Tensor,
+    likelihood: Likelihood,
+) -> candle_core::Result<Tensor> {
     match likelihood {
         Likelihood::Bernoulli => {
             let softplus = (logits.relu()? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;

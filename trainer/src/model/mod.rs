@@ -108,7 +108,9 @@ impl ModelConfig {
     /// Checks that every size is positive.
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.input_dim() == 0 || self.latent == 0 || self.hidden.contains(&0) {
-            return Err(ModelError::Config(format!("sizes must be positive: {self:?}")));
+            return Err(ModelError::Config(format!(
+                "sizes must be positive: {self:?}"
+            )));
         }
         Ok(())
     }
@@ -286,7 +288,9 @@ impl Model {
                                 detail: format!("shape {:?}, expected {shape:?}", t.dims()),
                             });
                         }
-                        Ok(Var::from_tensor(&t.to_dtype(DType::F32)?.to_device(device)?)?)
+                        Ok(Var::from_tensor(
+                            &t.to_dtype(DType::F32)?.to_device(device)?,
+                        )?)
                     };
                     Ok(Dense {
                         weight: get("weight", &[b, a])?,
@@ -323,7 +327,9 @@ impl Model {
 
     /// Encoder output before splitting into heads: `(B, encoder_out_dim)`.
     pub fn encode_raw(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.encoder.iter().try_fold(x.clone(), |h, l| l.forward(&h))
+        self.encoder
+            .iter()
+            .try_fold(x.clone(), |h, l| l.forward(&h))
     }
 
     /// `x (B, input) -> (mu, logvar)`, each `(B, latent)`. For an AE `mu` is the
@@ -342,7 +348,9 @@ impl Model {
 
     /// `z (B, latent) -> logits (B, input)`.
     pub fn decode(&self, z: &Tensor) -> candle_core::Result<Tensor> {
-        self.decoder.iter().try_fold(z.clone(), |h, l| l.forward(&h))
+        self.decoder
+            .iter()
+            .try_fold(z.clone(), |h, l| l.forward(&h))
     }
 
     /// `z (B, latent) -> images (B, input)` in `[0, 1]`.
@@ -398,11 +406,15 @@ mod tests {
         let enc = m.encoder_layers().unwrap();
         let dec = m.decoder_layers().unwrap();
         assert_eq!(
-            enc.iter().map(|l| (l.in_dim, l.out_dim, l.relu)).collect::<Vec<_>>(),
+            enc.iter()
+                .map(|l| (l.in_dim, l.out_dim, l.relu))
+                .collect::<Vec<_>>(),
             vec![(12, 8, true), (8, 6, true), (6, 4, false)]
         );
         assert_eq!(
-            dec.iter().map(|l| (l.in_dim, l.out_dim, l.relu)).collect::<Vec<_>>(),
+            dec.iter()
+                .map(|l| (l.in_dim, l.out_dim, l.relu))
+                .collect::<Vec<_>>(),
             vec![(2, 6, true), (6, 8, true), (8, 12, false)]
         );
         // The float layers reproduce the candle forward pass.
@@ -411,9 +423,15 @@ mod tests {
         for l in &enc {
             h = (0..l.out_dim)
                 .map(|o| {
-                    let s: f32 = (0..l.in_dim).map(|i| l.weight[o * l.in_dim + i] * h[i]).sum::<f32>()
+                    let s: f32 = (0..l.in_dim)
+                        .map(|i| l.weight[o * l.in_dim + i] * h[i])
+                        .sum::<f32>()
                         + l.bias[o];
-                    if l.relu { s.max(0.0) } else { s }
+                    if l.relu {
+                        s.max(0.0)
+                    } else {
+                        s
+                    }
                 })
                 .collect();
         }

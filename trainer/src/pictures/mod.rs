@@ -54,7 +54,10 @@ pub fn save_grid(
         let (x0, y0) = (pad + c * (tw + pad), pad + r * (th + pad));
         for y in 0..th {
             for x in 0..tw {
-                let v = tile.get((y / scale) * w + x / scale).copied().unwrap_or(0.0);
+                let v = tile
+                    .get((y / scale) * w + x / scale)
+                    .copied()
+                    .unwrap_or(0.0);
                 let b = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
                 img.put_pixel((x0 + x) as u32, (y0 + y) as u32, image::Luma([b]));
             }
@@ -89,7 +92,12 @@ pub fn reconstruct(model: &Model, x: &Tensor) -> candle_core::Result<Vec<Vec<f32
 
 /// `steps` images decoded along the straight line between the latent means of
 /// `a` and `b` (both ends included).
-pub fn interpolate(model: &Model, a: &[f32], b: &[f32], steps: usize) -> candle_core::Result<Vec<Vec<f32>>> {
+pub fn interpolate(
+    model: &Model,
+    a: &[f32],
+    b: &[f32],
+    steps: usize,
+) -> candle_core::Result<Vec<Vec<f32>>> {
     let d = a.len();
     let mut v = a.to_vec();
     v.extend_from_slice(b);
@@ -107,7 +115,12 @@ pub fn interpolate(model: &Model, a: &[f32], b: &[f32], steps: usize) -> candle_
 }
 
 /// Images decoded from the latent mean of `x` with dimension `dim` set to each of `values`.
-pub fn traverse(model: &Model, x: &[f32], dim: usize, values: &[f32]) -> candle_core::Result<Vec<Vec<f32>>> {
+pub fn traverse(
+    model: &Model,
+    x: &[f32],
+    dim: usize,
+    values: &[f32],
+) -> candle_core::Result<Vec<Vec<f32>>> {
     let xt = Tensor::from_vec(x.to_vec(), (1, x.len()), model.device())?;
     let (mu, _) = model.encode(&xt)?;
     let mu: Vec<f32> = mu.flatten_all()?.to_vec1()?;

@@ -53,7 +53,12 @@ fn panel(cv: &mut Canvas, (x0, y0, w, h): (i64, i64, i64, i64), title: &str, ser
     for t in 0..=4 {
         let y = ymin + (ymax - ymin) * t as f64 / 4.0;
         cv.line((x0, py(y)), (x0 + w, py(y)), [225, 225, 225], 1);
-        cv.text(x0 - 60, py(y) - 4, &format!("{:>7}", fmt_tick(y)), [60, 60, 60]);
+        cv.text(
+            x0 - 60,
+            py(y) - 4,
+            &format!("{:>7}", fmt_tick(y)),
+            [60, 60, 60],
+        );
         let x = xmin + (xmax - xmin) * t as f64 / 4.0;
         cv.text(px(x) - 8, y0 + h + 6, &format!("{x:.0}"), [60, 60, 60]);
     }
@@ -99,7 +104,12 @@ pub fn loss_curves(path: &Path, history: &[EpochMetrics], title: &str) -> Result
                 .collect(),
         },
     ];
-    panel(&mut cv, (90, 44, 780, 230), "loss per image (nats) vs epoch", &top);
+    panel(
+        &mut cv,
+        (90, 44, 780, 230),
+        "loss per image (nats) vs epoch",
+        &top,
+    );
     let bottom = [
         Series {
             name: "train recon",

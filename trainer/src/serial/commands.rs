@@ -10,12 +10,13 @@ use tinyvae_shared::rng::Rng;
 
 use crate::data::{self, Dataset};
 
-use super::metrics::{auroc, Confusion};
-use super::model_file::load_model_image;
+use super::metrics::Confusion;
 use super::{
     BenchArgs, DeviceClient, EncodeArgs, GenerateArgs, InfoArgs, SerialArgs, SerialCommand,
     SetThresholdArgs,
 };
+use crate::device_model;
+use crate::eval::auroc;
 
 pub(super) fn run(args: &SerialArgs) -> anyhow::Result<()> {
     ensure!(
@@ -59,12 +60,17 @@ pub fn print_info(info: &DeviceInfo) {
 }
 
 fn info(client: &mut DeviceClient, args: &InfoArgs) -> anyhow::Result<()> {
+    // Read the model file first: a bad path fails before any device traffic.
+    let image = args
+        .model
+        .as_deref()
+        .map(|p| device_model::load(p).map(|f| f.image))
+        .transpose()?;
     let info = client.info()?;
     print_info(&info);
-    let Some(path) = &args.model else {
+    let (Some(path), Some(image)) = (&args.model, image) else {
         return Ok(());
     };
-    let image = load_model_image(path)?;
     let model = Model::parse(&image).context("model file")?;
     let mut differences = Vec::new();
     if model.hash != info.model_hash {
@@ -118,7 +124,10 @@ fn load_for_device(
     limit: Option<usize>,
     info: &DeviceInfo,
 ) -> anyhow::Result<Dataset> {
-    let size = (usize::from(info.input_width), usize::from(info.input_height));
+    let size = (
+        usize::from(info.input_width),
+        usize::from(info.input_height),
+    );
     let mut set = match labels {
         Some(labels) => data::idx::load_pair(path, Some(labels))?,
         None => data::load_split(path, data::Split::Test, size)?,
@@ -230,7 +239,7 @@ fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
             .encode(item.image)
             .with_context(|| format!("encoding image {}", item.name))?;
         instructions += e.instructions;
-        scores.push(i64::from(e.score.score));
+        scores.push(f64::from(e.score.score));
         verdicts.push(e.score.anomalous);
         if let Some(t) = item.anomalous {
             truth.push(t);
@@ -248,11 +257,7 @@ fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
                 q16_to_f64(e.score.score),
                 q16_to_f64(e.score.reconstruction),
                 q16_to_f64(e.score.kl),
-                if e.score.anomalous {
-                    "ANOMALOUS"
-                } else {
-                    "ok"
-                }
+                if e.score.anomalous { "ANOMALOUS" } else { "ok" }
             );
         }
     }
@@ -262,7 +267,7 @@ fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
         scores.len(),
         verdicts.iter().filter(|&&v| v).count(),
         q16_to_f64(info.threshold),
-        scores.iter().map(|&s| s as f64 / 65536.0).sum::<f64>() / n,
+        scores.iter().map(|&s| s / 65536.0).sum::<f64>() / n,
         instructions as f64 / n
     );
     if has_truth && truth.len() == scores.len() {

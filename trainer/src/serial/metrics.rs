@@ -1,34 +1,4 @@
-//! Detection metrics for a scored, labelled set: AUROC and the confusion table of the
-//! device's verdicts.
-
-/// Area under the ROC curve of `scores` (higher = more anomalous) against `truth`
-/// (true = anomalous): the probability that a random anomalous example scores above a
-/// random normal one, ties counting half (the Mann-Whitney U statistic).
-///
-/// `None` when either class is empty.
-pub fn auroc(scores: &[i64], truth: &[bool]) -> Option<f64> {
-    let mut pairs: Vec<(i64, bool)> = scores.iter().copied().zip(truth.iter().copied()).collect();
-    let positives = pairs.iter().filter(|p| p.1).count();
-    let negatives = pairs.len() - positives;
-    if positives == 0 || negatives == 0 {
-        return None;
-    }
-    pairs.sort_by_key(|p| p.0);
-    // Sum of the (tie-averaged, 1-based) ranks of the positives.
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < pairs.len() {
-        let mut j = i;
-        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
-            j += 1;
-        }
-        let average_rank = (i + 1 + j) as f64 / 2.0;
-        rank_sum += average_rank * pairs[i..j].iter().filter(|p| p.1).count() as f64;
-        i = j;
-    }
-    let p = positives as f64;
-    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
-}
+//! The confusion table of the device's verdicts (the AUROC is [`crate::eval::auroc`]).
 
 /// Counts of verdicts against the truth.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -94,13 +64,20 @@ mod tests {
 
     #[test]
     fn auroc_handles_order_and_ties() {
-        assert_eq!(auroc(&[1, 2, 3, 4], &[false, false, true, true]), Some(1.0));
-        assert_eq!(auroc(&[4, 3, 2, 1], &[false, false, true, true]), Some(0.0));
-        assert_eq!(auroc(&[5, 5], &[false, true]), Some(0.5));
-        assert_eq!(auroc(&[1, 2], &[false, false]), None);
+        use crate::eval::auroc;
+        assert_eq!(
+            auroc(&[1.0, 2.0, 3.0, 4.0], &[false, false, true, true]),
+            Some(1.0)
+        );
+        assert_eq!(
+            auroc(&[4.0, 3.0, 2.0, 1.0], &[false, false, true, true]),
+            Some(0.0)
+        );
+        assert_eq!(auroc(&[5.0, 5.0], &[false, true]), Some(0.5));
+        assert_eq!(auroc(&[1.0, 2.0], &[false, false]), None);
         // One of four pairs misordered.
         assert_eq!(
-            auroc(&[1, 3, 2, 4], &[false, false, true, true]),
+            auroc(&[1.0, 3.0, 2.0, 4.0], &[false, false, true, true]),
             Some(0.75)
         );
     }

@@ -12,7 +12,6 @@ mod commands;
 
 pub mod error;
 pub mod metrics;
-pub mod model_file;
 
 use std::path::PathBuf;
 

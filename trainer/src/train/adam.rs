@@ -48,7 +48,12 @@ impl Adam {
         let t = self.step as i32;
         let bc1 = 1.0 - self.beta1.powi(t);
         let bc2 = 1.0 - self.beta2.powi(t);
-        for ((var, m), v) in self.vars.iter().zip(self.m.iter_mut()).zip(self.v.iter_mut()) {
+        for ((var, m), v) in self
+            .vars
+            .iter()
+            .zip(self.m.iter_mut())
+            .zip(self.v.iter_mut())
+        {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
@@ -67,13 +72,26 @@ impl Adam {
     }
 
     /// Replaces the moments (from a checkpoint); shapes must match the vars.
-    pub fn set_moments(&mut self, m: Vec<Tensor>, v: Vec<Tensor>, step: u64) -> candle_core::Result<()> {
+    pub fn set_moments(
+        &mut self,
+        m: Vec<Tensor>,
+        v: Vec<Tensor>,
+        step: u64,
+    ) -> candle_core::Result<()> {
         if m.len() != self.vars.len() || v.len() != self.vars.len() {
-            candle_core::bail!("optimizer state has {} tensors, model has {}", m.len(), self.vars.len());
+            candle_core::bail!(
+                "optimizer state has {} tensors, model has {}",
+                m.len(),
+                self.vars.len()
+            );
         }
         for ((var, a), b) in self.vars.iter().zip(&m).zip(&v) {
             if a.dims() != var.dims() || b.dims() != var.dims() {
-                candle_core::bail!("optimizer state shape {:?} != parameter {:?}", a.dims(), var.dims());
+                candle_core::bail!(
+                    "optimizer state shape {:?} != parameter {:?}",
+                    a.dims(),
+                    var.dims()
+                );
             }
         }
         self.m = m;

@@ -138,7 +138,8 @@ pub fn batch_loss(
             Ok((total, rec, kl))
         }
         ModelKind::Ae => {
-            let rec = loss::recon_nll(&model.decode(&mu)?, x, model.config.likelihood)?.sum_all()?;
+            let rec =
+                loss::recon_nll(&model.decode(&mu)?, x, model.config.likelihood)?.sum_all()?;
             let total = (&rec / b)?;
             let kl = Tensor::zeros((), DType::F32, x.device())?;
             Ok((total, rec, kl))
@@ -260,7 +261,13 @@ impl Trainer {
         let seconds = started.elapsed().as_secs_f64();
         let nf = n.max(1) as f64;
         let val = match val {
-            Some(v) => Some(evaluate(&self.model, v, 1024, self.cfg.beta, self.cfg.seed)?),
+            Some(v) => Some(evaluate(
+                &self.model,
+                v,
+                1024,
+                self.cfg.beta,
+                self.cfg.seed,
+            )?),
             None => None,
         };
         self.progress.epoch += 1;

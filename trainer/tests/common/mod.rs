@@ -12,7 +12,9 @@ pub fn mnist_dir() -> PathBuf {
 
 /// The first `n` training images of the bundled data.
 pub fn mnist_train(n: usize) -> Dataset {
-    load_split(&mnist_dir(), Split::Train, (28, 28)).expect("bundled data").take(n)
+    load_split(&mnist_dir(), Split::Train, (28, 28))
+        .expect("bundled data")
+        .take(n)
 }
 
 /// An IDX header + payload.
