@@ -82,7 +82,7 @@ pub fn write_synthetic_model(path: &Path, seed: u64) {
 pub fn model_image() -> &'static [u8] {
     static IMAGE: OnceLock<Vec<u8>> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        device_model::load(&model_path())
+        device_model::load(model_path())
             .map(|f| f.image)
             .unwrap_or_else(|e| panic!("cannot load the test model: {e}"))
     })

@@ -121,7 +121,8 @@ pub fn run(args: Args) -> Result<()> {
                 mismatches += 1;
             }
             let name = if anomalous {
-                format!("#{i} {}", kinds[i].name())
+                let kind = kinds.get(i).map_or("fault", |k| k.name());
+                format!("#{i} {kind}")
             } else {
                 format!(
                     "#{i} digit {}",

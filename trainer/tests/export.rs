@@ -1,0 +1,145 @@
+//! Export of the committed default checkpoint: the device model round trip, the ONNX
+//! files in tract against candle, the fixed-point ranking against the float one, and
+//! named errors for damaged model files.
+
+use std::path::{Path, PathBuf};
+
+use tinyvae_shared::model::ModelError;
+use tinyvae_shared::pipeline::{self, Workspace};
+use tinyvae_trainer::cli::export::{self, Args, ONNX_TOLERANCE};
+use tinyvae_trainer::cli::DataArgs;
+use tinyvae_trainer::device_model::{self, DeviceModelError};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn export_default(dir: &Path) -> export::Exported {
+    let args = Args {
+        checkpoint: root().join("models/tinyvae-mnist.checkpoint.safetensors"),
+        out: dir.join("m"),
+        data: DataArgs {
+            data: root().join("data/mnist-10k"),
+            normal_class: None,
+            limit: None,
+            width: 28,
+            height: 28,
+        },
+        name: Some("test-export".into()),
+        fpr: 0.01,
+        calibration_images: 500,
+        prior_samples: 200,
+        seed: 3,
+    };
+    export::export(&args).expect("export succeeds")
+}
+
+#[test]
+fn export_round_trip_onnx_and_ranking() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exported = export_default(dir.path());
+
+    // The device model file loads back to the same image, and host inference on it
+    // gives the same scores as on the in-memory image.
+    let file = device_model::load(&dir.path().join("m.safetensors")).expect("loads");
+    assert_eq!(file.image, exported.image);
+    assert_eq!(
+        file.metadata.get("format").map(String::as_str),
+        Some(device_model::FORMAT)
+    );
+    let model = file.model().expect("parses");
+    assert_eq!(model.name(), "test-export");
+    let test = tinyvae_trainer::data::load_split(
+        &root().join("data/mnist-10k"),
+        tinyvae_trainer::data::Split::Test,
+        (28, 28),
+    )
+    .expect("test digits");
+    let mut ws = Workspace::new();
+    let mut flagged = 0;
+    for i in 0..200 {
+        let a = pipeline::score_image(&model, &mut ws, test.image_u8(i), model.threshold)
+            .expect("scores");
+        let b = pipeline::score_image(&model, &mut ws, test.image_u8(i), model.threshold)
+            .expect("scores");
+        assert_eq!(a, b);
+        flagged += usize::from(a.score.anomalous);
+    }
+    // The threshold sits at 1% false positives on other normal digits.
+    assert!(flagged <= 10, "{flagged} of 200 normal digits flagged");
+
+    // Quantization targets: AUROC within 0.005 of float, 99% of verdicts agree.
+    let r = &exported.report;
+    println!(
+        "export test: AUROC float {:.4} fixed {:.4}; {:.2}% verdicts agree",
+        r.auroc_float,
+        r.auroc_fixed,
+        100.0 * r.decision_agreement
+    );
+    assert!(
+        r.auroc_drop.abs() <= 0.005,
+        "AUROC moved by {}",
+        r.auroc_drop
+    );
+    assert!(
+        r.decision_agreement >= 0.99,
+        "agreement {}",
+        r.decision_agreement
+    );
+
+    // The ONNX files run in tract and agree with candle.
+    let loaded = tinyvae_trainer::checkpoint::load(
+        &root().join("models/tinyvae-mnist.checkpoint.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .expect("checkpoint");
+    let images: Vec<Vec<u8>> = (0..32).map(|i| test.image_u8(i).to_vec()).collect();
+    let gap = export::check_onnx(
+        &loaded.model,
+        &dir.path().join("m.encoder.onnx"),
+        &dir.path().join("m.decoder.onnx"),
+        &images,
+    )
+    .expect("tract runs the files");
+    println!("ONNX vs candle: max abs diff {gap:e}");
+    assert!(gap <= ONNX_TOLERANCE);
+}
+
+#[test]
+fn damaged_model_files_are_named_errors() {
+    let good = std::fs::read(root().join("models/tinyvae-mnist.safetensors")).expect("model");
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &good[..good.len() / 2]).expect("write");
+    let err = device_model::load(&truncated).expect_err("truncated file rejected");
+    assert!(matches!(err, DeviceModelError::Bad { .. }), "{err}");
+    assert!(err.to_string().contains("truncated.safetensors"), "{err}");
+
+    // Flip a byte inside the model image: safetensors still parses, the CRC does not.
+    let mut corrupt = good.clone();
+    let last = corrupt.len() - 100;
+    corrupt[last] ^= 0x55;
+    let path = dir.path().join("corrupt.safetensors");
+    std::fs::write(&path, &corrupt).expect("write");
+    let err = device_model::load(&path).expect_err("corrupt file rejected");
+    let text = err.to_string();
+    assert!(
+        text.contains("corrupt.safetensors") && text.contains("CRC"),
+        "{text}"
+    );
+
+    // A bare image with a damaged header names the field.
+    let file = device_model::load(&root().join("models/tinyvae-mnist.safetensors")).expect("model");
+    let mut bare = file.image.clone();
+    bare[0] = b'X';
+    assert_eq!(
+        tinyvae_shared::model::Model::parse(&bare).unwrap_err(),
+        ModelError::BadMagic
+    );
+    let missing = device_model::load(&dir.path().join("missing.safetensors")).expect_err("missing");
+    assert!(
+        matches!(missing, DeviceModelError::Read { .. }),
+        "{missing}"
+    );
+}
