@@ -63,26 +63,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auroc_handles_order_and_ties() {
-        use crate::eval::auroc;
-        assert_eq!(
-            auroc(&[1.0, 2.0, 3.0, 4.0], &[false, false, true, true]),
-            Some(1.0)
-        );
-        assert_eq!(
-            auroc(&[4.0, 3.0, 2.0, 1.0], &[false, false, true, true]),
-            Some(0.0)
-        );
-        assert_eq!(auroc(&[5.0, 5.0], &[false, true]), Some(0.5));
-        assert_eq!(auroc(&[1.0, 2.0], &[false, false]), None);
-        // One of four pairs misordered.
-        assert_eq!(
-            auroc(&[1.0, 3.0, 2.0, 4.0], &[false, false, true, true]),
-            Some(0.75)
-        );
-    }
-
-    #[test]
     fn confusion_counts() {
         let c = Confusion::tally(&[true, false, true, false], &[true, true, false, false]);
         assert_eq!(
