@@ -10,7 +10,8 @@
 //! every bit. Floating point appears only in the `host` feature (conversions and the
 //! export-time builders), never on a path the device runs.
 #![cfg_attr(not(feature = "std"), no_std)]
-#![forbid(unsafe_code)]
+// One `unsafe` block exists: the Cortex-M inner loop in `dense::kernel` (assembly).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod dense;

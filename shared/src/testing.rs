@@ -106,3 +106,24 @@ pub fn synthetic_model(seed: u64, shape: SyntheticShape) -> ModelSpec {
         logit_zero_point: logits.zero_point,
     }
 }
+
+/// Times `f` for benchmarks: a warm-up of a tenth of `iterations` calls, then `batches`
+/// batches of `iterations` calls each. Returns the fastest and the median batch, in
+/// microseconds per call. On a shared machine the fastest batch is the one least
+/// disturbed by other work.
+pub fn time_batches(batches: usize, iterations: usize, mut f: impl FnMut(usize)) -> (f64, f64) {
+    for i in 0..iterations / 10 {
+        f(i);
+    }
+    let mut per_call: Vec<f64> = (0..batches.max(1))
+        .map(|_| {
+            let start = std::time::Instant::now();
+            for i in 0..iterations {
+                f(i);
+            }
+            start.elapsed().as_secs_f64() * 1e6 / iterations.max(1) as f64
+        })
+        .collect();
+    per_call.sort_by(f64::total_cmp);
+    (per_call[0], per_call[per_call.len() / 2])
+}

@@ -7,24 +7,19 @@
 
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use tinyvae_shared::pipeline::{self, Workspace};
 use tract_onnx::prelude::*;
 
-const ITERATIONS: usize = 2000;
+const ITERATIONS: usize = 500;
+const BATCHES: usize = 7;
 
-fn time<F: FnMut(usize)>(label: &str, mut f: F) -> f64 {
-    for i in 0..ITERATIONS / 10 {
-        f(i);
-    }
-    let start = Instant::now();
-    for i in 0..ITERATIONS {
-        f(i);
-    }
-    let us = start.elapsed().as_secs_f64() * 1e6 / ITERATIONS as f64;
-    println!("{label:<44} {us:>9.1} us/image");
-    us
+/// The fastest of `BATCHES` batches (printed with the median batch): both paths are
+/// measured the same way in the same run.
+fn time(label: &str, f: impl FnMut(usize)) -> f64 {
+    let (best, median) = tinyvae_shared::testing::time_batches(BATCHES, ITERATIONS, f);
+    println!("{label:<44} {best:>9.2} us/image (median batch {median:.2})");
+    best
 }
 
 fn plan(path: &PathBuf, width: usize) -> TractResult<std::sync::Arc<TypedSimplePlan>> {
@@ -57,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     let n = test.len().min(256);
     let pixels = model.pixels();
     println!(
-        "model {} ({} weights), {n} test images cycled, {ITERATIONS} iterations, 1 thread",
+        "model {} ({} weights), {n} test images cycled, best of {BATCHES} x {ITERATIONS} iterations, 1 thread",
         model.name(),
         model.parameters()
     );

@@ -30,7 +30,7 @@ pub struct Args {
     /// metrics.jsonl, loss.png.
     #[arg(long, default_value = "runs/vae")]
     pub out: PathBuf,
-    /// Continue from <out>/last.safetensors (its architecture and settings win;
+    /// Continue from `<out>/last.safetensors` (its architecture and settings win;
     /// --epochs may raise the budget).
     #[arg(long)]
     pub resume: bool,

@@ -15,6 +15,9 @@ pub fn recon_nll(
     likelihood: Likelihood,
 ) -> candle_core::Result<Tensor> {
     match likelihood {
+        Likelihood::Bernoulli if logits.device().is_cpu() => logits
+            .contiguous()?
+            .apply_op2(&x.contiguous()?, crate::train::fused::BceWithLogits),
         Likelihood::Bernoulli => {
             let softplus = (logits.relu()? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
             (softplus - (x * logits)?)?.sum(D::Minus1)

@@ -31,7 +31,7 @@ pub enum PictureError {
     Empty(String),
 }
 
-/// Saves `tiles` (each `w*h` floats in [0,1], row major) as a grid with `cols`
+/// Saves `tiles` (each `w*h` floats in `[0, 1]`, row major) as a grid with `cols`
 /// columns, every pixel scaled up `scale` times, tiles separated by 2 gray pixels.
 pub fn save_grid(
     path: &Path,

@@ -7,6 +7,8 @@
 //! checkpoint takes the same steps as one that never stopped.
 
 pub mod adam;
+mod cpu;
+pub mod fused;
 
 use std::time::Instant;
 
@@ -117,6 +119,9 @@ pub struct Trainer {
     pub progress: Progress,
     /// Parameters at the best validation loss.
     pub best: Option<Vec<Tensor>>,
+    /// Whether epochs on the CPU run the fused step (the `cpu` module) rather than candle's
+    /// autograd (the same model and loss; on by default).
+    pub cpu_engine: bool,
 }
 
 /// The per-image loss terms of a batch `x` given standard-normal noise `eps`
@@ -198,6 +203,7 @@ impl Trainer {
             cfg,
             progress: Progress::default(),
             best: None,
+            cpu_engine: true,
         })
     }
 
@@ -231,20 +237,36 @@ impl Trainer {
         let started = Instant::now();
         let (mut rec_sum, mut kl_sum, mut loss_sum) = (0.0f64, 0.0f64, 0.0f64);
         let mut beta = self.beta_at(epoch as f64);
+        let latent = self.model.config.latent;
+        let mut cpu_state = if self.cpu_engine && train.device().is_cpu() {
+            Some(cpu::EpochState::new(&self.model, &self.adam, train)?)
+        } else {
+            None
+        };
         for b in 0..batches {
             let lo = b * bs;
             let len = bs.min(n - lo);
-            let idx = Tensor::from_slice(&perm[lo..lo + len], len, train.device())?;
-            let x = train.index_select(&idx, 0)?;
-            let eps = eps_tensor(&mut rng, len, self.model.config.latent, train.device())?;
+            let rows = &perm[lo..lo + len];
+            let eps = rng.normals(len * latent);
             beta = self.beta_at(epoch as f64 + b as f64 / batches as f64);
-            let (total, rec, kl) = batch_loss(&self.model, &x, &eps, beta)?;
-            let grads = total.backward()?;
-            self.adam.step(&grads)?;
-            let (r, k) = (
-                f64::from(rec.to_scalar::<f32>()?),
-                f64::from(kl.to_scalar::<f32>()?),
-            );
+            let (r, k) = match cpu_state.as_mut() {
+                Some(state) => {
+                    let loss = state.step(rows, &eps, beta, &mut self.adam)?;
+                    (loss.recon, loss.kl)
+                }
+                None => {
+                    let idx = Tensor::from_slice(rows, len, train.device())?;
+                    let x = train.index_select(&idx, 0)?;
+                    let eps = Tensor::from_vec(eps, (len, latent), train.device())?;
+                    let (total, rec, kl) = batch_loss(&self.model, &x, &eps, beta)?;
+                    let grads = total.backward()?;
+                    self.adam.step(&grads)?;
+                    (
+                        f64::from(rec.to_scalar::<f32>()?),
+                        f64::from(kl.to_scalar::<f32>()?),
+                    )
+                }
+            };
             rec_sum += r;
             kl_sum += k;
             loss_sum += r + beta * k;
@@ -257,6 +279,9 @@ impl Trainer {
                     kl: k / len as f64,
                 },
             });
+        }
+        if let Some(state) = cpu_state {
+            state.finish(&self.model, &mut self.adam)?;
         }
         let seconds = started.elapsed().as_secs_f64();
         let nf = n.max(1) as f64;
