@@ -343,6 +343,10 @@ fn garbage_frames_each_get_exactly_one_error() {
     assert_eq!(extra, 0, "bytes beyond one reply per frame");
     let info = device.client.info().expect("Info after the garbage");
     assert_eq!(info.model_hash, device.info.model_hash);
+    eprintln!(
+        "stack high-water mark after 1,000 garbage frames: {} B",
+        info.stack_high_water
+    );
     let after = device.client.stats().expect("stats after");
     assert_eq!(after.errors - before.errors, 1000, "error counter");
     assert_eq!(

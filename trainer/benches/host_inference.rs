@@ -58,6 +58,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     let mut ws = Workspace::new();
+    let fixed_encode_only = time("fixed point (shared): encode", |i| {
+        black_box(pipeline::encode(&model, &mut ws, test.image_u8(i % n)).ok());
+    });
     let fixed_encode = time("fixed point (shared): encode + score", |i| {
         let image = test.image_u8(i % n);
         black_box(pipeline::score_image(&model, &mut ws, image, model.threshold).ok());
@@ -82,6 +85,10 @@ fn main() -> anyhow::Result<()> {
     let tract_decode = time("tract-onnx float: decode", |_| {
         black_box(decoder.run(tvec!(zt.clone().into())).ok());
     });
+    println!(
+        "encode: fixed {fixed_encode_only:.1} us vs tract {tract_encode:.1} us ({:.2}x)",
+        tract_encode / fixed_encode_only
+    );
     // The score also needs a decode of mu: compare like with like.
     println!(
         "encode+score: fixed {fixed_encode:.1} us vs tract encode+decode {:.1} us ({:.2}x)",

@@ -28,6 +28,7 @@ fn train_cfg(epochs: usize) -> TrainConfig {
         beta: 1.0,
         warmup_epochs: 1.0,
         patience: 0,
+        shift: 0,
     }
 }
 

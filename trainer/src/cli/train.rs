@@ -83,6 +83,10 @@ pub struct HyperArgs {
     /// Early stopping patience in epochs (0 = off).
     #[arg(long, default_value_t = 5)]
     pub patience: usize,
+    /// Augment: translate each training image by a random offset of up to this many
+    /// pixels in x and y (zero fill; 0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub shift: usize,
 }
 
 impl HyperArgs {
@@ -96,6 +100,7 @@ impl HyperArgs {
             beta: self.beta,
             warmup_epochs: self.warmup,
             patience: self.patience,
+            shift: self.shift,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! checkpoint takes the same steps as one that never stopped.
 
 pub mod adam;
+pub mod augment;
 mod cpu;
 pub mod fused;
 
@@ -37,6 +38,10 @@ pub struct TrainConfig {
     pub warmup_epochs: f64,
     /// Stop after this many epochs without a better validation loss (0: never).
     pub patience: usize,
+    /// Translate each training image by a random offset of up to this many pixels in
+    /// x and y, zero-filled (0: no augmentation). Absent in older checkpoints.
+    #[serde(default)]
+    pub shift: usize,
 }
 
 impl Default for TrainConfig {
@@ -49,6 +54,7 @@ impl Default for TrainConfig {
             beta: 1.0,
             warmup_epochs: 0.0,
             patience: 0,
+            shift: 0,
         }
     }
 }
@@ -248,15 +254,29 @@ impl Trainer {
             let len = bs.min(n - lo);
             let rows = &perm[lo..lo + len];
             let eps = rng.normals(len * latent);
+            let shifts = augment::draw_shifts(&mut rng, len, self.cfg.shift);
             beta = self.beta_at(epoch as f64 + b as f64 / batches as f64);
             let (r, k) = match cpu_state.as_mut() {
                 Some(state) => {
-                    let loss = state.step(rows, &eps, beta, &mut self.adam)?;
+                    let loss = state.step(rows, &shifts, &eps, beta, &mut self.adam)?;
                     (loss.recon, loss.kl)
                 }
                 None => {
                     let idx = Tensor::from_slice(rows, len, train.device())?;
-                    let x = train.index_select(&idx, 0)?;
+                    let mut x = train.index_select(&idx, 0)?;
+                    if !shifts.is_empty() {
+                        let (w, h) = (self.model.config.width, self.model.config.height);
+                        let images = x.flatten_all()?.to_vec1::<f32>()?;
+                        let mut moved = vec![0.0; images.len()];
+                        for ((src, dst), &offset) in images
+                            .chunks_exact(w * h)
+                            .zip(moved.chunks_exact_mut(w * h))
+                            .zip(&shifts)
+                        {
+                            augment::translate(src, dst, (w, h), offset);
+                        }
+                        x = Tensor::from_vec(moved, x.shape(), x.device())?;
+                    }
                     let eps = Tensor::from_vec(eps, (len, latent), train.device())?;
                     let (total, rec, kl) = batch_loss(&self.model, &x, &eps, beta)?;
                     let grads = total.backward()?;

@@ -17,6 +17,7 @@ mod net;
 use candle_core::{Tensor, Var};
 
 use super::adam::Adam;
+use super::augment;
 use crate::model::Model;
 pub use net::BatchLoss;
 use net::{Net, Scratch};
@@ -26,6 +27,7 @@ pub struct EpochState {
     net: Net,
     data: Vec<f32>,
     pixels: usize,
+    size: (usize, usize),
     params: Vec<Vec<f32>>,
     grads: Vec<Vec<f32>>,
     m: Vec<Vec<f32>>,
@@ -71,6 +73,7 @@ impl EpochState {
             net,
             data,
             pixels,
+            size: (model.config.width, model.config.height),
             params,
             m,
             v,
@@ -80,20 +83,26 @@ impl EpochState {
         })
     }
 
-    /// One batch (`rows` of the training images, noise `eps`) and one Adam update.
+    /// One batch (`rows` of the training images, translated by `shifts` when there
+    /// are any, noise `eps`) and one Adam update.
     pub fn step(
         &mut self,
         rows: &[u32],
+        shifts: &[(i32, i32)],
         eps: &[f32],
         beta: f64,
         adam: &mut Adam,
     ) -> candle_core::Result<BatchLoss> {
-        self.batch.clear();
-        for &row in rows {
+        self.batch.resize(rows.len() * self.pixels, 0.0);
+        for (k, &row) in rows.iter().enumerate() {
             let start = row as usize * self.pixels;
-            match self.data.get(start..start + self.pixels) {
-                Some(image) => self.batch.extend_from_slice(image),
-                None => candle_core::bail!("cpu training: image {row} out of range"),
+            let Some(image) = self.data.get(start..start + self.pixels) else {
+                candle_core::bail!("cpu training: image {row} out of range");
+            };
+            let slot = &mut self.batch[k * self.pixels..(k + 1) * self.pixels];
+            match shifts.get(k) {
+                Some(&offset) => augment::translate(image, slot, self.size, offset),
+                None => slot.copy_from_slice(image),
             }
         }
         let loss = self.net.step(
@@ -144,8 +153,8 @@ mod tests {
     use crate::rng::SeededRng;
     use crate::train::{TrainConfig, Trainer};
 
-    /// Two epochs of a small model with each engine, from the same start: the
-    /// parameters and the losses agree to float rounding.
+    /// Two epochs of a small model with each engine, from the same start and with
+    /// translated images: the parameters and the losses agree to float rounding.
     fn engines_agree(kind: ModelKind, likelihood: Likelihood) {
         let config = ModelConfig {
             kind,
@@ -165,6 +174,7 @@ mod tests {
             batch_size: 8,
             beta: 0.7,
             warmup_epochs: 1.0,
+            shift: 1,
             ..TrainConfig::default()
         };
         let run = |cpu_engine: bool| {
