@@ -44,7 +44,7 @@ fn split_steps<'a, 'b>(
 
 /// Adds whole blocks of four inputs to `sums` with SSE2; returns the rest.
 #[inline(always)]
-fn sse2_blocks<'a, 'b>(sums: &mut Sums, weights: &'a [i8], xs: &'b [i32]) -> (&'a [i8], &'b [i32]) {
+fn sse2_blocks<'a, 'b>(sums: &mut Sums, weights: &'a [i8], xs: &'b [i32]) -> Operands<'a, 'b> {
     let ((w_done, x_done), rest) = split_steps(weights, xs, BLOCK);
     let (w_blocks, _) = w_done.as_chunks::<{ CHANNEL_GROUP * BLOCK }>();
     let (x_blocks, _) = x_done.as_chunks::<BLOCK>();
