@@ -195,12 +195,19 @@ impl DenseLayer<'_> {
 pub fn requantize(acc: i32, multiplier: i32, shift: i32) -> i32 {
     let total = (31 - shift.clamp(-31, 30)) as u32;
     let wide = acc as i64 * multiplier as i64;
-    let half = 1i64 << (total - 1);
     // Half away from zero without a branch: for negative `wide`,
     // `-((half - wide) >> total) == (wide + half - 1) >> total` (both are
     // `ceil((wide - half) / 2^total)`). `|wide| < 2^62`, so nothing overflows.
-    let rounded = (wide + half - (wide < 0) as i64) >> total;
-    saturate_i64(rounded)
+    let toward = wide - (wide < 0) as i64;
+    if total > 32 {
+        // The usual case (scales below 1/2). Adding `half`, a multiple of 2^32, and
+        // shifting commute with dropping the low word first, so only the high word is
+        // needed. It is below 2^30 in magnitude, and so is the result: no saturation.
+        // On the Cortex-M3 this is 32-bit work after the SMULL.
+        let high = (toward >> 32) as i32;
+        return (high + (1 << (total - 33))) >> (total - 32);
+    }
+    saturate_i64((toward + (1i64 << (total - 1))) >> total)
 }
 
 /// Splits a positive real scale into a Q0.31 multiplier in `[2^30, 2^31)` and a shift,
