@@ -4,7 +4,50 @@
 
 use candle_core::{backprop::GradStore, Tensor, Var};
 
-use super::fused::{ApplyUpdate, MomentUpdate};
+/// The parameter update of one Adam step: `p -= step_size * m / (sqrt(v) * root_scale
+/// + eps)`, where `step_size = lr / (1 - beta1^t)` and `root_scale = 1 / sqrt(1 - beta2^t)`.
+#[derive(Clone, Copy, Debug)]
+pub struct ApplyUpdate {
+    /// `lr / (1 - beta1^t)`.
+    pub step_size: f64,
+    /// `1 / sqrt(1 - beta2^t)`.
+    pub root_scale: f64,
+    /// Denominator epsilon.
+    pub eps: f64,
+}
+
+impl ApplyUpdate {
+    /// The whole step over slices, in one pass: both moment updates, then the
+    /// parameter update (the CPU training step's Adam; the same arithmetic as
+    /// [`Adam::step`]'s candle ops).
+    pub fn step(
+        &self,
+        param: &mut [f32],
+        grad: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        beta1: f64,
+        beta2: f64,
+    ) {
+        let (keep1, take1) = (beta1 as f32, (1.0 - beta1) as f32);
+        let (keep2, take2) = (beta2 as f32, (1.0 - beta2) as f32);
+        let (step, root, eps) = (
+            self.step_size as f32,
+            self.root_scale as f32,
+            self.eps as f32,
+        );
+        for (((p, &g), m), v) in param
+            .iter_mut()
+            .zip(grad)
+            .zip(m.iter_mut())
+            .zip(v.iter_mut())
+        {
+            *m = *m * keep1 + g * take1;
+            *v = *v * keep2 + g * g * take2;
+            *p -= *m / (v.sqrt() * root + eps) * step;
+        }
+    }
+}
 
 /// Adam optimizer state.
 #[derive(Debug)]
@@ -19,9 +62,6 @@ pub struct Adam {
     pub eps: f64,
     /// Steps taken so far.
     pub step: u64,
-    /// Whether CPU tensors take the fused in-place update (always, but for the test
-    /// that compares it with the composed one).
-    in_place: bool,
     vars: Vec<Var>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
@@ -30,20 +70,17 @@ pub struct Adam {
 impl Adam {
     /// Fresh state for `vars` with PyTorch's defaults (0.9, 0.999, 1e-8).
     pub fn new(vars: Vec<Var>, lr: f64) -> candle_core::Result<Self> {
-        // Separate tensors for every moment: the CPU path updates them in place.
-        let zeros = || {
-            vars.iter()
-                .map(|v| v.as_tensor().zeros_like())
-                .collect::<candle_core::Result<Vec<_>>>()
-        };
-        let (m, v) = (zeros()?, zeros()?);
+        let m = vars
+            .iter()
+            .map(|v| v.as_tensor().zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let v = m.clone();
         Ok(Self {
             lr,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
             step: 0,
-            in_place: true,
             vars,
             m,
             v,
@@ -73,27 +110,6 @@ impl Adam {
             let Some(g) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            if self.in_place && var.device().is_cpu() {
-                // One pass per tensor, in place (see `fused`).
-                let g = g.contiguous()?;
-                m.inplace_op2(
-                    &g,
-                    &MomentUpdate {
-                        decay: self.beta1,
-                        squared: false,
-                    },
-                )?;
-                v.inplace_op2(
-                    &g,
-                    &MomentUpdate {
-                        decay: self.beta2,
-                        squared: true,
-                    },
-                )?;
-
-                var.as_tensor().inplace_op3(m, v, &apply)?;
-                continue;
-            }
             *m = (m.affine(self.beta1, 0.0)? + g.affine(1.0 - self.beta1, 0.0)?)?;
             *v = (v.affine(self.beta2, 0.0)? + g.sqr()?.affine(1.0 - self.beta2, 0.0)?)?;
             let denom = v.sqrt()?.affine(apply.root_scale, self.eps)?;
@@ -131,15 +147,8 @@ impl Adam {
                 );
             }
         }
-        // Own copies: the CPU path updates the moments in place.
-        self.m = m
-            .iter()
-            .map(Tensor::copy)
-            .collect::<candle_core::Result<_>>()?;
-        self.v = v
-            .iter()
-            .map(Tensor::copy)
-            .collect::<candle_core::Result<_>>()?;
+        self.m = m;
+        self.v = v;
         self.step = step;
         Ok(())
     }
@@ -151,25 +160,30 @@ mod tests {
 
     use super::Adam;
 
-    /// Ten steps of the fused in-place update and of the composed candle ops, on the
-    /// same parameters and gradients, end within float rounding of each other.
+    /// Ten steps of the one-pass slice update (the CPU training step's) and of the
+    /// composed candle ops, on the same parameters and gradients, end within float
+    /// rounding of each other.
     #[test]
-    fn in_place_update_matches_the_composed_ops() -> candle_core::Result<()> {
+    fn slice_update_matches_the_composed_ops() -> candle_core::Result<()> {
         let dev = Device::Cpu;
         let start = Tensor::randn(0f32, 1.0, (7, 13), &dev)?;
-        let run = |in_place: bool| -> candle_core::Result<Tensor> {
-            let var = Var::from_tensor(&start)?;
-            let mut adam = Adam::new(vec![var.clone()], 1e-2)?;
-            adam.in_place = in_place;
-            for step in 0..10 {
-                let target = Tensor::full(step as f32 * 0.1, (7, 13), &dev)?;
-                let loss = (var.as_tensor() - &target)?.sqr()?.sum_all()?;
-                adam.step(&loss.backward()?)?;
-            }
-            Ok(var.as_tensor().clone())
-        };
-        let (fused, composed) = (run(true)?, run(false)?);
-        let diff = (&fused - &composed)?
+        let var = Var::from_tensor(&start)?;
+        let mut composed = Adam::new(vec![var.clone()], 1e-2)?;
+        let mut sliced = Adam::new(Vec::new(), 1e-2)?;
+        let mut p: Vec<f32> = start.flatten_all()?.to_vec1()?;
+        let (mut m, mut v) = (vec![0.0; p.len()], vec![0.0; p.len()]);
+        for step in 0..10 {
+            let target = step as f32 * 0.1;
+            let loss = (var.as_tensor() - f64::from(target))?.sqr()?.sum_all()?;
+            composed.step(&loss.backward()?)?;
+            let grad: Vec<f32> = p.iter().map(|&x| 2.0 * (x - target)).collect();
+            let (beta1, beta2) = (sliced.beta1, sliced.beta2);
+            sliced
+                .next_update()
+                .step(&mut p, &grad, &mut m, &mut v, beta1, beta2);
+        }
+        let fused = Tensor::from_vec(p, (7, 13), &dev)?;
+        let diff = (&fused - var.as_tensor())?
             .abs()?
             .flatten_all()?
             .max(0)?

@@ -47,6 +47,20 @@ pub fn translate(
     }
 }
 
+/// [`translate`] over a batch of images stored back to back, one offset per image.
+pub fn translate_batch(images: &[f32], size: (usize, usize), shifts: &[(i32, i32)]) -> Vec<f32> {
+    let pixels = size.0 * size.1;
+    let mut moved = vec![0.0; images.len()];
+    for ((src, dst), &offset) in images
+        .chunks_exact(pixels.max(1))
+        .zip(moved.chunks_exact_mut(pixels.max(1)))
+        .zip(shifts)
+    {
+        translate(src, dst, size, offset);
+    }
+    moved
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,6 +227,33 @@ impl Trainer {
         self.progress.stopped_early || self.progress.epoch >= self.cfg.epochs
     }
 
+    /// One batch through candle's autograd (the GPU path, and the CPU one when
+    /// `cpu_engine` is off): returns the summed reconstruction and KL terms.
+    fn candle_step(
+        &mut self,
+        train: &Tensor,
+        rows: &[u32],
+        shifts: &[(i32, i32)],
+        eps: Vec<f32>,
+        beta: f64,
+    ) -> candle_core::Result<(f64, f64)> {
+        let device = train.device();
+        let idx = Tensor::from_slice(rows, rows.len(), device)?;
+        let mut x = train.index_select(&idx, 0)?;
+        if !shifts.is_empty() {
+            let size = (self.model.config.width, self.model.config.height);
+            let moved = augment::translate_batch(&x.flatten_all()?.to_vec1::<f32>()?, size, shifts);
+            x = Tensor::from_vec(moved, x.shape(), device)?;
+        }
+        let eps = Tensor::from_vec(eps, (rows.len(), self.model.config.latent), device)?;
+        let (total, rec, kl) = batch_loss(&self.model, &x, &eps, beta)?;
+        self.adam.step(&total.backward()?)?;
+        Ok((
+            f64::from(rec.to_scalar::<f32>()?),
+            f64::from(kl.to_scalar::<f32>()?),
+        ))
+    }
+
     /// Trains one epoch on `train` (`(N, D)` in `[0,1]`) and scores `val`.
     pub fn run_epoch(
         &mut self,
@@ -261,31 +288,7 @@ impl Trainer {
                     let loss = state.step(rows, &shifts, &eps, beta, &mut self.adam)?;
                     (loss.recon, loss.kl)
                 }
-                None => {
-                    let idx = Tensor::from_slice(rows, len, train.device())?;
-                    let mut x = train.index_select(&idx, 0)?;
-                    if !shifts.is_empty() {
-                        let (w, h) = (self.model.config.width, self.model.config.height);
-                        let images = x.flatten_all()?.to_vec1::<f32>()?;
-                        let mut moved = vec![0.0; images.len()];
-                        for ((src, dst), &offset) in images
-                            .chunks_exact(w * h)
-                            .zip(moved.chunks_exact_mut(w * h))
-                            .zip(&shifts)
-                        {
-                            augment::translate(src, dst, (w, h), offset);
-                        }
-                        x = Tensor::from_vec(moved, x.shape(), x.device())?;
-                    }
-                    let eps = Tensor::from_vec(eps, (len, latent), train.device())?;
-                    let (total, rec, kl) = batch_loss(&self.model, &x, &eps, beta)?;
-                    let grads = total.backward()?;
-                    self.adam.step(&grads)?;
-                    (
-                        f64::from(rec.to_scalar::<f32>()?),
-                        f64::from(kl.to_scalar::<f32>()?),
-                    )
-                }
+                None => self.candle_step(train, rows, &shifts, eps, beta)?,
             };
             rec_sum += r;
             kl_sum += k;

@@ -92,14 +92,20 @@ fn zero_sums() -> Sums {
     [unsafe { _mm_setzero_si128() }; CHANNEL_GROUP]
 }
 
-/// One group's dot products with SSE2 and the portable loop for leftover inputs.
-#[inline]
-pub(super) fn sse2_dot_group(weights: &[i8], xs: &[i32]) -> [i32; CHANNEL_GROUP] {
-    let mut sums = zero_sums();
+/// Adds what is left of a group to `sums` (SSE2 blocks, then the portable loop for
+/// fewer than four inputs) and returns the group's dot products.
+#[inline(always)]
+fn finish_group(mut sums: Sums, weights: &[i8], xs: &[i32]) -> [i32; CHANNEL_GROUP] {
     let (weights, xs) = sse2_blocks(&mut sums, weights, xs);
     let mut dot = reduce(sums);
     portable(&mut dot, weights, xs);
     dot
+}
+
+/// One group's dot products with SSE2 and the portable loop for leftover inputs.
+#[inline]
+pub(super) fn sse2_dot_group(weights: &[i8], xs: &[i32]) -> [i32; CHANNEL_GROUP] {
+    finish_group(zero_sums(), weights, xs)
 }
 
 /// [`super::for_each_group`] with AVX2: two blocks (eight inputs) per step, then SSE2
@@ -149,16 +155,14 @@ pub(super) unsafe fn avx2_for_each_group(
             wide[2] = _mm256_add_epi32(wide[2], _mm256_madd_epi16(even, x_high));
             wide[3] = _mm256_add_epi32(wide[3], _mm256_madd_epi16(odd, x_high));
         }
-        let mut sums = zero_sums();
-        for (sum, wide) in sums.iter_mut().zip(wide) {
-            *sum = _mm_add_epi32(
+        // Fold each channel's eight lanes to four: the halves hold the same input slots.
+        let sums: Sums = wide.map(|wide| {
+            _mm_add_epi32(
                 _mm256_castsi256_si128(wide),
                 _mm256_extracti128_si256::<1>(wide),
-            );
-        }
-        let (w_rest, x_rest) = sse2_blocks(&mut sums, w_rest, x_rest);
-        let mut dot = reduce(sums);
-        portable(&mut dot, w_rest, x_rest);
+            )
+        });
+        let dot = finish_group(sums, w_rest, x_rest);
         // SAFETY: the caller guarantees AVX2.
         visit(g, unsafe { avx2_requantize(&params(g), dot) });
     }

@@ -53,6 +53,14 @@ pub fn softplus_neg_abs_and_sigmoid(l: f32) -> (f32, f32) {
     (ln_1p_unit(t), sigmoid)
 }
 
+/// Binary cross-entropy with logits of one pixel, and its derivative with respect to
+/// the logit: `(max(l, 0) - x l + ln(1 + e^-|l|), sigmoid(l) - x)`.
+#[inline(always)]
+pub fn bce_with_logits(l: f32, x: f32) -> (f32, f32) {
+    let (softplus, sigmoid) = softplus_neg_abs_and_sigmoid(l);
+    (l.max(0.0) - x * l + softplus, sigmoid - x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@
 //! compare the two.
 
 mod gemm;
-mod math;
+pub(super) mod math;
 mod net;
 
 use candle_core::{Tensor, Var};

@@ -7,7 +7,7 @@
 //! are reused from batch to batch, and every element-wise step is one pass.
 
 use super::gemm::{matmul, Operand};
-use super::math::softplus_neg_abs_and_sigmoid;
+use super::math::{bce_with_logits, softplus_neg_abs_and_sigmoid};
 use crate::model::{Likelihood, ModelConfig, ModelKind};
 
 /// One dense layer's sizes.
@@ -26,6 +26,7 @@ pub struct Net {
     latent: usize,
     layers: Vec<LayerShape>,
     encoder_layers: usize,
+    parameter_sizes: Vec<usize>,
 }
 
 /// Buffers reused across steps.
@@ -63,9 +64,13 @@ impl Net {
         };
         let encoder: Vec<_> = stack(config.encoder_dims()).collect();
         let encoder_layers = encoder.len();
-        let layers = encoder
+        let layers: Vec<LayerShape> = encoder
             .into_iter()
             .chain(stack(config.decoder_dims()))
+            .collect();
+        let parameter_sizes = layers
+            .iter()
+            .flat_map(|l| [l.out_dim * l.in_dim, l.out_dim])
             .collect();
         Self {
             kind: config.kind,
@@ -73,16 +78,14 @@ impl Net {
             latent: config.latent,
             layers,
             encoder_layers,
+            parameter_sizes,
         }
     }
 
     /// Sizes of the parameter tensors, in [`crate::model::Model::named_vars`] order
     /// (weight `out x in`, then bias, per layer).
-    pub fn parameter_sizes(&self) -> Vec<usize> {
-        self.layers
-            .iter()
-            .flat_map(|l| [l.out_dim * l.in_dim, l.out_dim])
-            .collect()
+    pub fn parameter_sizes(&self) -> &[usize] {
+        &self.parameter_sizes
     }
 
     /// Width of the encoder's output: `2 latent` (mu, logvar) or `latent`.
@@ -259,8 +262,8 @@ impl Net {
         delta.resize(logits.len(), 0.0);
         match self.likelihood {
             Likelihood::Bernoulli => per_pixel(logits, x, delta, losses, |l, x| {
-                let (softplus, sigmoid) = softplus_neg_abs_and_sigmoid(l);
-                (l.max(0.0) - x * l + softplus, (sigmoid - x) * scale)
+                let (loss, grad) = bce_with_logits(l, x);
+                (loss, grad * scale)
             }),
             Likelihood::Gaussian => per_pixel(logits, x, delta, losses, |l, x| {
                 let (_, mean) = softplus_neg_abs_and_sigmoid(l);
