@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats="${1:-2}"
-cargo build --release -p tinyvae-trainer
+cargo build --release -p tinyvae
 out=bench/results
 mkdir -p "$out"
 : > "$out/pytorch.jsonl"

@@ -14,7 +14,7 @@ use tinyvae_shared::protocol::{
     decode_frame, encode_frame, DeviceInfo, Encoded, ErrorCode, FrameEvent, FrameReader, Generated,
     Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD, PROTOCOL_VERSION,
 };
-use tinyvae_shared::screen::{self, FrameBuffer};
+use tinyvae_screens::{self as screen, FrameBuffer};
 
 use crate::clock::Clock;
 use crate::oled::Oled;

@@ -5,7 +5,7 @@
 //! driven high; on the real board PA3 (SSI0Fss) selects the OLED, so PA2/PA3/PA5 are
 //! given to SSI0 as well.
 
-use tinyvae_shared::screen::FrameBuffer;
+use tinyvae_screens::FrameBuffer;
 
 use crate::hw::{self, Reg};
 

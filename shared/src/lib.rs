@@ -9,22 +9,35 @@
 //! trainer links the very same code, which is why a host run predicts the device's
 //! every bit. Floating point appears only in the `host` feature (conversions and the
 //! export-time builders), never on a path the device runs.
+//!
+//! Modules:
+//! * [`fixed`] — the Q15.16 and int8 conventions, conversions, saturation.
+//! * [`math`] — fixed-point `exp`, `ln`, `sqrt` and friends.
+//! * [`rng`] — the seeded generator and the fixed-point Gaussian sampler.
+//! * [`latent`] — the reparameterization trick and the KL term.
+//! * [`dense`] — the int8 dense layer, its requantization and its per-target kernels.
+//! * [`score`] — the anomaly score (reconstruction + KL at `z = mu`).
+//! * [`model`] — the model image (layout, validator, [`model::Likelihood`]).
+//! * [`pipeline`] — encode, score, decode and generate on a parsed model.
+//! * [`protocol`] — the serial protocol (postcard messages, CRC-32, COBS frames).
+//! * `host` feature only: `quantize` (float layers into a model image), `model_file`
+//!   (device model files and the atomic write), `testing` (synthetic models).
 #![cfg_attr(not(feature = "std"), no_std)]
-// One `unsafe` block exists: the Cortex-M inner loop in `dense::kernel` (assembly).
-#![deny(unsafe_code)]
-#![warn(missing_docs)]
+// The unsafe code: the Cortex-M inner loop in `dense::kernel` (assembly) and the
+// x86 SIMD path, each with its own `allow` and SAFETY comment (workspace lints deny it).
 
 pub mod dense;
 pub mod fixed;
 pub mod latent;
 pub mod math;
 pub mod model;
+#[cfg(feature = "host")]
+pub mod model_file;
 pub mod pipeline;
 pub mod protocol;
 #[cfg(feature = "host")]
 pub mod quantize;
 pub mod rng;
 pub mod score;
-pub mod screen;
 #[cfg(feature = "host")]
 pub mod testing;

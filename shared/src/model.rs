@@ -118,14 +118,67 @@ pub enum ModelError {
     },
 }
 
-/// How the reconstruction term of the score is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The decoder's output distribution: what the trainer's reconstruction loss is and how
+/// the device computes the reconstruction term of its score. One type for both sides;
+/// checkpoints store it by its lowercase name, the model image by its code (0, 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Likelihood {
-    /// Bernoulli decoder: binary cross-entropy in nats, from the logit tables.
+    /// Bernoulli per pixel: binary cross-entropy of `sigmoid(logits)`, summed (the
+    /// device reads it from the logit tables).
     Bernoulli,
-    /// Gaussian decoder: sum of squared errors over pixels in [0, 1].
-    SquaredError,
+    /// Gaussian per pixel with mean `sigmoid(logits)` and variance 1/2: the negative
+    /// log-likelihood is the summed squared error over pixels in [0, 1] (plus a constant
+    /// `D/2 ln(pi)` that tinyvae leaves out everywhere).
+    Gaussian,
 }
+
+impl Likelihood {
+    /// Every likelihood, in the order of their codes.
+    pub const ALL: [Likelihood; 2] = [Likelihood::Bernoulli, Likelihood::Gaussian];
+
+    /// The lowercase name used on the command line and in checkpoints.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Likelihood::Bernoulli => "bernoulli",
+            Likelihood::Gaussian => "gaussian",
+        }
+    }
+}
+
+impl core::fmt::Display for Likelihood {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for Likelihood {
+    type Err = UnknownName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or(UnknownName {
+                expected: "bernoulli or gaussian",
+            })
+    }
+}
+
+/// A name that is not one of a type's names; says which ones are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownName {
+    /// The accepted names.
+    pub expected: &'static str,
+}
+
+impl core::fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "expected {}", self.expected)
+    }
+}
+
+impl core::error::Error for UnknownName {}
 
 /// The decoder's output tables, indexed by `logit_q + 128`.
 #[derive(Debug, Clone, Copy)]
@@ -350,7 +403,7 @@ impl<'a> Model<'a> {
         }
         let likelihood = match r.u8("header")? {
             0 => Likelihood::Bernoulli,
-            1 => Likelihood::SquaredError,
+            1 => Likelihood::Gaussian,
             _ => {
                 return Err(invalid(
                     "likelihood",
@@ -595,7 +648,7 @@ mod builder {
             out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
             out.push(match self.likelihood {
                 Likelihood::Bernoulli => 0,
-                Likelihood::SquaredError => 1,
+                Likelihood::Gaussian => 1,
             });
             out.push(0);
             for v in [self.input_width, self.input_height, self.latent] {

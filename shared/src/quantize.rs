@@ -65,7 +65,9 @@ pub enum OutputQuant {
     Q16,
 }
 
-/// A float dense layer: `y = W x + b`, `weight[j * in_dim + i]`.
+/// A float dense layer `y = W x + b` (`weight[j * in_dim + i]`, PyTorch's row-major
+/// `out x in` layout), optionally followed by ReLU: what the trainer hands to the
+/// quantizer, the float reference forward pass and the ONNX exporter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FloatLayer {
     /// Inputs.
@@ -76,6 +78,8 @@ pub struct FloatLayer {
     pub weight: Vec<f32>,
     /// Biases.
     pub bias: Vec<f32>,
+    /// Whether ReLU follows (every layer but the last of each stack).
+    pub relu: bool,
 }
 
 /// Quantizes a float layer: symmetric per-channel int8 weights, i32 bias in

@@ -31,7 +31,7 @@ pub fn reconstruction(
             }
             saturate_i64(div_round(sum, 255))
         }
-        Likelihood::SquaredError => {
+        Likelihood::Gaussian => {
             let mut sum: i64 = 0;
             for (&p, &q) in pixels.iter().zip(logits) {
                 let d = p as i64 - tables.pixel(q) as i64;

@@ -42,6 +42,7 @@ pub fn uniform(rng: &mut Rng, limit: f32) -> f32 {
 }
 
 /// A float layer with PyTorch's default init (uniform +-1/sqrt(fan_in)).
+/// (`relu` is off: the quantizer takes the clamp from its `OutputQuant`.)
 pub fn random_layer(rng: &mut Rng, in_dim: usize, out_dim: usize) -> FloatLayer {
     let limit = 1.0 / (in_dim as f32).sqrt();
     FloatLayer {
@@ -49,6 +50,7 @@ pub fn random_layer(rng: &mut Rng, in_dim: usize, out_dim: usize) -> FloatLayer 
         out_dim,
         weight: (0..in_dim * out_dim).map(|_| uniform(rng, limit)).collect(),
         bias: (0..out_dim).map(|_| uniform(rng, limit)).collect(),
+        relu: false,
     }
 }
 

@@ -17,12 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use tinyvae_shared::model::DEVICE_IMAGE_TENSOR;
 use tinyvae_shared::protocol::DeviceInfo;
 
-use crate::device_model;
-use crate::emulate::{boot as boot_emulator, Emulator, EmulatorConfig, FirmwareBuild};
-use crate::serial::DeviceClient;
+use tinyvae_link::emulate::{boot as boot_emulator, Emulator, EmulatorConfig, FirmwareBuild};
+use tinyvae_link::serial::DeviceClient;
+use tinyvae_shared::model_file;
 
 /// The default model, relative to the workspace root.
 pub const DEFAULT_MODEL: &str = "models/tinyvae-mnist.safetensors";
@@ -67,22 +66,15 @@ pub fn write_synthetic_model(path: &Path, seed: u64) {
     let image = synthetic_model(seed, SyntheticShape::default())
         .to_bytes()
         .expect("the synthetic model validates");
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![image.len()], &image)
-            .expect("tensor view");
-    let dir = path.parent().expect("model path has a folder");
-    std::fs::create_dir_all(dir).expect("create target/e2e-model");
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    safetensors::serialize_to_file([(DEVICE_IMAGE_TENSOR, view)], None, &tmp)
-        .expect("write the synthetic model");
-    std::fs::rename(&tmp, path).expect("move the synthetic model in place");
+    model_file::save(path, &image, Default::default())
+        .unwrap_or_else(|e| panic!("writing the synthetic model: {e}"));
 }
 
 /// The model image in [`model_path`].
 pub fn model_image() -> &'static [u8] {
     static IMAGE: OnceLock<Vec<u8>> = OnceLock::new();
     IMAGE.get_or_init(|| {
-        device_model::load(model_path())
+        model_file::load(model_path())
             .map(|f| f.image)
             .unwrap_or_else(|e| panic!("cannot load the test model: {e}"))
     })
@@ -137,10 +129,10 @@ pub fn boot() -> Device {
 }
 
 /// The bundled test digits (2,004 MNIST images, 28x28, labelled), read by the
-/// trainer's data module.
-pub fn test_digits() -> tinyvae_trainer::data::Dataset {
+/// host's data loader.
+pub fn test_digits() -> tinyvae_datasets::Dataset {
     let dir = workspace_root().join("data/mnist-10k");
-    tinyvae_trainer::data::idx::load_pair(
+    tinyvae_datasets::idx::load_pair(
         &dir.join("test-images-idx3-ubyte.gz"),
         Some(&dir.join("test-labels-idx1-ubyte.gz")),
     )

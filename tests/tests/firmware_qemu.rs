@@ -7,8 +7,11 @@
 
 use std::time::{Duration, Instant};
 
+use tinyvae_datasets::corrupt::Corruption;
+use tinyvae_datasets::rng::SeededRng;
 use tinyvae_e2e::harness::{boot, model_image, test_digits, workspace_root};
 use tinyvae_e2e::serial::SerialError;
+use tinyvae_screens::{self as screen, FrameBuffer, DUMP_HEIGHT, DUMP_WIDTH};
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
@@ -17,9 +20,6 @@ use tinyvae_shared::protocol::{
     PROTOCOL_VERSION,
 };
 use tinyvae_shared::rng::Rng;
-use tinyvae_shared::screen::{self, FrameBuffer, DUMP_HEIGHT, DUMP_WIDTH};
-use tinyvae_trainer::data::corrupt::Corruption;
-use tinyvae_trainer::rng::SeededRng;
 
 fn model() -> Model<'static> {
     Model::parse(model_image()).expect("the test model parses")

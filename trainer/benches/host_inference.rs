@@ -42,11 +42,11 @@ fn main() -> anyhow::Result<()> {
         s.push(suffix);
         PathBuf::from(s)
     };
-    let file = tinyvae_trainer::device_model::load(&with(".safetensors"))?;
+    let file = tinyvae_shared::model_file::load(&with(".safetensors"))?;
     let model = file.model()?;
-    let test = tinyvae_trainer::data::load_split(
+    let test = tinyvae_datasets::load_split(
         &root.join("data/mnist-10k"),
-        tinyvae_trainer::data::Split::Test,
+        tinyvae_datasets::Split::Test,
         (model.input_width, model.input_height),
     )?;
     let n = test.len().min(256);

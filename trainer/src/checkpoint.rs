@@ -17,7 +17,6 @@
 //! never leaves a half-written checkpoint behind.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -115,20 +114,10 @@ fn base_metadata(meta: &CheckpointMeta) -> Result<HashMap<String, String>, serde
     Ok(m)
 }
 
-/// Writes `bytes` to `path` atomically: `<path>.tmp`, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+/// Writes `bytes` to `path` atomically (see [`tinyvae_shared::model_file::write_atomic`]).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    tinyvae_shared::model_file::write_atomic(path, bytes)
+        .map_err(|(path, source)| CheckpointError::Io { path, source })
 }
 
 fn write(

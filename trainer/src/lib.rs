@@ -1,15 +1,25 @@
-//! tinyvae's host side: train, evaluate and look at VAEs and plain autoencoders
-//! with candle, and hand their float layers to the quantizer.
+//! # tinyvae-trainer
 //!
-//! * [`data`]: IDX files and image folders → [`data::Dataset`] (raw `u8` pixels, floats = byte/255).
-//! * [`model`]: [`model::Model`] (VAE or AE), its [`model::ModelConfig`], the
-//!   float layers [`model::DenseF32`] and the loss terms, including
-//!   [`model::loss::anomaly_score`].
-//! * [`train`]: Adam, KL warm-up, validation, early stopping, exact resume.
-//! * [`checkpoint`]: safetensors with metadata, written atomically.
-//! * [`eval`]: negative ELBO, IWAE NLL estimate, reconstruction error, AUROC.
-//! * [`pictures`]: sample / reconstruction / interpolation / traversal grids and loss curves.
-//! * [`cli`]: the `tinyvae` subcommands.
+//! The training library: train, evaluate, quantize and export VAEs and plain
+//! autoencoders with candle. No command-line code (that is the `tinyvae` crate) and no
+//! device link (that is `tinyvae-link`).
+//!
+//! Modules:
+//! * [`model`] — [`model::Model`] (VAE or AE), its [`model::ModelConfig`], the loss terms
+//!   (including [`model::loss::anomaly_score`]) and the fused BCE op ([`model::bce`]).
+//! * [`train`] — Adam, KL warm-up, validation, early stopping, exact resume; the fused
+//!   CPU step and candle's autograd on other devices.
+//! * [`checkpoint`] — safetensors with metadata, written atomically.
+//! * [`eval`] — negative ELBO, IWAE NLL estimate, reconstruction error.
+//! * [`pictures`] — samples, reconstructions, interpolations, traversals, loss curves.
+//! * [`quantize`] — the float reference of the device pipeline, calibration, the
+//!   quantized model spec and its threshold.
+//! * [`quant_report`] — what quantization cost (scores, AUROC, verdicts, per layer).
+//! * [`onnx`] — the float networks as ONNX, run back in tract.
+//! * [`export`] — [`export::export`] with [`export::ExportOptions`]: all of the above
+//!   into a device model.
+//! * [`card`] — [`card::write_card`] with [`card::CardOptions`]: the model card.
+//! * [`tensor`] — datasets as tensors ([`tensor::ToTensor`]).
 //!
 //! Loading a checkpoint for export or quantization:
 //!
@@ -25,19 +35,16 @@
 //! # let _ = (cfg, enc, dec); Ok(()) }
 //! ```
 
+pub mod card;
 pub mod checkpoint;
-pub mod cli;
-pub mod data;
-pub mod device_model;
-pub mod emulate;
 pub mod eval;
+pub mod export;
 pub mod model;
 pub mod onnx;
 pub mod pictures;
 pub mod quant_report;
 pub mod quantize;
-pub mod rng;
-pub mod serial;
+pub mod tensor;
 pub mod train;
 
-pub use model::{DenseF32, Model, ModelConfig};
+pub use model::{FloatLayer, Model, ModelConfig};

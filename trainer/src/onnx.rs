@@ -20,7 +20,7 @@ use tract_onnx::pb::{
 };
 use tract_onnx::prelude::*;
 
-use crate::model::DenseF32;
+use crate::model::FloatLayer;
 
 /// Errors from writing or checking ONNX files.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +29,13 @@ pub enum OnnxError {
     #[error("cannot export: {0}")]
     Shape(String),
     /// Writing the file failed.
-    #[error(transparent)]
-    Write(#[from] crate::checkpoint::CheckpointError),
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        /// The file (or its temporary sibling).
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// tract could not load or run the file.
     #[error("tract could not run {path}: {detail}")]
     Tract {
@@ -98,7 +103,7 @@ fn gemm(name: &str, input: &str, output: &str) -> NodeProto {
 }
 
 /// Appends `layer` as Gemm (+ Relu) reading `input`; returns the output's name.
-fn push_dense(graph: &mut GraphProto, name: &str, layer: &DenseF32, input: &str) -> String {
+fn push_dense(graph: &mut GraphProto, name: &str, layer: &FloatLayer, input: &str) -> String {
     graph.initializer.push(tensor(
         &format!("{name}.weight"),
         &[layer.out_dim, layer.in_dim],
@@ -139,7 +144,7 @@ fn model_proto(graph: GraphProto, doc: &str) -> ModelProto {
 
 /// Builds the encoder graph: hidden layers, then two Gemm heads for mu and logvar
 /// (the head's first `latent` rows and its last `latent` rows).
-pub fn encoder_model(layers: &[DenseF32], latent: usize) -> Result<ModelProto, OnnxError> {
+pub fn encoder_model(layers: &[FloatLayer], latent: usize) -> Result<ModelProto, OnnxError> {
     let (head, hidden) = layers
         .split_last()
         .ok_or_else(|| OnnxError::Shape("encoder has no layers".into()))?;
@@ -166,7 +171,7 @@ pub fn encoder_model(layers: &[DenseF32], latent: usize) -> Result<ModelProto, O
         ("mu", 0..rows, 0..latent),
         ("logvar", rows..2 * rows, latent..2 * latent),
     ] {
-        let part = DenseF32 {
+        let part = FloatLayer {
             in_dim: head.in_dim,
             out_dim: latent,
             weight: head.weight[range].to_vec(),
@@ -183,7 +188,7 @@ pub fn encoder_model(layers: &[DenseF32], latent: usize) -> Result<ModelProto, O
 }
 
 /// Builds the decoder graph: dense layers, then a Sigmoid giving pixel means.
-pub fn decoder_model(layers: &[DenseF32]) -> Result<ModelProto, OnnxError> {
+pub fn decoder_model(layers: &[FloatLayer]) -> Result<ModelProto, OnnxError> {
     let first = layers
         .first()
         .ok_or_else(|| OnnxError::Shape("decoder has no layers".into()))?;
@@ -209,10 +214,8 @@ pub fn decoder_model(layers: &[DenseF32]) -> Result<ModelProto, OnnxError> {
 
 /// Writes `model` to `path` atomically (temporary file, then rename).
 pub fn write(model: &ModelProto, path: &Path) -> Result<(), OnnxError> {
-    Ok(crate::checkpoint::write_atomic(
-        path,
-        &model.encode_to_vec(),
-    )?)
+    tinyvae_shared::model_file::write_atomic(path, &model.encode_to_vec())
+        .map_err(|(path, source)| OnnxError::Write { path, source })
 }
 
 /// Loads `path` with tract and runs it on `input` (`rows x width`, row major);

@@ -15,8 +15,8 @@ use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::quantize::ActQuant;
 
-use crate::eval::auroc;
 use crate::quantize::{forward_stack, to_unit, Calibration, FloatVae};
+use tinyvae_datasets::metrics::auroc;
 
 /// One layer's largest float-versus-device difference.
 #[derive(Debug, Clone, Serialize)]

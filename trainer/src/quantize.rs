@@ -18,8 +18,8 @@ use tinyvae_shared::model::{Likelihood as DeviceLikelihood, Model, ModelError, M
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::quantize::{latent_quant, quantize_layer, ActQuant, FloatLayer, OutputQuant};
 
-use crate::model::{DenseF32, Likelihood, ModelConfig, ModelKind};
-use crate::rng::SeededRng;
+use crate::model::{Likelihood, ModelConfig, ModelKind};
+use tinyvae_datasets::rng::SeededRng;
 
 /// Logits beyond this magnitude are clipped: sigmoid(-12) is 6e-6, below a pixel step.
 const LOGIT_CLIP: f64 = 12.0;
@@ -43,16 +43,16 @@ pub enum QuantizeError {
 /// The float VAE as plain layers (`f64` arithmetic).
 pub struct FloatVae {
     /// Encoder layers; the head outputs mu then logvar.
-    pub encoder: Vec<DenseF32>,
+    pub encoder: Vec<FloatLayer>,
     /// Decoder layers; the last outputs logits.
-    pub decoder: Vec<DenseF32>,
+    pub decoder: Vec<FloatLayer>,
     /// Latent size.
     pub latent: usize,
     /// Reconstruction likelihood.
     pub likelihood: Likelihood,
 }
 
-fn forward(layer: &DenseF32, x: &[f64]) -> Vec<f64> {
+fn forward(layer: &FloatLayer, x: &[f64]) -> Vec<f64> {
     (0..layer.out_dim)
         .map(|j| {
             let row = &layer.weight[j * layer.in_dim..(j + 1) * layer.in_dim];
@@ -68,7 +68,7 @@ fn forward(layer: &DenseF32, x: &[f64]) -> Vec<f64> {
 }
 
 /// Runs `layers` on `x`, returning every layer's output.
-pub fn forward_stack(layers: &[DenseF32], x: &[f64]) -> Vec<Vec<f64>> {
+pub fn forward_stack(layers: &[FloatLayer], x: &[f64]) -> Vec<Vec<f64>> {
     let mut outputs: Vec<Vec<f64>> = Vec::with_capacity(layers.len());
     for layer in layers {
         let input = outputs.last().map_or(x, |v| v.as_slice());
@@ -103,8 +103,8 @@ impl FloatVae {
     /// The float layers of a trained model.
     pub fn new(
         config: &ModelConfig,
-        encoder: Vec<DenseF32>,
-        decoder: Vec<DenseF32>,
+        encoder: Vec<FloatLayer>,
+        decoder: Vec<FloatLayer>,
     ) -> Result<Self, QuantizeError> {
         if config.kind != ModelKind::Vae {
             return Err(QuantizeError::NotAVae);
@@ -248,15 +248,6 @@ pub fn calibrate(
     })
 }
 
-fn float_layer(layer: &DenseF32) -> FloatLayer {
-    FloatLayer {
-        in_dim: layer.in_dim,
-        out_dim: layer.out_dim,
-        weight: layer.weight.clone(),
-        bias: layer.bias.clone(),
-    }
-}
-
 /// Quantizes `vae` with `calibration` into a model image spec; the threshold is left
 /// at `threshold` (see [`calibrate_threshold`]).
 pub fn quantize(
@@ -276,7 +267,7 @@ pub fn quantize(
             },
             None => OutputQuant::Q16,
         };
-        encoder.push(quantize_layer(&float_layer(layer), input, output));
+        encoder.push(quantize_layer(layer, input, output));
         if let OutputQuant::Int8 { quant, .. } = output {
             input = quant;
         }
@@ -288,7 +279,7 @@ pub fn quantize(
             quant,
             relu: layer.relu,
         };
-        decoder.push(quantize_layer(&float_layer(layer), input, output));
+        decoder.push(quantize_layer(layer, input, output));
         input = quant;
     }
     let logits = calibration
@@ -300,7 +291,7 @@ pub fn quantize(
         name: name.to_string(),
         likelihood: match vae.likelihood {
             Likelihood::Bernoulli => DeviceLikelihood::Bernoulli,
-            Likelihood::Gaussian => DeviceLikelihood::SquaredError,
+            Likelihood::Gaussian => DeviceLikelihood::Gaussian,
         },
         input_width: config.width,
         input_height: config.height,

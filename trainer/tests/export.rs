@@ -5,33 +5,26 @@
 use std::path::{Path, PathBuf};
 
 use tinyvae_shared::model::ModelError;
+use tinyvae_shared::model_file::{self, DeviceModelError};
 use tinyvae_shared::pipeline::{self, Workspace};
-use tinyvae_trainer::cli::export::{self, Args, ONNX_TOLERANCE};
-use tinyvae_trainer::cli::DataArgs;
-use tinyvae_trainer::device_model::{self, DeviceModelError};
+use tinyvae_trainer::export::{self, ExportOptions, ONNX_TOLERANCE};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn export_default(dir: &Path) -> export::Exported {
-    let args = Args {
+    let options = ExportOptions {
         checkpoint: root().join("models/tinyvae-mnist.checkpoint.safetensors"),
         out: dir.join("m"),
-        data: DataArgs {
-            data: root().join("data/mnist-10k"),
-            normal_class: None,
-            limit: None,
-            width: 28,
-            height: 28,
-        },
+        data: root().join("data/mnist-10k"),
         name: Some("test-export".into()),
-        fpr: 0.01,
         calibration_images: 500,
         prior_samples: 200,
         seed: 3,
+        ..ExportOptions::default()
     };
-    export::export(&args).expect("export succeeds")
+    export::export(&options).expect("export succeeds")
 }
 
 #[test]
@@ -41,17 +34,17 @@ fn export_round_trip_onnx_and_ranking() {
 
     // The device model file loads back to the same image, and host inference on it
     // gives the same scores as on the in-memory image.
-    let file = device_model::load(&dir.path().join("m.safetensors")).expect("loads");
+    let file = model_file::load(&dir.path().join("m.safetensors")).expect("loads");
     assert_eq!(file.image, exported.image);
     assert_eq!(
         file.metadata.get("format").map(String::as_str),
-        Some(device_model::FORMAT)
+        Some(model_file::FORMAT)
     );
     let model = file.model().expect("parses");
     assert_eq!(model.name(), "test-export");
-    let test = tinyvae_trainer::data::load_split(
+    let test = tinyvae_datasets::load_split(
         &root().join("data/mnist-10k"),
-        tinyvae_trainer::data::Split::Test,
+        tinyvae_datasets::Split::Test,
         (28, 28),
     )
     .expect("test digits");
@@ -112,7 +105,7 @@ fn damaged_model_files_are_named_errors() {
 
     let truncated = dir.path().join("truncated.safetensors");
     std::fs::write(&truncated, &good[..good.len() / 2]).expect("write");
-    let err = device_model::load(&truncated).expect_err("truncated file rejected");
+    let err = model_file::load(&truncated).expect_err("truncated file rejected");
     assert!(matches!(err, DeviceModelError::Bad { .. }), "{err}");
     assert!(err.to_string().contains("truncated.safetensors"), "{err}");
 
@@ -122,7 +115,7 @@ fn damaged_model_files_are_named_errors() {
     corrupt[last] ^= 0x55;
     let path = dir.path().join("corrupt.safetensors");
     std::fs::write(&path, &corrupt).expect("write");
-    let err = device_model::load(&path).expect_err("corrupt file rejected");
+    let err = model_file::load(&path).expect_err("corrupt file rejected");
     let text = err.to_string();
     assert!(
         text.contains("corrupt.safetensors") && text.contains("CRC"),
@@ -130,14 +123,14 @@ fn damaged_model_files_are_named_errors() {
     );
 
     // A bare image with a damaged header names the field.
-    let file = device_model::load(&root().join("models/tinyvae-mnist.safetensors")).expect("model");
+    let file = model_file::load(&root().join("models/tinyvae-mnist.safetensors")).expect("model");
     let mut bare = file.image.clone();
     bare[0] = b'X';
     assert_eq!(
         tinyvae_shared::model::Model::parse(&bare).unwrap_err(),
         ModelError::BadMagic
     );
-    let missing = device_model::load(&dir.path().join("missing.safetensors")).expect_err("missing");
+    let missing = model_file::load(&dir.path().join("missing.safetensors")).expect_err("missing");
     assert!(
         matches!(missing, DeviceModelError::Read { .. }),
         "{missing}"

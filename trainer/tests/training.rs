@@ -3,9 +3,11 @@
 mod common;
 
 use candle_core::{Device, Tensor};
+use tinyvae_datasets::metrics::auroc;
 use tinyvae_trainer::checkpoint::{self, CheckpointMeta, DataInfo};
-use tinyvae_trainer::eval::{auroc, bounds};
+use tinyvae_trainer::eval::bounds;
 use tinyvae_trainer::model::{loss, Init, Likelihood, Model, ModelConfig, ModelKind};
+use tinyvae_trainer::tensor::ToTensor;
 use tinyvae_trainer::train::{evaluate, TrainConfig, Trainer};
 
 fn config(kind: ModelKind, likelihood: Likelihood) -> ModelConfig {
@@ -212,7 +214,7 @@ fn anomaly_score_is_neg_elbo_at_the_mean() {
     let x = data.to_tensor(&dev).unwrap();
     let s: Vec<f32> = loss::anomaly_score(&m, &x).unwrap().to_vec1().unwrap();
     // Recompute by hand from the float layers.
-    let dense = |layers: &[tinyvae_trainer::DenseF32], mut h: Vec<f32>| {
+    let dense = |layers: &[tinyvae_trainer::FloatLayer], mut h: Vec<f32>| {
         for l in layers {
             h = (0..l.out_dim)
                 .map(|o| {

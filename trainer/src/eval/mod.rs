@@ -1,12 +1,29 @@
 //! Evaluation: the negative ELBO, the importance-weighted bound (IWAE, Burda et
-//! al. 2015) as the NLL estimate, reconstruction errors, anomaly scores and AUROC.
+//! al. 2015) as the NLL estimate, reconstruction errors, anomaly scores and their
+//! AUROCs against held-out classes and simulated sensor faults.
 
 use candle_core::Tensor;
 use serde::Serialize;
+use serde_json::json;
+use tinyvae_datasets::corrupt::{corrupt_dataset, Corruption};
+use tinyvae_datasets::metrics::auroc;
+use tinyvae_datasets::rng::SeededRng;
+use tinyvae_datasets::{DataError, Dataset};
 
 use crate::model::{loss, Model, ModelKind};
-use crate::rng::SeededRng;
+use crate::tensor::ToTensor;
 use crate::train::eps_tensor;
+
+/// Why an evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// The data does not have what the evaluation needs (e.g. the class).
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
 
 /// Rows decoded at once when estimating bounds (bounds memory: rows x pixels floats).
 const ROWS_PER_CHUNK: usize = 4096;
@@ -154,52 +171,53 @@ pub fn recon_error(model: &Model, data: &Tensor) -> candle_core::Result<ReconErr
     })
 }
 
-/// Area under the ROC curve for `scores` where `positive` marks anomalies
-/// (higher score = more anomalous). Ties count one half (Mann–Whitney U).
-/// `None` when either class is empty.
-pub fn auroc(scores: &[f64], positive: &[bool]) -> Option<f64> {
-    let mut idx: Vec<usize> = (0..scores.len().min(positive.len())).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let n_pos = idx.iter().filter(|&&i| positive[i]).count();
-    let n_neg = idx.len() - n_pos;
-    if n_pos == 0 || n_neg == 0 {
-        return None;
-    }
-    // Sum of (mid-)ranks of the positives.
-    let mut rank_sum = 0.0f64;
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
+/// One-class and corruption AUROCs of `model` on `test` (labels needed for the
+/// one-class part; `normal` = the normal class index).
+pub fn anomaly_report(
+    model: &Model,
+    test: &Dataset,
+    normal: Option<u32>,
+    seed: u64,
+) -> Result<serde_json::Value, EvalError> {
+    let device = model.device();
+    let mut report = serde_json::Map::new();
+    let scores = anomaly_scores(model, &test.to_tensor(device)?)?;
+    let clean = match (normal, &test.labels) {
+        (Some(c), Some(labels)) => {
+            let positive: Vec<bool> = labels.iter().map(|&l| l != c).collect();
+            report.insert("one_class_auroc".into(), json!(auroc(&scores, &positive)));
+            report.insert(
+                "normal_class".into(),
+                json!(test.class_names.get(c as usize)),
+            );
+            test.filter_class(c)?
         }
-        let mid = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += mid * idx[i..=j].iter().filter(|&&t| positive[t]).count() as f64;
-        i = j + 1;
+        _ => test.clone(),
+    };
+    let clean_scores = if clean.len() == test.len() {
+        scores
+    } else {
+        anomaly_scores(model, &clean.to_tensor(device)?)?
+    };
+    let (bad, kinds) = corrupt_dataset(&clean, seed);
+    let bad_scores = anomaly_scores(model, &bad.to_tensor(device)?)?;
+    let mut all = clean_scores.clone();
+    all.extend(&bad_scores);
+    let mut pos = vec![false; clean_scores.len()];
+    pos.extend(vec![true; bad_scores.len()]);
+    report.insert("corruption_auroc".into(), json!(auroc(&all, &pos)));
+    let mut per = serde_json::Map::new();
+    for kind in Corruption::ALL {
+        let mut s = clean_scores.clone();
+        let mut p = vec![false; s.len()];
+        for (i, k) in kinds.iter().enumerate() {
+            if *k == kind {
+                s.push(bad_scores[i]);
+                p.push(true);
+            }
+        }
+        per.insert(kind.name().into(), json!(auroc(&s, &p)));
     }
-    let u = rank_sum - (n_pos * (n_pos + 1)) as f64 / 2.0;
-    Some(u / (n_pos as f64 * n_neg as f64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn auroc_basics() {
-        assert_eq!(
-            auroc(&[1.0, 2.0, 3.0, 4.0], &[false, false, true, true]),
-            Some(1.0)
-        );
-        assert_eq!(
-            auroc(&[4.0, 3.0, 2.0, 1.0], &[false, false, true, true]),
-            Some(0.0)
-        );
-        assert_eq!(auroc(&[1.0, 1.0], &[false, true]), Some(0.5));
-        assert_eq!(auroc(&[1.0, 2.0], &[true, true]), None);
-        assert!(
-            (auroc(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap() - 0.75).abs()
-                < 1e-12
-        );
-    }
+    report.insert("corruption_auroc_by_kind".into(), per.into());
+    Ok(report.into())
 }

@@ -17,7 +17,7 @@ pub fn recon_nll(
     match likelihood {
         Likelihood::Bernoulli if logits.device().is_cpu() => logits
             .contiguous()?
-            .apply_op2(&x.contiguous()?, crate::train::fused::BceWithLogits),
+            .apply_op2(&x.contiguous()?, super::bce::BceWithLogits),
         Likelihood::Bernoulli => {
             let softplus = (logits.relu()? + (logits.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
             (softplus - (x * logits)?)?.sum(D::Minus1)

@@ -6,7 +6,7 @@
 //! * [`ModelConfig`]: input `width`/`height`, `hidden` sizes, `latent` size,
 //!   [`Likelihood`] and [`ModelKind`].
 //! * [`Model::encoder_layers`] / [`Model::decoder_layers`] return the float
-//!   layers as [`DenseF32`] (weight `out x in`, row major, PyTorch layout).
+//!   layers as [`FloatLayer`] (weight `out x in`, row major, PyTorch layout).
 //!   - Encoder: `input -> hidden[0] -> … -> hidden[n-1] -> head`. For a VAE the
 //!     head has `2 * latent` outputs: the first `latent` are `mu`, the next
 //!     `latent` are `logvar`. For an AE the head has `latent` outputs (the code).
@@ -17,6 +17,7 @@
 //!   and [`Model::decode`] `(B, latent) -> logits`, as candle tensors.
 //! * [`loss::anomaly_score`]: negative ELBO at `z = mu` (see there).
 
+pub mod bce;
 pub mod loss;
 
 use std::collections::HashMap;
@@ -24,10 +25,12 @@ use std::collections::HashMap;
 use candle_core::{DType, Device, Tensor, Var, D};
 use serde::{Deserialize, Serialize};
 
-use crate::rng::SeededRng;
+use tinyvae_datasets::rng::SeededRng;
+pub use tinyvae_shared::model::Likelihood;
+pub use tinyvae_shared::quantize::FloatLayer;
 
 /// VAE or plain autoencoder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// Variational autoencoder: Gaussian posterior, KL term, samples from the prior.
@@ -36,20 +39,8 @@ pub enum ModelKind {
     Ae,
 }
 
-/// The decoder's output distribution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Likelihood {
-    /// Bernoulli per pixel: binary cross-entropy of `sigmoid(logits)`, summed.
-    Bernoulli,
-    /// Gaussian per pixel with mean `sigmoid(logits)` and variance 1/2: the
-    /// negative log-likelihood is the summed squared error (plus a constant
-    /// `D/2 ln(pi)` that tinyvae leaves out everywhere).
-    Gaussian,
-}
-
 /// How the initial weights are drawn (always from [`SeededRng`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Init {
     /// PyTorch `nn.Linear` default: weight and bias uniform in ±1/sqrt(fan_in).
@@ -57,6 +48,43 @@ pub enum Init {
     /// Kaiming normal (std sqrt(2/fan_in)), zero bias: candle-nn's `linear` default.
     Kaiming,
 }
+
+/// Names on the command line and in checkpoints (serde's lowercase names).
+macro_rules! named_enum {
+    ($ty:ident, $expected:literal, $($variant:ident = $name:literal),+) => {
+        impl $ty {
+            /// The lowercase name used on the command line and in checkpoints.
+            pub const fn name(self) -> &'static str {
+                match self { $($ty::$variant => $name),+ }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = tinyvae_shared::model::UnknownName;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err(tinyvae_shared::model::UnknownName { expected: $expected }),
+                }
+            }
+        }
+    };
+}
+
+named_enum!(ModelKind, "vae or ae", Vae = "vae", Ae = "ae");
+named_enum!(
+    Init,
+    "torch or kaiming",
+    Torch = "torch",
+    Kaiming = "kaiming"
+);
 
 /// Architecture of a model, stored in every checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,22 +163,6 @@ pub enum ModelError {
     },
 }
 
-/// A float dense layer `y = W x + b`, optionally followed by ReLU: the form the
-/// quantizer and the ONNX exporter consume.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DenseF32 {
-    /// Inputs.
-    pub in_dim: usize,
-    /// Outputs.
-    pub out_dim: usize,
-    /// `out_dim x in_dim`, row major.
-    pub weight: Vec<f32>,
-    /// `out_dim` biases.
-    pub bias: Vec<f32>,
-    /// Whether ReLU follows.
-    pub relu: bool,
-}
-
 /// A trainable dense layer.
 #[derive(Clone, Debug)]
 pub struct Dense {
@@ -209,9 +221,9 @@ impl Dense {
         }
     }
 
-    fn to_f32(&self) -> Result<DenseF32, ModelError> {
+    fn to_f32(&self) -> Result<FloatLayer, ModelError> {
         let (out_dim, in_dim) = self.weight.as_tensor().dims2()?;
-        Ok(DenseF32 {
+        Ok(FloatLayer {
             in_dim,
             out_dim,
             weight: self.weight.as_tensor().flatten_all()?.to_vec1()?,
@@ -359,12 +371,12 @@ impl Model {
     }
 
     /// Encoder layers as floats (see the module docs for the layout).
-    pub fn encoder_layers(&self) -> Result<Vec<DenseF32>, ModelError> {
+    pub fn encoder_layers(&self) -> Result<Vec<FloatLayer>, ModelError> {
         self.encoder.iter().map(Dense::to_f32).collect()
     }
 
     /// Decoder layers as floats; the last outputs logits.
-    pub fn decoder_layers(&self) -> Result<Vec<DenseF32>, ModelError> {
+    pub fn decoder_layers(&self) -> Result<Vec<FloatLayer>, ModelError> {
         self.decoder.iter().map(Dense::to_f32).collect()
     }
 

@@ -1,16 +1,15 @@
 //! Pictures of what a model learned: samples from the prior, reconstructions,
-//! latent interpolations and traversals, written as PNG grids; and the loss
-//! curves of a run ([`plot`]).
+//! latent interpolations and traversals (as image tiles for
+//! [`tinyvae_datasets::grid`]); and the loss curves of a run ([`plot`], drawn on a
+//! [`canvas`]).
 
 pub mod canvas;
 pub mod plot;
 
-use std::path::Path;
-
 use candle_core::Tensor;
 
 use crate::model::Model;
-use crate::rng::SeededRng;
+use tinyvae_datasets::rng::SeededRng;
 
 /// Why a picture could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -29,47 +28,9 @@ pub enum PictureError {
     /// Nothing to draw.
     #[error("nothing to draw: {0}")]
     Empty(String),
-}
-
-/// Saves `tiles` (each `w*h` floats in `[0, 1]`, row major) as a grid with `cols`
-/// columns, every pixel scaled up `scale` times, tiles separated by 2 gray pixels.
-pub fn save_grid(
-    path: &Path,
-    tiles: &[Vec<f32>],
-    cols: usize,
-    w: usize,
-    h: usize,
-    scale: usize,
-) -> Result<(), PictureError> {
-    if tiles.is_empty() || cols == 0 {
-        return Err(PictureError::Empty(path.display().to_string()));
-    }
-    let rows = tiles.len().div_ceil(cols);
-    let pad = 2;
-    let (tw, th) = (w * scale, h * scale);
-    let (gw, gh) = (cols * (tw + pad) + pad, rows * (th + pad) + pad);
-    let mut img = image::GrayImage::from_pixel(gw as u32, gh as u32, image::Luma([96]));
-    for (t, tile) in tiles.iter().enumerate() {
-        let (r, c) = (t / cols, t % cols);
-        let (x0, y0) = (pad + c * (tw + pad), pad + r * (th + pad));
-        for y in 0..th {
-            for x in 0..tw {
-                let v = tile
-                    .get((y / scale) * w + x / scale)
-                    .copied()
-                    .unwrap_or(0.0);
-                let b = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-                img.put_pixel((x0 + x) as u32, (y0 + y) as u32, image::Luma([b]));
-            }
-        }
-    }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    img.save(path).map_err(|source| PictureError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    /// Writing a grid failed.
+    #[error(transparent)]
+    Grid(#[from] tinyvae_datasets::grid::GridError),
 }
 
 fn rows_of(t: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {

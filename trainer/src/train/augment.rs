@@ -4,7 +4,7 @@
 //! not look anomalous. Training on copies shifted by a few pixels teaches the model
 //! that, where a few hundred images of one class would not.
 
-use crate::rng::SeededRng;
+use tinyvae_datasets::rng::SeededRng;
 
 /// One `(dx, dy)` per image, each uniform in `-max..=max`; nothing when `max` is 0
 /// (so runs without augmentation draw exactly the random numbers they always did).

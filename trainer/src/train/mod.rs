@@ -8,8 +8,7 @@
 
 pub mod adam;
 pub mod augment;
-mod cpu;
-pub mod fused;
+pub(crate) mod cpu;
 
 use std::time::Instant;
 
@@ -19,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use adam::Adam;
 
 use crate::model::{loss, Model, ModelKind};
-use crate::rng::SeededRng;
+use tinyvae_datasets::rng::SeededRng;
 
 /// Hyperparameters of a run (stored in checkpoints).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

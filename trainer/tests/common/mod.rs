@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tinyvae_trainer::data::{load_split, Dataset, Split};
+use tinyvae_datasets::{load_split, Dataset, Split};
 
 /// The bundled 10k-image MNIST subset.
 pub fn mnist_dir() -> PathBuf {
@@ -15,22 +15,4 @@ pub fn mnist_train(n: usize) -> Dataset {
     load_split(&mnist_dir(), Split::Train, (28, 28))
         .expect("bundled data")
         .take(n)
-}
-
-/// An IDX header + payload.
-pub fn idx_bytes(magic: u32, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut v = magic.to_be_bytes().to_vec();
-    for d in dims {
-        v.extend(d.to_be_bytes());
-    }
-    v.extend_from_slice(payload);
-    v
-}
-
-/// Gzips bytes.
-pub fn gz(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
 }

@@ -11,7 +11,7 @@
 //! compare the two.
 
 mod gemm;
-pub(super) mod math;
+pub(crate) mod math;
 mod net;
 
 use candle_core::{Tensor, Var};
@@ -150,8 +150,8 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     use crate::model::{Init, Likelihood, Model, ModelConfig, ModelKind};
-    use crate::rng::SeededRng;
     use crate::train::{TrainConfig, Trainer};
+    use tinyvae_datasets::rng::SeededRng;
 
     /// Two epochs of a small model with each engine, from the same start and with
     /// translated images: the parameters and the losses agree to float rounding.

@@ -1,0 +1,84 @@
+//! Options several subcommands share: where the images come from, which device
+//! computes.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use tinyvae_datasets::Dataset;
+
+/// Where the images come from.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DataArgs {
+    /// IDX directory (train-*/t10k-*/test-* files, gzipped or not), an IDX
+    /// images file, or a folder of PNG/JPEG/BMP images (class sub-folders optional).
+    #[arg(long, default_value = "data/mnist-10k")]
+    pub data: PathBuf,
+    /// Keep only this class (by name, e.g. "3") for one-class training or as the
+    /// normal class when scoring anomalies.
+    #[arg(long)]
+    pub normal_class: Option<String>,
+    /// Use at most this many images (after class filtering).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Width images from folders are resized to.
+    #[arg(long, default_value_t = 28)]
+    pub width: usize,
+    /// Height images from folders are resized to.
+    #[arg(long, default_value_t = 28)]
+    pub height: usize,
+}
+
+impl DataArgs {
+    /// Train and test sets (test: the data's test split, or a seeded 20% of a plain folder).
+    pub fn load_train_test(&self, seed: u64) -> Result<(Dataset, Dataset)> {
+        Ok(tinyvae_datasets::load_train_test(
+            &self.data,
+            (self.width, self.height),
+            seed,
+        )?)
+    }
+
+    /// Only the test split, sized to `(w, h)` when it comes from a folder.
+    pub fn load_test(&self, size: (usize, usize), seed: u64) -> Result<Dataset> {
+        Ok(tinyvae_datasets::load_test(&self.data, size, seed)?)
+    }
+}
+
+/// Which device to compute on.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DeviceArgs {
+    /// cpu, cuda, cuda:N (needs the `cuda` cargo feature) or metal (the `metal` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl DeviceArgs {
+    /// The candle device.
+    pub fn device(&self) -> Result<Device> {
+        let d = self.device.as_str();
+        if d == "cpu" {
+            return Ok(Device::Cpu);
+        }
+        if let Some(rest) = d.strip_prefix("cuda") {
+            let ordinal: usize = match rest.strip_prefix(':') {
+                Some(n) => n
+                    .parse()
+                    .with_context(|| format!("bad CUDA device {d:?}"))?,
+                None if rest.is_empty() => 0,
+                None => bail!("unknown device {d:?}"),
+            };
+            if cfg!(feature = "cuda") {
+                return Device::new_cuda(ordinal).with_context(|| format!("cannot open {d}"));
+            }
+            bail!("this tinyvae was built without CUDA: rebuild with `--features cuda`");
+        }
+        if d == "metal" {
+            if cfg!(feature = "metal") {
+                return Device::new_metal(0).context("cannot open the Metal device");
+            }
+            bail!("this tinyvae was built without Metal: rebuild with `--features metal`");
+        }
+        bail!("unknown device {d:?} (use cpu, cuda, cuda:N or metal)")
+    }
+}

@@ -1,0 +1,102 @@
+//! `tinyvae emulate`: run the firmware on an emulated Stellaris LM3S6965 board in
+//! QEMU and expose its UART as a pty that `tinyvae serial --port` (or any terminal
+//! program) can open, exactly like a board's `/dev/ttyACM*`.
+//!
+//! The emulator itself is `tinyvae_link::emulate`; this module is the command-line
+//! edge.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use tinyvae_link::emulate::{boot, workspace_root, EmulatorConfig, FirmwareBuild};
+use tinyvae_link::info::describe;
+
+/// `tinyvae emulate`: boot the firmware in QEMU and serve its UART on a pty.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EmulateArgs {
+    /// Firmware ELF to run; built from firmware/ (cargo build --release) when absent.
+    #[arg(long)]
+    pub firmware: Option<PathBuf>,
+    /// Model to build into the firmware (sets TINYVAE_MODEL for the build).
+    #[arg(long, conflicts_with = "firmware")]
+    pub model: Option<PathBuf>,
+    /// Save a screenshot of the OLED into this folder every --screenshot-interval.
+    #[arg(long)]
+    pub screenshot_dir: Option<PathBuf>,
+    /// Seconds between screenshots.
+    #[arg(long, default_value_t = 2.0)]
+    pub screenshot_interval: f64,
+    /// The QEMU binary.
+    #[arg(long, default_value = "qemu-system-arm")]
+    pub qemu: PathBuf,
+}
+
+/// Runs `tinyvae emulate` until Ctrl-C (or SIGTERM/SIGHUP), then stops QEMU.
+pub fn run(args: &EmulateArgs) -> anyhow::Result<()> {
+    let elf = match &args.firmware {
+        Some(elf) => elf.clone(),
+        None => {
+            let cwd = std::env::current_dir()?;
+            let root = workspace_root(&cwd)?;
+            eprintln!(
+                "building the firmware in {}",
+                root.join("firmware").display()
+            );
+            FirmwareBuild {
+                dir: root.join("firmware"),
+                model: args.model.clone(),
+                target_dir: None,
+                verbose: true,
+            }
+            .run()?
+        }
+    };
+    anyhow::ensure!(
+        args.screenshot_interval.is_finite() && args.screenshot_interval > 0.0,
+        "--screenshot-interval must be a positive number of seconds"
+    );
+    if let Some(dir) = &args.screenshot_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C/SIGTERM handler")?;
+    }
+    let mut config = EmulatorConfig::new(&elf);
+    config.qemu = args.qemu.clone();
+    let (mut emulator, client, info) = boot(&config, Duration::from_secs(30))?;
+    // Close the pty so that `tinyvae serial` can take it with an exclusive lock. QEMU
+    // notices the next opener within about a second; the client's timeouts allow
+    // for that.
+    drop(client);
+    eprintln!("firmware {} running in QEMU", elf.display());
+    print!("{}", describe(&info));
+    println!("{}", emulator.pty_path().display());
+    eprintln!(
+        "try: tinyvae serial --port {} info      (Ctrl-C stops the emulator)",
+        emulator.pty_path().display()
+    );
+    let interval = Duration::from_secs_f64(args.screenshot_interval);
+    let mut next_shot = Instant::now();
+    let mut shot = 0u32;
+    while !stop.load(Ordering::SeqCst) {
+        emulator.check_alive()?;
+        if let Some(dir) = &args.screenshot_dir {
+            if Instant::now() >= next_shot {
+                let path = dir.join(format!("screen-{shot:05}.png"));
+                emulator.screendump(&path)?;
+                shot += 1;
+                next_shot += interval;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("stopping QEMU");
+    Ok(())
+}

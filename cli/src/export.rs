@@ -1,0 +1,106 @@
+//! `tinyvae export`: quantize a trained VAE for the device, write the ONNX float
+//! models, and report what quantization cost (`tinyvae_trainer::export`).
+//!
+//! Writes, next to `--out STEM`:
+//! * `STEM.safetensors`: the device model (see `tinyvae_shared::model_file`);
+//! * `STEM.encoder.onnx`, `STEM.decoder.onnx`: the float networks, checked in tract;
+//! * `STEM.quant.json`: the quantization report.
+//!
+//! Data roles: calibration ranges come from training images; the threshold from half of
+//! the normal test images (seeded split); the report from the other half and its
+//! corrupted copies (plus the other classes for a one-class model), so no image both
+//! sets the threshold and is scored against it.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use tinyvae_trainer::export::{export, ExportOptions};
+
+use crate::args::DataArgs;
+
+/// Arguments of `tinyvae export`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// Trained VAE checkpoint (from `tinyvae train`).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Output stem: writes STEM.safetensors, STEM.encoder.onnx, STEM.decoder.onnx, STEM.quant.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Model name stored in the device model (at most 24 bytes; default: the stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// False-positive rate the anomaly threshold is set at, on held-out normal images.
+    #[arg(long, default_value_t = ExportOptions::default().fpr)]
+    pub fpr: f64,
+    /// Training images used to calibrate activation ranges.
+    #[arg(long, default_value_t = ExportOptions::default().calibration_images)]
+    pub calibration_images: usize,
+    /// Prior samples added to the decoder's calibration (the device also generates).
+    #[arg(long, default_value_t = ExportOptions::default().prior_samples)]
+    pub prior_samples: usize,
+    /// Seed of the data splits, prior samples and corruptions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl Args {
+    /// As the library's options.
+    pub fn options(&self) -> ExportOptions {
+        ExportOptions {
+            checkpoint: self.checkpoint.clone(),
+            out: self.out.clone(),
+            data: self.data.data.clone(),
+            normal_class: self.data.normal_class.clone(),
+            name: self.name.clone(),
+            fpr: self.fpr,
+            calibration_images: self.calibration_images,
+            prior_samples: self.prior_samples,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Runs the export.
+pub fn run(args: Args) -> Result<()> {
+    let exported = export(&args.options())?;
+    let r = &exported.report;
+    println!(
+        "quantization report ({} normal, {} anomalous images)",
+        r.normal_images, r.anomalous_images
+    );
+    println!(
+        "  AUROC            float {:.4}  fixed {:.4}  drop {:+.4}",
+        r.auroc_float, r.auroc_fixed, r.auroc_drop
+    );
+    println!(
+        "  reconstruction   float {:.3}  fixed {:.3} nats",
+        r.reconstruction_float, r.reconstruction_fixed
+    );
+    println!(
+        "  KL               float {:.3}  fixed {:.3} nats",
+        r.kl_float, r.kl_fixed
+    );
+    println!("  max |score diff| {:.3} nats", r.max_score_error);
+    println!(
+        "  threshold        float {:.3}  fixed {:.3} nats",
+        r.threshold_float, r.threshold_fixed
+    );
+    println!(
+        "  verdicts flipped {} ({:.2}% agree)",
+        r.decisions_flipped,
+        100.0 * r.decision_agreement
+    );
+    for l in &r.layers {
+        println!(
+            "  {:<10} {:<12} max error {:.5} ({:.2} steps)",
+            l.layer, l.shape, l.max_abs_error, l.max_error_steps
+        );
+    }
+    for f in &exported.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! The command-line edge of `tinyvae serial`: argument checks, printing, anyhow.
+
+use std::time::Duration;
+
+use anyhow::{bail, ensure, Context};
+use tinyvae_shared::fixed::{q16_from_f64, q16_to_f64};
+use tinyvae_shared::model::Model;
+use tinyvae_shared::protocol::DeviceInfo;
+use tinyvae_shared::rng::Rng;
+
+use tinyvae_datasets::grid::{grid_image, GridLayout};
+use tinyvae_datasets::metrics::auroc;
+use tinyvae_datasets::{self as data, Dataset};
+use tinyvae_link::confusion::Confusion;
+use tinyvae_link::info::{describe, differences};
+use tinyvae_link::serial::DeviceClient;
+use tinyvae_shared::model_file;
+
+use super::{
+    BenchArgs, EncodeArgs, GenerateArgs, InfoArgs, SerialArgs, SerialCommand, SetThresholdArgs,
+};
+
+pub(super) fn run(args: &SerialArgs) -> anyhow::Result<()> {
+    ensure!(
+        args.timeout.is_finite() && args.timeout > 0.0,
+        "--timeout must be a positive number of seconds"
+    );
+    let mut client = DeviceClient::open(&args.port, args.baud)?;
+    client.set_timeout(Duration::from_secs_f64(args.timeout));
+    match &args.command {
+        SerialCommand::Info(a) => info(&mut client, a),
+        SerialCommand::Encode(a) => encode(&mut client, a),
+        SerialCommand::Generate(a) => generate(&mut client, a),
+        SerialCommand::Bench(a) => bench(&mut client, a),
+        SerialCommand::SetThreshold(a) => set_threshold(&mut client, a),
+        SerialCommand::Stats => {
+            let s = client.stats()?;
+            println!(
+                "frames {}  errors {}  scored {}  anomalies {}  generated {}  instructions {}",
+                s.frames, s.errors, s.scored, s.anomalies, s.generated, s.instructions
+            );
+            Ok(())
+        }
+    }
+}
+
+fn info(client: &mut DeviceClient, args: &InfoArgs) -> anyhow::Result<()> {
+    // Read the model file first: a bad path fails before any device traffic.
+    let image = args
+        .model
+        .as_deref()
+        .map(|p| model_file::load(p).map(|f| f.image))
+        .transpose()?;
+    let info = client.info()?;
+    print!("{}", describe(&info));
+    let (Some(path), Some(image)) = (&args.model, image) else {
+        return Ok(());
+    };
+    let model = Model::parse(&image).context("model file")?;
+    let differences = differences(&info, &model);
+    if differences.is_empty() {
+        println!("model file        {} matches the device", path.display());
+        if model.threshold != info.threshold {
+            println!(
+                "note: the device's threshold {:.4} differs from the file's {:.4} (set-threshold?)",
+                q16_to_f64(info.threshold),
+                q16_to_f64(model.threshold)
+            );
+        }
+        Ok(())
+    } else {
+        bail!(
+            "the device does not run {}:\n  {}",
+            path.display(),
+            differences.join("\n  ")
+        )
+    }
+}
+
+/// Loads an image set the way the trainer does (see [`data::load_split`]: an IDX
+/// file with the labels beside it, a folder of IDX files, or an image folder resized to
+/// the model's input), keeps at most `limit` images and checks the size.
+fn load_for_device(
+    path: &std::path::Path,
+    labels: Option<&std::path::Path>,
+    limit: Option<usize>,
+    info: &DeviceInfo,
+) -> anyhow::Result<Dataset> {
+    let size = (
+        usize::from(info.input_width),
+        usize::from(info.input_height),
+    );
+    let mut set = match labels {
+        Some(labels) => data::idx::load_pair(path, Some(labels))?,
+        None => data::load_split(path, data::Split::Test, size)?,
+    };
+    if let Some(n) = limit {
+        if n < set.len() {
+            set = set.take(n);
+        }
+    }
+    ensure!(
+        (set.width, set.height) == size,
+        "{} holds {}x{} images, the device's model takes {}x{}",
+        path.display(),
+        set.width,
+        set.height,
+        info.input_width,
+        info.input_height
+    );
+    Ok(set)
+}
+
+/// One image to score: its name, label (if known) and whether it is anomalous (if
+/// known).
+struct Item<'a> {
+    name: String,
+    image: &'a [u8],
+    label: Option<String>,
+    anomalous: Option<bool>,
+}
+
+/// The class name of image `i`, if the set is labelled.
+fn class_of(set: &Dataset, i: usize) -> Option<String> {
+    let label = set.label(i)?;
+    Some(
+        set.class_names
+            .get(label as usize)
+            .cloned()
+            .unwrap_or_else(|| label.to_string()),
+    )
+}
+
+fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
+    let info = client.info()?;
+    let normal = load_for_device(&args.images, args.labels.as_deref(), args.limit, &info)?;
+    let by_class = !args.anomalous_classes.is_empty();
+    ensure!(
+        !by_class || normal.labels.is_some(),
+        "--anomalous-classes needs labels (--labels, or a labels file beside --images)"
+    );
+    ensure!(
+        !(by_class && args.anomalous.is_some()),
+        "use either --anomalous or --anomalous-classes, not both"
+    );
+    let anomalous = match &args.anomalous {
+        Some(path) => Some(load_for_device(path, None, args.limit, &info)?),
+        None => None,
+    };
+    let corrupted = args
+        .corrupt
+        .then(|| data::corrupt::corrupt_dataset(&normal, 0x5eed));
+    // Ground truth exists when some images are known anomalous.
+    let has_truth = by_class || anomalous.is_some() || corrupted.is_some();
+
+    let mut items = Vec::new();
+    for i in 0..normal.len() {
+        let label = class_of(&normal, i);
+        let truth = if by_class {
+            label.as_ref().map(|l| args.anomalous_classes.contains(l))
+        } else {
+            has_truth.then_some(false)
+        };
+        items.push(Item {
+            name: format!("#{i}"),
+            image: normal.image_u8(i),
+            label,
+            anomalous: truth,
+        });
+    }
+    if let Some(set) = &anomalous {
+        for i in 0..set.len() {
+            items.push(Item {
+                name: format!("anomalous #{i}"),
+                image: set.image_u8(i),
+                label: class_of(set, i),
+                anomalous: Some(true),
+            });
+        }
+    }
+    if let Some((set, kinds)) = &corrupted {
+        for (i, kind) in kinds.iter().enumerate() {
+            items.push(Item {
+                name: format!("#{i} {}", kind.name()),
+                image: set.image_u8(i),
+                label: class_of(set, i),
+                anomalous: Some(true),
+            });
+        }
+    }
+
+    let mut scores = Vec::with_capacity(items.len());
+    let mut verdicts = Vec::with_capacity(items.len());
+    let mut truth = Vec::with_capacity(items.len());
+    let mut instructions: u64 = 0;
+    if !args.summary {
+        println!("image                label  truth       score     recon      kl  verdict");
+    }
+    for item in &items {
+        let e = client
+            .encode(item.image)
+            .with_context(|| format!("encoding image {}", item.name))?;
+        instructions += e.instructions;
+        scores.push(f64::from(e.score.score));
+        verdicts.push(e.score.anomalous);
+        if let Some(t) = item.anomalous {
+            truth.push(t);
+        }
+        if !args.summary {
+            let t = match item.anomalous {
+                Some(true) => "anomalous",
+                Some(false) => "normal",
+                None => "-",
+            };
+            println!(
+                "{:<20} {:>5}  {t:<9} {:>9.3} {:>9.3} {:>7.3}  {}",
+                item.name,
+                item.label.as_deref().unwrap_or("-"),
+                q16_to_f64(e.score.score),
+                q16_to_f64(e.score.reconstruction),
+                q16_to_f64(e.score.kl),
+                if e.score.anomalous { "ANOMALOUS" } else { "ok" }
+            );
+        }
+    }
+    let n = scores.len().max(1) as f64;
+    println!(
+        "{} images, {} flagged anomalous (threshold {:.4}), mean score {:.3}, mean {:.0} instructions per encode",
+        scores.len(),
+        verdicts.iter().filter(|&&v| v).count(),
+        q16_to_f64(info.threshold),
+        scores.iter().map(|&s| s / 65536.0).sum::<f64>() / n,
+        instructions as f64 / n
+    );
+    if has_truth && truth.len() == scores.len() {
+        match auroc(&scores, &truth) {
+            Some(a) => println!("AUROC {a:.4}"),
+            None => println!("AUROC undefined: the set holds only one class"),
+        }
+        println!("{}", Confusion::tally(&verdicts, &truth).table());
+    }
+    Ok(())
+}
+
+fn generate(client: &mut DeviceClient, args: &GenerateArgs) -> anyhow::Result<()> {
+    ensure!(args.count > 0, "--count must be at least 1");
+    ensure!(
+        args.columns > 0 && args.scale > 0,
+        "--columns and --scale must be at least 1"
+    );
+    let info = client.info()?;
+    let (w, h) = (u32::from(info.input_width), u32::from(info.input_height));
+    let temperature = q16_from_f64(args.temperature);
+    let mut images = Vec::new();
+    for i in 0..args.count {
+        let seed = args.seed.wrapping_add(i);
+        let g = client
+            .generate(seed, temperature)
+            .with_context(|| format!("generating seed {seed}"))?;
+        ensure!(
+            g.image.len() == (w * h) as usize,
+            "device returned {} pixels for a {w}x{h} model",
+            g.image.len()
+        );
+        println!("seed {seed}: {} instructions", g.instructions);
+        images.push(g.image);
+    }
+    let layout = GridLayout {
+        columns: args.columns as usize,
+        scale: args.scale as usize,
+        gap: 1,
+    };
+    let grid = grid_image(&images, w as usize, h as usize, layout);
+    grid.save(&args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    println!("wrote {} images to {}", images.len(), args.out.display());
+    Ok(())
+}
+
+/// min, median, max and mean of a non-empty sample.
+fn summary(values: &mut [u64]) -> (u64, u64, u64, f64) {
+    values.sort_unstable();
+    let n = values.len().max(1);
+    let mean = values.iter().sum::<u64>() as f64 / n as f64;
+    (
+        values.first().copied().unwrap_or(0),
+        values.get(values.len() / 2).copied().unwrap_or(0),
+        values.last().copied().unwrap_or(0),
+        mean,
+    )
+}
+
+fn bench(client: &mut DeviceClient, args: &BenchArgs) -> anyhow::Result<()> {
+    ensure!(args.count > 0, "--count must be at least 1");
+    ensure!(args.clock_mhz > 0.0, "--clock-mhz must be positive");
+    let info = client.info()?;
+    let pixels = usize::from(info.input_width) * usize::from(info.input_height);
+    let mut rng = Rng::new(0x7e57);
+    let images: Vec<Vec<u8>> = match &args.images {
+        Some(path) => {
+            let set = load_for_device(path, None, Some(args.count as usize), &info)?;
+            (0..set.len()).map(|i| set.image_u8(i).to_vec()).collect()
+        }
+        None => (0..args.count)
+            .map(|_| (0..pixels).map(|_| rng.next_u32() as u8).collect())
+            .collect(),
+    };
+    let mut encode = Vec::new();
+    for image in &images {
+        encode.push(client.encode(image)?.instructions);
+    }
+    let mut decode = Vec::new();
+    let mut generate = Vec::new();
+    for i in 0..args.count {
+        let z = tinyvae_shared::pipeline::prior_sample(info.latent.into(), i, 1 << 16);
+        decode.push(client.decode(&z)?.instructions);
+        generate.push(client.generate(i, 1 << 16)?.instructions);
+    }
+    println!(
+        "instructions per request (QEMU -icount counts instructions; a real Cortex-M3 \
+         takes more cycles than instructions)"
+    );
+    println!(
+        "{:<10} {:>5} {:>12} {:>12} {:>12} {:>14}",
+        "request", "n", "min", "median", "max", "ms @ clock*"
+    );
+    for (name, values) in [
+        ("encode", &mut encode),
+        ("decode", &mut decode),
+        ("generate", &mut generate),
+    ] {
+        let (min, median, max, mean) = summary(values);
+        println!(
+            "{name:<10} {:>5} {min:>12} {median:>12} {max:>12} {:>14.3}",
+            values.len(),
+            mean / (args.clock_mhz * 1e3)
+        );
+    }
+    println!(
+        "* mean instructions at {} MHz and one instruction per cycle: a lower bound",
+        args.clock_mhz
+    );
+    Ok(())
+}
+
+fn set_threshold(client: &mut DeviceClient, args: &SetThresholdArgs) -> anyhow::Result<()> {
+    ensure!(args.threshold.is_finite(), "the threshold must be a number");
+    let now = client.set_threshold(q16_from_f64(args.threshold))?;
+    println!("threshold now {:.4}", q16_to_f64(now));
+    Ok(())
+}

@@ -1,0 +1,131 @@
+//! `tinyvae serial`: talk to the tinyvae firmware over a serial port — a board's
+//! `/dev/ttyACM*` or the pty of `tinyvae emulate` — with the postcard + CRC + COBS
+//! protocol of [`tinyvae_shared::protocol`].
+//!
+//! The line itself is `tinyvae_link::serial::DeviceClient`; this module is the
+//! command-line edge. Images come from `tinyvae_datasets` (IDX files, IDX folders,
+//! image folders), faults from `tinyvae_datasets::corrupt`.
+
+mod commands;
+
+use std::path::PathBuf;
+
+/// `tinyvae serial`: talk to a device (or the emulator's pty).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SerialArgs {
+    /// Serial port, e.g. /dev/ttyACM0 or the pty `tinyvae emulate` prints.
+    #[arg(long)]
+    pub port: String,
+    /// Baud rate (8N1). QEMU's pty ignores it.
+    #[arg(long, default_value_t = 115_200)]
+    pub baud: u32,
+    /// Seconds to wait for each response.
+    #[arg(long, default_value_t = 20.0)]
+    pub timeout: f64,
+    /// What to ask the device.
+    #[command(subcommand)]
+    pub command: SerialCommand,
+}
+
+/// The requests `tinyvae serial` can make.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum SerialCommand {
+    /// Print the device's description; with --model, check it runs that model.
+    Info(InfoArgs),
+    /// Score images on the device; with ground truth, report AUROC and a confusion table.
+    Encode(EncodeArgs),
+    /// Generate images from the prior with the device's seeded generator.
+    Generate(GenerateArgs),
+    /// Instructions the device spends per encode, decode and generate.
+    Bench(BenchArgs),
+    /// Replace the device's anomaly threshold (until reset).
+    SetThreshold(SetThresholdArgs),
+    /// Print the device's request counters.
+    Stats,
+}
+
+/// `tinyvae serial info`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InfoArgs {
+    /// Model file (exported safetensors or bare image) to compare with the device's.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+/// `tinyvae serial encode`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EncodeArgs {
+    /// IDX image file (gzip or plain; labels found beside it are used), a folder of
+    /// IDX files (its test split) or a folder of images (class sub-folders = labels).
+    #[arg(long)]
+    pub images: PathBuf,
+    /// IDX label file for an IDX --images file.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Classes that count as anomalous, by name (digits for MNIST, sub-folder names
+    /// for image folders), e.g. `--anomalous-classes 1,7`; needs labels.
+    #[arg(long, value_delimiter = ',')]
+    pub anomalous_classes: Vec<String>,
+    /// A second image set, all anomalous (--images are then all normal).
+    #[arg(long)]
+    pub anomalous: Option<PathBuf>,
+    /// Also score a seeded, corrupted copy of every image (simulated sensor faults,
+    /// see `data::corrupt`) as anomalous.
+    #[arg(long)]
+    pub corrupt: bool,
+    /// Score at most this many images from each set.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Print only the summary, not one line per image.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+/// `tinyvae serial generate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GenerateArgs {
+    /// Seed of the first image; image i uses seed + i.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Standard deviation of the prior sample (1.0 = the prior).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Number of images.
+    #[arg(long, default_value_t = 16)]
+    pub count: u64,
+    /// Images per row of the grid.
+    #[arg(long, default_value_t = 8)]
+    pub columns: u32,
+    /// Magnification of each pixel.
+    #[arg(long, default_value_t = 4)]
+    pub scale: u32,
+    /// Output PNG.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `tinyvae serial bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Requests of each kind.
+    #[arg(long, default_value_t = 20)]
+    pub count: u64,
+    /// Images to encode (IDX or folder); random images when absent.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Clock used to turn instructions into a time estimate, MHz.
+    #[arg(long, default_value_t = 50.0)]
+    pub clock_mhz: f64,
+}
+
+/// `tinyvae serial set-threshold`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SetThresholdArgs {
+    /// New threshold in score units (nats); scores above it are anomalous.
+    pub threshold: f64,
+}
+
+/// Runs `tinyvae serial`.
+pub fn run(args: &SerialArgs) -> anyhow::Result<()> {
+    commands::run(args)
+}

@@ -1,0 +1,135 @@
+//! The `tinyvae serial` subcommands, run as the real `tinyvae` binary against the
+//! firmware in QEMU: each must succeed on the right inputs and fail cleanly, with a
+//! message naming the problem, on wrong ones. Their printed numbers are checked bit for
+//! bit in `tests/tests/firmware_qemu.rs`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tinyvae_e2e::harness::{boot, model_path, workspace_root, write_synthetic_model, Device};
+
+/// Runs `tinyvae serial --port PORT --timeout 60 ARGS...`.
+fn serial(port: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinyvae"))
+        .args(["serial", "--port", port, "--timeout", "60"])
+        .args(args)
+        .output()
+        .expect("running tinyvae")
+}
+
+fn ok(out: Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn fails_with(out: Output, what: &str, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{what} must fail");
+    assert!(stderr.contains(needle), "{what}: {stderr}");
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+#[test]
+fn serial_subcommands_work_against_the_emulator() {
+    let Device {
+        emulator, client, ..
+    } = boot();
+    // Release the pty: each subcommand opens it exclusively, like a user would.
+    drop(client);
+    let port = emulator.pty_path().display().to_string();
+    let digits = workspace_root().join("data/mnist-10k/test-images-idx3-ubyte.gz");
+    let out_dir = workspace_root().join("target/e2e-cli");
+    std::fs::create_dir_all(&out_dir).expect("output folder");
+
+    ok(
+        serial(&port, &["info", "--model", path(model_path())]),
+        "info --model with the firmware's own model",
+    );
+
+    let other = out_dir.join("other-model.safetensors");
+    write_synthetic_model(&other, 99);
+    fails_with(
+        serial(&port, &["info", "--model", path(&other)]),
+        "info --model with another model",
+        "hash",
+    );
+
+    ok(
+        serial(
+            &port,
+            &[
+                "encode",
+                "--images",
+                path(&digits),
+                "--anomalous-classes",
+                "1,7",
+                "--limit",
+                "30",
+            ],
+        ),
+        "encode with labelled anomalous classes",
+    );
+    ok(
+        serial(
+            &port,
+            &[
+                "encode",
+                "--images",
+                path(&digits),
+                "--corrupt",
+                "--limit",
+                "14",
+                "--summary",
+            ],
+        ),
+        "encode with corrupted copies",
+    );
+
+    let grid = out_dir.join(format!("grid-{}.png", std::process::id()));
+    ok(
+        serial(
+            &port,
+            &[
+                "generate",
+                "--seed",
+                "5",
+                "--count",
+                "10",
+                "--columns",
+                "4",
+                "--scale",
+                "2",
+                "--out",
+                path(&grid),
+            ],
+        ),
+        "generate",
+    );
+    let png = image::open(&grid).expect("grid PNG").to_luma8();
+    // 4 columns and 3 rows of 56-pixel cells with 1-pixel separators.
+    assert_eq!((png.width(), png.height()), (4 * 57 + 1, 3 * 57 + 1));
+    let _ = std::fs::remove_file(&grid);
+
+    ok(
+        serial(&port, &["bench", "--count", "3", "--images", path(&digits)]),
+        "bench",
+    );
+    ok(serial(&port, &["set-threshold", "123.5"]), "set-threshold");
+    ok(serial(&port, &["stats"]), "stats");
+
+    fails_with(
+        serial(
+            &port,
+            &["encode", "--images", "/nonexistent/images.idx", "--summary"],
+        ),
+        "a missing image file",
+        "nonexistent",
+    );
+    drop(emulator);
+}

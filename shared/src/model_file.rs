@@ -1,0 +1,153 @@
+//! Device model files (host only): a safetensors file whose `u8` tensor
+//! [`DEVICE_IMAGE_TENSOR`] holds the model image the firmware compiles into flash, with
+//! string metadata (architecture, quantization scheme, threshold, source checkpoint,
+//! quantization report). A bare image starting with `TVAE` is accepted too.
+//!
+//! It lives beside the image format because every side reads these files: the
+//! exporter writes them, the firmware's build script embeds them, the device link
+//! checks a board against them. [`write_atomic`] is the one way tinyvae writes a file
+//! that must never be seen half-written (models, checkpoints, reports).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::model::{Model, DEVICE_IMAGE_TENSOR, MAGIC};
+
+/// Value of the `format` metadata key of exported device models.
+pub const FORMAT: &str = "tinyvae-device-1";
+
+/// Errors reading or writing a device model file, each naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceModelError {
+    /// Reading failed.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not a usable device model.
+    #[error("{}: not a usable tinyvae device model: {reason}", path.display())]
+    Bad {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Writing failed.
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        /// The file (or its temporary sibling).
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A device model read from disk.
+#[derive(Debug, Clone)]
+pub struct DeviceModelFile {
+    /// The validated model image.
+    pub image: Vec<u8>,
+    /// The file's metadata (empty for a bare image).
+    pub metadata: HashMap<String, String>,
+}
+
+impl DeviceModelFile {
+    /// The parsed model (cannot fail: [`load`] validated the image).
+    pub fn model(&self) -> Result<Model<'_>, crate::model::ModelError> {
+        Model::parse(&self.image)
+    }
+}
+
+/// Reads and validates the model image in `path`.
+pub fn load(path: &Path) -> Result<DeviceModelFile, DeviceModelError> {
+    let bytes = std::fs::read(path).map_err(|source| DeviceModelError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |reason: String| DeviceModelError::Bad {
+        path: path.to_owned(),
+        reason,
+    };
+    let (image, metadata) = if bytes.starts_with(&MAGIC) {
+        (bytes, HashMap::new())
+    } else {
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let metadata = header.metadata().clone().unwrap_or_default();
+        let tensors = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let view = tensors
+            .tensor(DEVICE_IMAGE_TENSOR)
+            .map_err(|e| bad(format!("no `{DEVICE_IMAGE_TENSOR}` tensor: {e}")))?;
+        if view.dtype() != safetensors::Dtype::U8 {
+            return Err(bad(format!(
+                "`{DEVICE_IMAGE_TENSOR}` is {:?}, expected U8",
+                view.dtype()
+            )));
+        }
+        (view.data().to_vec(), metadata)
+    };
+    Model::parse(&image).map_err(|e| bad(e.to_string()))?;
+    Ok(DeviceModelFile { image, metadata })
+}
+
+/// Writes `image` with `metadata` to `path` atomically.
+pub fn save(
+    path: &Path,
+    image: &[u8],
+    metadata: HashMap<String, String>,
+) -> Result<(), DeviceModelError> {
+    let bad = |reason: String| DeviceModelError::Bad {
+        path: path.to_owned(),
+        reason,
+    };
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![image.len()], image)
+            .map_err(|e| bad(e.to_string()))?;
+    let bytes = safetensors::serialize([(DEVICE_IMAGE_TENSOR, view)], Some(metadata))
+        .map_err(|e| bad(e.to_string()))?;
+    write_atomic(path, &bytes).map_err(|(path, source)| DeviceModelError::Write { path, source })
+}
+
+/// Distinguishes the temporary files of writers in one process.
+static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Writes `bytes` to `path` so that `path` holds either its old content or all of the
+/// new one, whatever happens meanwhile: a sibling temporary file unique to this writer
+/// (process id and a counter, so two writers never share one), fsync, rename over
+/// `path`, fsync of the folder (so the rename itself survives a power cut). A failed
+/// write removes its temporary file. Creates the folder when missing. The error names
+/// the path that failed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(|e| (dir.to_path_buf(), e))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    let n = TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tmp.push(format!(".{}-{n}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err((tmp, e));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err((path.to_path_buf(), e));
+    }
+    // Make the rename durable. Opening a folder for sync is not possible everywhere
+    // (Windows): there the rename stands as the file system left it.
+    if let Ok(d) = std::fs::File::open(dir.unwrap_or(Path::new("."))) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
