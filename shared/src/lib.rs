@@ -10,7 +10,8 @@
 //! every bit. Floating point appears only in the `host` feature (conversions and the
 //! export-time builders), never on a path the device runs.
 #![cfg_attr(not(feature = "std"), no_std)]
-// One `unsafe` block exists: the Cortex-M inner loop in `dense::kernel` (assembly).
+// `unsafe` lives only in `dense`: the Cortex-M loops and requantization (assembly) and
+// the x86 SIMD kernel, each block with its SAFETY comment.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -4,7 +4,7 @@
 //! reserved, four accumulators, four activations) and spills: 42 instructions per 16
 //! MACs. Written out, it is 35.
 
-use super::CHANNEL_GROUP;
+use super::{split_steps, Operands, CHANNEL_GROUP};
 
 /// Inputs per pass of the assembly loop (one `LDM` of four activations).
 const BLOCK: usize = 4;
@@ -22,18 +22,16 @@ pub(super) fn accumulate_blocks<'a, 'b>(
     acc: &mut [i32; CHANNEL_GROUP],
     weights: &'a [i8],
     xs: &'b [i32],
-) -> (&'a [i8], &'b [i32]) {
-    let blocks = (weights.len() / (CHANNEL_GROUP * BLOCK)).min(xs.len() / BLOCK);
-    let (w_done, w_rest) = weights.split_at(blocks * CHANNEL_GROUP * BLOCK);
-    let (x_done, x_rest) = xs.split_at(blocks * BLOCK);
-    if blocks > 0 {
+) -> Operands<'a, 'b> {
+    let ((w_done, x_done), rest) = split_steps(weights, xs, BLOCK);
+    if !x_done.is_empty() {
         let [mut a0, mut a1, mut a2, mut a3] = *acc;
         let w_ptr = w_done.as_ptr();
         let x_ptr = x_done.as_ptr();
         let x_end = x_done.as_ptr_range().end;
         // SAFETY: the loop reads `blocks * 16` bytes from `w_ptr` and `blocks * 4`
         // words from `x_ptr`, which is exactly `w_done` and `x_done` (split above);
-        // it stops when `x_ptr` reaches `x_end`, and `blocks > 0` so it runs at
+        // it stops when `x_ptr` reaches `x_end`, and `x_done` is not empty, so it runs at
         // least once without passing it. It writes only registers it declares.
         #[allow(unsafe_code)]
         unsafe {
@@ -91,5 +89,5 @@ pub(super) fn accumulate_blocks<'a, 'b>(
         }
         *acc = [a0, a1, a2, a3];
     }
-    (w_rest, x_rest)
+    rest
 }

@@ -1,0 +1,121 @@
+//! The Cortex-M4 inner loop (ARMv7E-M DSP extension) in Thumb-2 assembly.
+//!
+//! `SMLAD` adds two 16x16-bit products to an accumulator: `a += lo(w) lo(x) + hi(w)
+//! hi(x)`. The inputs are widened once per layer into pairs `(x[i], x[i+1])`, one word
+//! each ([`widen_pairs`]). The weights stay in the model's grouped layout, one word per
+//! input holding channels 0-3 (`[a0 a1 a2 a3]` for input i, `[b0 b1 b2 b3]` for i+1),
+//! so each channel's pair `(a_c, b_c)` is built from two such words:
+//!
+//! * `PKHBT` takes the low halves: `[a0 a1 b0 b1]`; `PKHTB` the high ones: `[a2 a3 b2 b3]`;
+//! * `SXTB16` sign-extends bytes 0 and 2 into i16 halves: `(a0, b0)`, and with `ROR #8`
+//!   bytes 1 and 3: `(a1, b1)`; the same on the other word gives channels 2 and 3.
+//!
+//! Per block of four inputs: one `LDRD` of two input pairs, four `LDR`s of weight
+//! words (`LDR` tolerates the unaligned weights a model image may have, `LDRD` does
+//! not), four `PKH`s, eight `SXTB16`s and eight `SMLAD`s, then `CMP` and `BNE`:
+//! 27 instructions for 16 MACs (1.69 per MAC; the Cortex-M3 loop takes 35).
+//! Products are exact (|x| <= 255, |w| <= 128) and `SMLAD` wraps like the other
+//! kernels' adds (it only sets the Q flag), so the bits are the same.
+
+use super::CHANNEL_GROUP;
+
+/// Inputs per pass of the assembly loop.
+const BLOCK: usize = 4;
+
+/// [`super::widen`] for `SMLAD`: `x[i] - zero_point` in the low half of word `i / 2`
+/// and `x[i + 1] - zero_point` in the high half (zero past the last input).
+#[inline]
+pub(super) fn widen_pairs<'w>(
+    input: &[i8],
+    zero_point: i32,
+    widened: &'w mut [i32],
+) -> (&'w [i32], usize) {
+    let n = input.len().min(2 * widened.len());
+    let (pairs, rest) = input[..n].as_chunks::<2>();
+    let half = |x: i8| (x as i32 - zero_point) & 0xffff;
+    for (word, &[lo, hi]) in widened.iter_mut().zip(pairs) {
+        *word = half(lo) | half(hi) << 16;
+    }
+    if let (Some(word), [last]) = (widened.get_mut(pairs.len()), rest) {
+        *word = half(*last);
+    }
+    (&widened[..n.div_ceil(2)], n)
+}
+
+/// One group's dot products over `inputs` inputs of the packed `xs`: whole blocks of
+/// four in assembly, the last zero to three in Rust.
+#[inline]
+pub(super) fn dot_group(weights: &[i8], xs: &[i32], inputs: usize) -> [i32; CHANNEL_GROUP] {
+    let inputs = inputs.min(weights.len() / CHANNEL_GROUP).min(2 * xs.len());
+    let blocks = inputs / BLOCK;
+    let [mut a0, mut a1, mut a2, mut a3] = [0i32; CHANNEL_GROUP];
+    if blocks > 0 {
+        let w_ptr = weights.as_ptr();
+        let x_ptr = xs.as_ptr();
+        let x_end = xs[..blocks * BLOCK / 2].as_ptr_range().end;
+        // SAFETY: the loop reads `blocks * 16` bytes from `w_ptr` and `blocks * 2`
+        // words from `x_ptr`, within `weights` and `xs` (`inputs` is bounded by both
+        // above); `xs` is word aligned, as `LDRD` needs. It stops when `x_ptr` reaches
+        // `x_end`, and `blocks > 0`, so it runs at least once without passing it. It
+        // writes only registers it declares.
+        #[allow(unsafe_code)]
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldrd {x01}, {x23}, [{x}], #8",
+                "ldr {wa}, [{w}], #16",
+                "ldr {wb}, [{w}, #-12]",
+                "pkhtb {t}, {wb}, {wa}, asr #16",
+                "pkhbt {wa}, {wa}, {wb}, lsl #16",
+                "sxtb16 {wb}, {wa}",
+                "smlad {a0}, {wb}, {x01}, {a0}",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "smlad {a1}, {wb}, {x01}, {a1}",
+                "sxtb16 {wb}, {t}",
+                "smlad {a2}, {wb}, {x01}, {a2}",
+                "sxtb16 {wb}, {t}, ror #8",
+                "smlad {a3}, {wb}, {x01}, {a3}",
+                "ldr {wa}, [{w}, #-8]",
+                "ldr {wb}, [{w}, #-4]",
+                "pkhtb {t}, {wb}, {wa}, asr #16",
+                "pkhbt {wa}, {wa}, {wb}, lsl #16",
+                "sxtb16 {wb}, {wa}",
+                "smlad {a0}, {wb}, {x23}, {a0}",
+                "sxtb16 {wb}, {wa}, ror #8",
+                "smlad {a1}, {wb}, {x23}, {a1}",
+                "sxtb16 {wb}, {t}",
+                "smlad {a2}, {wb}, {x23}, {a2}",
+                "sxtb16 {wb}, {t}, ror #8",
+                "smlad {a3}, {wb}, {x23}, {a3}",
+                "cmp {x}, {x_end}",
+                "bne 2b",
+                x = inout(reg) x_ptr => _,
+                w = inout(reg) w_ptr => _,
+                x_end = in(reg) x_end,
+                x01 = out(reg) _,
+                x23 = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                t = out(reg) _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                options(nostack, readonly),
+            );
+        }
+    }
+    let mut acc = [a0, a1, a2, a3];
+    for i in blocks * BLOCK..inputs {
+        let word = xs[i / 2];
+        let x = if i % 2 == 0 {
+            word as i16 as i32
+        } else {
+            word >> 16
+        };
+        for (a, &w) in acc.iter_mut().zip(&weights[CHANNEL_GROUP * i..]) {
+            *a = a.wrapping_add(w as i32 * x);
+        }
+    }
+    acc
+}
