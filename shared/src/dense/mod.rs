@@ -19,7 +19,7 @@
 //! per 16 MACs (the `kernel` module), against about 4 per MAC for one channel at a time. The
 //! layout has the same size as plain row-major storage (the last group is zero-padded
 //! to four channels). The host reads the same layout with SIMD; the Cortex-M4 pairs two
-//! inputs' words into `SMLAD` operands (1.625 instructions per MAC) and the Cortex-M0
+//! inputs' words into `SMLAD` operands (1.5 instructions per MAC) and the Cortex-M0
 //! runs `MULS` (4.25); see the `kernel` module.
 //!
 //! ## Per output

@@ -10,10 +10,12 @@
 //! * `SXTB16` sign-extends bytes 0 and 2 into i16 halves: `(a0, b0)`, and with `ROR #8`
 //!   bytes 1 and 3: `(a1, b1)`; the same on the other word gives channels 2 and 3.
 //!
-//! Per pass of eight inputs: two `LDRD`s of two input pairs each, eight `LDR`s of
-//! weight words (`LDR` tolerates the unaligned weights a model image may have, `LDRD`
-//! does not), eight `PKH`s, sixteen `SXTB16`s and sixteen `SMLAD`s, then `CMP` and
-//! `BNE`: 52 instructions for 32 MACs (1.625 per MAC; the Cortex-M3 loop takes 2.19).
+//! Per pass of eight inputs: two `LDRD`s of two input pairs each, four `LDRD`s of
+//! weight word pairs, eight `PKH`s, sixteen `SXTB16`s and sixteen `SMLAD`s, then `CMP`
+//! and `BNE`: 48 instructions for 32 MACs (1.5 per MAC; the Cortex-M3 loop takes 2.19).
+//! `LDRD` needs word-aligned weights (a model image placed at a 4-byte boundary has
+//! them: every section of it is a multiple of 4 bytes); where they are not, the same
+//! loop loads them with eight `LDR`s (which tolerate misalignment): 52 per 32 (1.625).
 //! The last zero to seven inputs of a group run in Rust.
 //! Products are exact (|x| <= 255, |w| <= 128) and `SMLAD` wraps like the other
 //! kernels' adds (it only sets the Q flag), so the bits are the same.
@@ -55,6 +57,63 @@ macro_rules! pair {
     };
 }
 
+/// The whole loop over `blocks` passes of eight inputs, for `aligned` weights (four
+/// `LDRD`s a pass) or `unaligned` ones (eight `LDR`s).
+macro_rules! smlad_loop {
+    (aligned, $($operands:ident),*) => {
+        smlad_loop!(
+            [
+                "ldrd {wa}, {wb}, [{w}], #32", "",
+                "ldrd {wa}, {wb}, [{w}, #-24]", "",
+                "ldrd {wa}, {wb}, [{w}, #-16]", "",
+                "ldrd {wa}, {wb}, [{w}, #-8]", ""
+            ],
+            $($operands),*
+        )
+    };
+    (unaligned, $($operands:ident),*) => {
+        smlad_loop!(
+            [
+                "ldr {wa}, [{w}], #32", "ldr {wb}, [{w}, #-28]",
+                "ldr {wa}, [{w}, #-24]", "ldr {wb}, [{w}, #-20]",
+                "ldr {wa}, [{w}, #-16]", "ldr {wb}, [{w}, #-12]",
+                "ldr {wa}, [{w}, #-8]", "ldr {wb}, [{w}, #-4]"
+            ],
+            $($operands),*
+        )
+    };
+    (
+        [$l0:literal, $l1:literal, $l2:literal, $l3:literal,
+         $l4:literal, $l5:literal, $l6:literal, $l7:literal],
+        $x_ptr:ident, $w_ptr:ident, $x_end:ident, $a0:ident, $a1:ident, $a2:ident, $a3:ident
+    ) => {
+        core::arch::asm!(
+            "2:",
+            "ldrd {x01}, {x23}, [{x}], #16",
+            pair!($l0, $l1, "{x01}"),
+            pair!($l2, $l3, "{x23}"),
+            "ldrd {x01}, {x23}, [{x}, #-8]",
+            pair!($l4, $l5, "{x01}"),
+            pair!($l6, $l7, "{x23}"),
+            "cmp {x}, {x_end}",
+            "bne 2b",
+            x = inout(reg) $x_ptr => _,
+            w = inout(reg) $w_ptr => _,
+            x_end = in(reg) $x_end,
+            x01 = out(reg) _,
+            x23 = out(reg) _,
+            wa = out(reg) _,
+            wb = out(reg) _,
+            t = out(reg) _,
+            a0 = inout(reg) $a0,
+            a1 = inout(reg) $a1,
+            a2 = inout(reg) $a2,
+            a3 = inout(reg) $a3,
+            options(nostack, readonly),
+        )
+    };
+}
+
 /// [`super::widen`] for `SMLAD`: `x[i] - zero_point` in the low half of word `i / 2`
 /// and `x[i + 1] - zero_point` in the high half (zero past the last input).
 #[inline]
@@ -86,37 +145,17 @@ pub(super) fn dot_group(weights: &[i8], xs: &[i32], inputs: usize) -> [i32; CHAN
         let w_ptr = weights.as_ptr();
         let x_ptr = xs.as_ptr();
         let x_end = xs[..blocks * BLOCK / 2].as_ptr_range().end;
-        // SAFETY: the loop reads `blocks * 32` bytes from `w_ptr` and `blocks * 4`
-        // words from `x_ptr`, within `weights` and `xs` (`inputs` is bounded by both
-        // above); `xs` is word aligned, as `LDRD` needs. It stops when `x_ptr` reaches
-        // `x_end`, and `blocks > 0`, so it runs at least once without passing it. It
-        // writes only registers it declares.
+        // SAFETY (both loops): the loop reads `blocks * 32` bytes from `w_ptr` and
+        // `blocks * 4` words from `x_ptr`, within `weights` and `xs` (`inputs` is
+        // bounded by both above); `xs` is word aligned, as `LDRD` needs, and the
+        // weights are too where the `LDRD` loop reads them. It stops when `x_ptr`
+        // reaches `x_end`, and `blocks > 0`, so it runs at least once without passing
+        // it. It writes only registers it declares.
         #[allow(unsafe_code)]
-        unsafe {
-            core::arch::asm!(
-                "2:",
-                "ldrd {x01}, {x23}, [{x}], #16",
-                pair!("ldr {wa}, [{w}], #32", "ldr {wb}, [{w}, #-28]", "{x01}"),
-                pair!("ldr {wa}, [{w}, #-24]", "ldr {wb}, [{w}, #-20]", "{x23}"),
-                "ldrd {x01}, {x23}, [{x}, #-8]",
-                pair!("ldr {wa}, [{w}, #-16]", "ldr {wb}, [{w}, #-12]", "{x01}"),
-                pair!("ldr {wa}, [{w}, #-8]", "ldr {wb}, [{w}, #-4]", "{x23}"),
-                "cmp {x}, {x_end}",
-                "bne 2b",
-                x = inout(reg) x_ptr => _,
-                w = inout(reg) w_ptr => _,
-                x_end = in(reg) x_end,
-                x01 = out(reg) _,
-                x23 = out(reg) _,
-                wa = out(reg) _,
-                wb = out(reg) _,
-                t = out(reg) _,
-                a0 = inout(reg) a0,
-                a1 = inout(reg) a1,
-                a2 = inout(reg) a2,
-                a3 = inout(reg) a3,
-                options(nostack, readonly),
-            );
+        if w_ptr.addr().is_multiple_of(4) {
+            unsafe { smlad_loop!(aligned, x_ptr, w_ptr, x_end, a0, a1, a2, a3) };
+        } else {
+            unsafe { smlad_loop!(unaligned, x_ptr, w_ptr, x_end, a0, a1, a2, a3) };
         }
     }
     let mut acc = [a0, a1, a2, a3];
