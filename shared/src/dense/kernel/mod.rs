@@ -106,16 +106,28 @@ pub(super) fn run<T>(
         };
         return;
     }
-    let groups = out
-        .chunks_mut(CHANNEL_GROUP)
-        .zip(weights.chunks_exact(group_len))
-        .zip(params.bias.chunks(CHANNEL_GROUP))
-        .zip(params.multiplier.chunks(CHANNEL_GROUP))
-        .zip(params.shift.chunks(CHANNEL_GROUP));
-    for ((((out, weights), bias), multiplier), shift) in groups {
-        let dot = dot_group(weights, xs, inputs);
-        let channels = out.iter_mut().zip(dot).zip(bias).zip(multiplier).zip(shift);
-        for ((((slot, dot), bias), multiplier), shift) in channels {
+    // Dot products for a batch of groups first, then the batch's outputs: each loop
+    // keeps its own few pointers in registers, where one loop doing both spilled them
+    // around the assembly (which takes 12 registers on Thumb-2).
+    let mut dots = [0i32; BATCH * CHANNEL_GROUP];
+    let batches = out
+        .chunks_mut(BATCH * CHANNEL_GROUP)
+        .zip(weights.chunks(BATCH * group_len))
+        .zip(params.bias.chunks(BATCH * CHANNEL_GROUP))
+        .zip(params.multiplier.chunks(BATCH * CHANNEL_GROUP))
+        .zip(params.shift.chunks(BATCH * CHANNEL_GROUP));
+    for ((((out, weights), bias), multiplier), shift) in batches {
+        let (dot_groups, _) = dots.as_chunks_mut::<CHANNEL_GROUP>();
+        for (dot, weights) in dot_groups.iter_mut().zip(weights.chunks_exact(group_len)) {
+            *dot = dot_group(weights, xs, inputs);
+        }
+        let outputs = out
+            .iter_mut()
+            .zip(&dots)
+            .zip(bias)
+            .zip(multiplier)
+            .zip(shift);
+        for ((((slot, &dot), bias), multiplier), shift) in outputs {
             *slot = convert(super::requantize_folded(
                 i32::from_le_bytes(*bias).wrapping_add(dot),
                 i32::from_le_bytes(*multiplier),
@@ -125,6 +137,9 @@ pub(super) fn run<T>(
         }
     }
 }
+
+/// Groups whose dot products [`run`] computes before requantizing their outputs.
+const BATCH: usize = 8;
 
 /// One group's dot products with the best loop this target has without run-time checks.
 #[inline]
