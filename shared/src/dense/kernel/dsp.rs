@@ -85,9 +85,15 @@ macro_rules! smlad_loop {
     (
         [$l0:literal, $l1:literal, $l2:literal, $l3:literal,
          $l4:literal, $l5:literal, $l6:literal, $l7:literal],
-        $x_ptr:ident, $w_ptr:ident, $x_end:ident, $a0:ident, $a1:ident, $a2:ident, $a3:ident
+        $x_ptr:ident, $w_ptr:ident, $x_end:ident, $dot:ident
     ) => {
         core::arch::asm!(
+            // `wb` holds `dot` until the loop needs it; the sums start at zero.
+            "push {{{wb}}}",
+            "mov {a0}, #0",
+            "mov {a1}, #0",
+            "mov {a2}, #0",
+            "mov {a3}, #0",
             "2:",
             "ldrd {x01}, {x23}, [{x}], #16",
             pair!($l0, $l1, "{x01}"),
@@ -97,19 +103,21 @@ macro_rules! smlad_loop {
             pair!($l6, $l7, "{x23}"),
             "cmp {x}, {x_end}",
             "bne 2b",
+            "pop {{{wb}}}",
+            "strd {a0}, {a1}, [{wb}]",
+            "strd {a2}, {a3}, [{wb}, #8]",
             x = inout(reg) $x_ptr => _,
             w = inout(reg) $w_ptr => _,
             x_end = in(reg) $x_end,
             x01 = out(reg) _,
             x23 = out(reg) _,
             wa = out(reg) _,
-            wb = out(reg) _,
+            wb = inout(reg) $dot => _,
             t = out(reg) _,
-            a0 = inout(reg) $a0,
-            a1 = inout(reg) $a1,
-            a2 = inout(reg) $a2,
-            a3 = inout(reg) $a3,
-            options(nostack, readonly),
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
         )
     };
 }
@@ -134,31 +142,42 @@ pub(super) fn widen_pairs<'w>(
     (&widened[..n.div_ceil(2)], n)
 }
 
-/// One group's dot products over `inputs` inputs of the packed `xs`: whole blocks of
-/// eight in assembly, the last zero to seven in Rust.
+/// One group's dot products over `inputs` inputs of the packed `xs`, into `dot`:
+/// whole blocks of eight in assembly, the last zero to seven in Rust.
+///
+/// The assembly stores the sums itself (two `STRD`s): returned from it, they went
+/// through the stack on their way to the caller's array, about ten instructions a
+/// group.
 #[inline(always)]
-pub(super) fn dot_group(weights: &[i8], xs: &[i32], inputs: usize) -> [i32; CHANNEL_GROUP] {
+pub(super) fn dot_group_into(
+    weights: &[i8],
+    xs: &[i32],
+    inputs: usize,
+    dot: &mut [i32; CHANNEL_GROUP],
+) {
     let inputs = inputs.min(weights.len() / CHANNEL_GROUP).min(2 * xs.len());
     let blocks = inputs / BLOCK;
-    let [mut a0, mut a1, mut a2, mut a3] = [0i32; CHANNEL_GROUP];
-    if blocks > 0 {
+    if blocks == 0 {
+        *dot = [0; CHANNEL_GROUP];
+    } else {
         let w_ptr = weights.as_ptr();
         let x_ptr = xs.as_ptr();
         let x_end = xs[..blocks * BLOCK / 2].as_ptr_range().end;
+        let dot_ptr = dot.as_mut_ptr();
         // SAFETY (both loops): the loop reads `blocks * 32` bytes from `w_ptr` and
         // `blocks * 4` words from `x_ptr`, within `weights` and `xs` (`inputs` is
         // bounded by both above); `xs` is word aligned, as `LDRD` needs, and the
         // weights are too where the `LDRD` loop reads them. It stops when `x_ptr`
         // reaches `x_end`, and `blocks > 0`, so it runs at least once without passing
-        // it. It writes only registers it declares.
+        // it. It writes the four words of `dot` (exclusively borrowed) and the
+        // registers it declares, and pushes and pops one word of stack.
         #[allow(unsafe_code)]
         if w_ptr.addr().is_multiple_of(4) {
-            unsafe { smlad_loop!(aligned, x_ptr, w_ptr, x_end, a0, a1, a2, a3) };
+            unsafe { smlad_loop!(aligned, x_ptr, w_ptr, x_end, dot_ptr) };
         } else {
-            unsafe { smlad_loop!(unaligned, x_ptr, w_ptr, x_end, a0, a1, a2, a3) };
+            unsafe { smlad_loop!(unaligned, x_ptr, w_ptr, x_end, dot_ptr) };
         }
     }
-    let mut acc = [a0, a1, a2, a3];
     for i in blocks * BLOCK..inputs {
         let word = xs[i / 2];
         let x = if i % 2 == 0 {
@@ -166,9 +185,8 @@ pub(super) fn dot_group(weights: &[i8], xs: &[i32], inputs: usize) -> [i32; CHAN
         } else {
             word >> 16
         };
-        for (a, &w) in acc.iter_mut().zip(&weights[CHANNEL_GROUP * i..]) {
+        for (a, &w) in dot.iter_mut().zip(&weights[CHANNEL_GROUP * i..]) {
             *a = a.wrapping_add(w as i32 * x);
         }
     }
-    acc
 }

@@ -119,7 +119,12 @@ pub(super) fn run<T>(
     for ((((out, weights), bias), multiplier), shift) in batches {
         let (dot_groups, _) = dots.as_chunks_mut::<CHANNEL_GROUP>();
         for (dot, weights) in dot_groups.iter_mut().zip(weights.chunks_exact(group_len)) {
-            *dot = dot_group(weights, xs, inputs);
+            #[cfg(tinyvae_kernel = "dsp")]
+            dsp::dot_group_into(weights, xs, inputs, dot);
+            #[cfg(not(tinyvae_kernel = "dsp"))]
+            {
+                *dot = dot_group(weights, xs, inputs);
+            }
         }
         let outputs = out
             .iter_mut()
@@ -141,7 +146,9 @@ pub(super) fn run<T>(
 /// Groups whose dot products [`run`] computes before requantizing their outputs.
 const BATCH: usize = 8;
 
-/// One group's dot products with the best loop this target has without run-time checks.
+/// One group's dot products with the best loop this target has without run-time checks
+/// (the Cortex-M4's stores them itself: `dsp::dot_group_into`).
+#[cfg(not(tinyvae_kernel = "dsp"))]
 #[inline]
 fn dot_group(weights: &[i8], xs: &[i32], inputs: usize) -> [i32; CHANNEL_GROUP] {
     #[cfg(target_arch = "x86_64")]
@@ -149,11 +156,7 @@ fn dot_group(weights: &[i8], xs: &[i32], inputs: usize) -> [i32; CHANNEL_GROUP] 
         let _ = inputs;
         x86::sse2_dot_group(weights, xs)
     }
-    #[cfg(tinyvae_kernel = "dsp")]
-    {
-        dsp::dot_group(weights, xs, inputs)
-    }
-    #[cfg(not(any(target_arch = "x86_64", tinyvae_kernel = "dsp")))]
+    #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = inputs;
         let mut dot = [0; CHANNEL_GROUP];
