@@ -119,12 +119,7 @@ pub(super) fn run<T>(
     for ((((out, weights), bias), multiplier), shift) in batches {
         let (dot_groups, _) = dots.as_chunks_mut::<CHANNEL_GROUP>();
         for (dot, weights) in dot_groups.iter_mut().zip(weights.chunks_exact(group_len)) {
-            #[cfg(tinyvae_kernel = "dsp")]
-            dsp::dot_group_into(weights, xs, inputs, dot);
-            #[cfg(not(tinyvae_kernel = "dsp"))]
-            {
-                *dot = dot_group(weights, xs, inputs);
-            }
+            dot_group_into(weights, xs, inputs, dot);
         }
         let outputs = out
             .iter_mut()
@@ -146,26 +141,29 @@ pub(super) fn run<T>(
 /// Groups whose dot products [`run`] computes before requantizing their outputs.
 const BATCH: usize = 8;
 
-/// One group's dot products with the best loop this target has without run-time checks
-/// (the Cortex-M4's stores them itself: `dsp::dot_group_into`).
-#[cfg(not(tinyvae_kernel = "dsp"))]
-#[inline]
-fn dot_group(weights: &[i8], xs: &[i32], inputs: usize) -> [i32; CHANNEL_GROUP] {
+/// One group's dot products into `dot`, with the best loop this target has without
+/// run-time checks.
+#[inline(always)]
+fn dot_group_into(weights: &[i8], xs: &[i32], inputs: usize, dot: &mut [i32; CHANNEL_GROUP]) {
     #[cfg(target_arch = "x86_64")]
     {
         let _ = inputs;
-        x86::sse2_dot_group(weights, xs)
+        *dot = x86::sse2_dot_group(weights, xs);
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(tinyvae_kernel = "dsp")]
+    dsp::dot_group_into(weights, xs, inputs, dot);
+    #[cfg(not(any(target_arch = "x86_64", tinyvae_kernel = "dsp")))]
     {
         let _ = inputs;
-        let mut dot = [0; CHANNEL_GROUP];
         #[cfg(tinyvae_kernel = "thumb2")]
-        let (weights, xs) = thumb::accumulate_blocks(&mut dot, weights, xs);
+        let (weights, xs) = thumb::accumulate_blocks(dot, weights, xs);
         #[cfg(tinyvae_kernel = "thumb1")]
-        let (weights, xs) = thumb1::accumulate_pairs(&mut dot, weights, xs);
-        portable(&mut dot, weights, xs);
-        dot
+        let (weights, xs) = thumb1::accumulate_pairs(dot, weights, xs);
+        #[cfg(not(any(tinyvae_kernel = "thumb2", tinyvae_kernel = "thumb1")))]
+        {
+            *dot = [0; CHANNEL_GROUP];
+        }
+        portable(dot, weights, xs);
     }
 }
 

@@ -46,8 +46,8 @@ macro_rules! one_input {
     };
 }
 
-/// Runs the assembly loop over whole pairs of inputs and returns the weights and
-/// inputs left over (at most one input) for the portable loop.
+/// Sets `acc` to the sums over whole pairs of inputs (zero without any) and returns
+/// the weights and inputs left over (at most one input) for the portable loop.
 #[inline]
 pub(super) fn accumulate_pairs<'a, 'b>(
     acc: &mut [i32; CHANNEL_GROUP],
@@ -55,7 +55,9 @@ pub(super) fn accumulate_pairs<'a, 'b>(
     xs: &'b [i32],
 ) -> Operands<'a, 'b> {
     let ((w_done, x_done), rest) = split_steps(weights, xs, BLOCK);
-    if !x_done.is_empty() {
+    if x_done.is_empty() {
+        *acc = [0; CHANNEL_GROUP];
+    } else {
         let w_range = w_done.as_ptr_range();
         // The input of the weight word at `w` is at `w + e` (both strides are 4 bytes).
         let e = (x_done.as_ptr() as usize).wrapping_sub(w_range.start as usize);
@@ -100,9 +102,7 @@ pub(super) fn accumulate_pairs<'a, 'b>(
                 options(nostack, readonly),
             );
         }
-        for (a, s) in acc.iter_mut().zip([s0, s1, s2, s3]) {
-            *a = a.wrapping_add(s);
-        }
+        *acc = [s0, s1, s2, s3];
     }
     rest
 }
