@@ -35,15 +35,38 @@ mod thumb1;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+/// A little-endian i32 of the model bytes.
+pub(super) trait Word: Copy {
+    /// Its value.
+    fn value(self) -> i32;
+}
+
+/// Any alignment: byte loads on the Cortex-M0 (about ten instructions), one `LDR`
+/// on Thumb-2 and x86.
+impl Word for [u8; 4] {
+    #[inline(always)]
+    fn value(self) -> i32 {
+        i32::from_le_bytes(self)
+    }
+}
+
+/// Word-aligned bytes read as a word: one `LDR` everywhere.
+impl Word for i32 {
+    #[inline(always)]
+    fn value(self) -> i32 {
+        i32::from_le(self)
+    }
+}
+
 /// A layer's requantization: little-endian i32 words, one per output, and the output
 /// zero point (at most `MAX_FOLDED_ZERO_POINT` in magnitude).
-pub(super) struct LayerParams<'a> {
+pub(super) struct LayerParams<'a, W> {
     /// Added to the dot products (wrapping).
-    pub bias: &'a [[u8; 4]],
+    pub bias: &'a [W],
     /// Requantization multipliers (see [`super::requantize`]).
-    pub multiplier: &'a [[u8; 4]],
+    pub multiplier: &'a [W],
     /// Requantization shifts.
-    pub shift: &'a [[u8; 4]],
+    pub shift: &'a [W],
     /// Added after requantization.
     pub zero_point: i32,
 }
@@ -84,12 +107,12 @@ pub(super) fn widen<'w>(
 /// slices leaves no bounds check in the loop, and a last, partial group needs no
 /// special case.
 #[inline]
-pub(super) fn run<T>(
+pub(super) fn run<T, W: Word>(
     weights: &[i8],
     xs: &[i32],
     inputs: usize,
     group_len: usize,
-    params: &LayerParams<'_>,
+    params: &LayerParams<'_, W>,
     out: &mut [T],
     convert: impl Fn(i32) -> T,
 ) {
@@ -129,9 +152,9 @@ pub(super) fn run<T>(
             .zip(shift);
         for ((((slot, &dot), bias), multiplier), shift) in outputs {
             *slot = convert(super::requantize_folded(
-                i32::from_le_bytes(*bias).wrapping_add(dot),
-                i32::from_le_bytes(*multiplier),
-                i32::from_le_bytes(*shift),
+                bias.value().wrapping_add(dot),
+                multiplier.value(),
+                shift.value(),
                 params.zero_point,
             ));
         }

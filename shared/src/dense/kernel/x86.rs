@@ -16,9 +16,9 @@ use core::arch::x86_64::{
     _mm_unpackhi_epi32, _mm_unpackhi_epi64, _mm_unpacklo_epi32, _mm_unpacklo_epi64,
 };
 
-#[cfg(feature = "std")]
-use super::LayerParams;
 use super::{portable, split_steps, Operands, CHANNEL_GROUP};
+#[cfg(feature = "std")]
+use super::{LayerParams, Word};
 
 /// Inputs per SSE2 step: one 16-byte load of weights.
 const BLOCK: usize = 4;
@@ -103,11 +103,11 @@ struct GroupParams {
 #[cfg(feature = "std")]
 impl GroupParams {
     /// Group `g` of `params`.
-    fn of(params: &LayerParams<'_>, g: usize) -> Self {
-        let lanes = |words: &[[u8; 4]]| {
+    fn of<W: Word>(params: &LayerParams<'_, W>, g: usize) -> Self {
+        let lanes = |words: &[W]| {
             let mut lanes = [0; CHANNEL_GROUP];
             for (lane, &word) in lanes.iter_mut().zip(words.iter().skip(CHANNEL_GROUP * g)) {
-                *lane = i32::from_le_bytes(word);
+                *lane = word.value();
             }
             lanes
         };
@@ -128,11 +128,11 @@ impl GroupParams {
 #[cfg(feature = "std")]
 #[target_feature(enable = "avx2")]
 #[allow(unsafe_code)]
-pub(super) unsafe fn avx2_run<T>(
+pub(super) unsafe fn avx2_run<T, W: Word>(
     weights: &[i8],
     xs: &[i32],
     group_len: usize,
-    params: &LayerParams<'_>,
+    params: &LayerParams<'_, W>,
     out: &mut [T],
     convert: impl Fn(i32) -> T,
 ) {
