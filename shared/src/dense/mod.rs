@@ -15,8 +15,8 @@
 //! weights of output channels `4g..4g+4` interleaved (`[input i][channel c]`) lets one
 //! pass over the widened inputs feed four accumulators. Per input that is a quarter of an
 //! activation load (`LDM` brings four), four byte loads of weights and four
-//! multiply-accumulates. With the loop's compare and branch, it comes to 35 instructions
-//! per 16 MACs (the `kernel` module), against about 4 per MAC for one channel at a time. The
+//! multiply-accumulates. With the loop's compare and branch, it comes to 68 instructions
+//! per 32 MACs (the `kernel` module), against about 4 per MAC for one channel at a time. The
 //! layout has the same size as plain row-major storage (the last group is zero-padded
 //! to four channels). The host reads the same layout with SIMD; the Cortex-M4 pairs two
 //! inputs' words into `SMLAD` operands (1.5 instructions per MAC) and the Cortex-M0

@@ -12,7 +12,7 @@
 //!
 //! Per pass of eight inputs: two `LDRD`s of two input pairs each, four `LDRD`s of
 //! weight word pairs, eight `PKH`s, sixteen `SXTB16`s and sixteen `SMLAD`s, then `CMP`
-//! and `BNE`: 48 instructions for 32 MACs (1.5 per MAC; the Cortex-M3 loop takes 2.19).
+//! and `BNE`: 48 instructions for 32 MACs (1.5 per MAC; the Cortex-M3 loop takes 2.125).
 //! `LDRD` needs word-aligned weights (a model image placed at a 4-byte boundary has
 //! them: every section of it is a multiple of 4 bytes); where they are not, the same
 //! loop loads them with eight `LDR`s (which tolerate misalignment): 52 per 32 (1.625).

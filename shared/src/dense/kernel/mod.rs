@@ -14,7 +14,7 @@
 //! * Cortex-M4 (`thumbv7em`, [`dsp`]): `SMLAD` on weight pairs built with
 //!   `PKHBT`/`PKHTB` and `SXTB16`, 48 instructions per 32 MACs (1.5) on word-aligned
 //!   weights, 52 (1.625) on unaligned ones.
-//! * Cortex-M3 (`thumbv7m`, [`thumb`]): `LDRSB` and `MLA`, 35 per 16 MACs (2.19).
+//! * Cortex-M3 (`thumbv7m`, [`thumb`]): `LDRSB` and `MLA`, 68 per 32 MACs (2.125).
 //! * Cortex-M0 (`thumbv6m`, [`thumb1`]): `LDRSB`/`LDRB`+`SXTB`, `MULS` and `ADD`,
 //!   34 per 8 MACs (4.25; LLVM's loop spills and takes 7).
 //! * x86-64 ([`x86`]): SSE2 `PMADDWD`, and AVX2 chosen at run time where the CPU has it
