@@ -23,8 +23,9 @@
 //! * `host` feature only: `quantize` (float layers into a model image), `model_file`
 //!   (device model files and the atomic write), `testing` (synthetic models).
 #![cfg_attr(not(feature = "std"), no_std)]
-// The unsafe code: the Cortex-M inner loop in `dense::kernel` (assembly) and the
-// x86 SIMD path, each with its own `allow` and SAFETY comment (workspace lints deny it).
+// `unsafe` lives only in `dense`: the Cortex-M loops and requantization (assembly) and
+// the x86 SIMD kernel, each block with its own `allow` and SAFETY comment (the
+// workspace lints deny it everywhere else).
 
 pub mod dense;
 pub mod fixed;

@@ -16,31 +16,15 @@ use core::arch::x86_64::{
     _mm_unpackhi_epi32, _mm_unpackhi_epi64, _mm_unpacklo_epi32, _mm_unpacklo_epi64,
 };
 
+use super::{portable, split_steps, Operands, CHANNEL_GROUP};
 #[cfg(feature = "std")]
-use super::GroupParams;
-use super::{portable, CHANNEL_GROUP};
+use super::{LayerParams, Word};
 
 /// Inputs per SSE2 step: one 16-byte load of weights.
 const BLOCK: usize = 4;
 
 /// Per channel, four i32 partial sums (one per input slot of a block).
 type Sums = [__m128i; CHANNEL_GROUP];
-
-/// A group's weights and the activations they multiply.
-type Operands<'a, 'b> = (&'a [i8], &'b [i32]);
-
-/// Splits `weights` and `xs` into whole steps of `inputs` inputs and the rest.
-#[inline(always)]
-fn split_steps<'a, 'b>(
-    weights: &'a [i8],
-    xs: &'b [i32],
-    inputs: usize,
-) -> (Operands<'a, 'b>, Operands<'a, 'b>) {
-    let steps = (weights.len() / (CHANNEL_GROUP * inputs)).min(xs.len() / inputs);
-    let (w_done, w_rest) = weights.split_at(steps * CHANNEL_GROUP * inputs);
-    let (x_done, x_rest) = xs.split_at(steps * inputs);
-    ((w_done, x_done), (w_rest, x_rest))
-}
 
 /// Adds whole blocks of four inputs to `sums` with SSE2; returns the rest.
 #[inline(always)]
@@ -108,7 +92,34 @@ pub(super) fn sse2_dot_group(weights: &[i8], xs: &[i32]) -> [i32; CHANNEL_GROUP]
     finish_group(zero_sums(), weights, xs)
 }
 
-/// [`super::for_each_group`] with AVX2: two blocks (eight inputs) per step, then SSE2
+/// One group's requantization parameters, as i32 lanes (0 past the layer's outputs).
+#[cfg(feature = "std")]
+struct GroupParams {
+    bias: [i32; CHANNEL_GROUP],
+    multiplier: [i32; CHANNEL_GROUP],
+    shift: [i32; CHANNEL_GROUP],
+}
+
+#[cfg(feature = "std")]
+impl GroupParams {
+    /// Group `g` of `params`.
+    fn of<W: Word>(params: &LayerParams<'_, W>, g: usize) -> Self {
+        let lanes = |words: &[W]| {
+            let mut lanes = [0; CHANNEL_GROUP];
+            for (lane, &word) in lanes.iter_mut().zip(words.iter().skip(CHANNEL_GROUP * g)) {
+                *lane = word.value();
+            }
+            lanes
+        };
+        Self {
+            bias: lanes(params.bias),
+            multiplier: lanes(params.multiplier),
+            shift: lanes(params.shift),
+        }
+    }
+}
+
+/// [`super::run`] with AVX2: two blocks (eight inputs) per step, then SSE2
 /// and the portable loop for what is left of each group. The whole layer runs inside
 /// this one AVX2 function so that the per-group work is inlined into it.
 ///
@@ -117,12 +128,13 @@ pub(super) fn sse2_dot_group(weights: &[i8], xs: &[i32]) -> [i32; CHANNEL_GROUP]
 #[cfg(feature = "std")]
 #[target_feature(enable = "avx2")]
 #[allow(unsafe_code)]
-pub(super) unsafe fn avx2_for_each_group(
+pub(super) unsafe fn avx2_run<T, W: Word>(
     weights: &[i8],
     xs: &[i32],
     group_len: usize,
-    params: impl Fn(usize) -> GroupParams,
-    mut visit: impl FnMut(usize, [i32; CHANNEL_GROUP]),
+    params: &LayerParams<'_, W>,
+    out: &mut [T],
+    convert: impl Fn(i32) -> T,
 ) {
     use core::arch::x86_64::{
         __m256i, _mm256_add_epi32, _mm256_and_si256, _mm256_castsi256_si128,
@@ -132,7 +144,10 @@ pub(super) unsafe fn avx2_for_each_group(
     const STEP: usize = 2 * BLOCK;
 
     let low_half = _mm256_set1_epi32(0xffff);
-    for (g, group) in weights.chunks_exact(group_len).enumerate() {
+    let groups = out
+        .chunks_mut(CHANNEL_GROUP)
+        .zip(weights.chunks_exact(group_len));
+    for (g, (out, group)) in groups.enumerate() {
         let ((w_done, x_done), (w_rest, x_rest)) = split_steps(group, xs, STEP);
         let (w_steps, _) = w_done.as_chunks::<{ CHANNEL_GROUP * STEP }>();
         let (x_steps, _) = x_done.as_chunks::<STEP>();
@@ -164,11 +179,14 @@ pub(super) unsafe fn avx2_for_each_group(
         });
         let dot = finish_group(sums, w_rest, x_rest);
         // SAFETY: the caller guarantees AVX2.
-        visit(g, unsafe { avx2_requantize(&params(g), dot) });
+        let scaled = unsafe { avx2_requantize(&GroupParams::of(params, g), dot) };
+        for (slot, scaled) in out.iter_mut().zip(scaled) {
+            *slot = convert(scaled.saturating_add(params.zero_point));
+        }
     }
 }
 
-/// [`GroupParams::apply`] on four channels at once, in 64-bit lanes.
+/// [`super::super::requantize`] on four channels at once, in 64-bit lanes.
 ///
 /// The steps are those of [`super::super::requantize`]: the product, the rounding bias
 /// `2^(total - 1) - (product < 0)`, an arithmetic shift by `total = 31 - shift`
