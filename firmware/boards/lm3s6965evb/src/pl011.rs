@@ -1,4 +1,9 @@
-//! UART0 (a PL011) by polling: the serial line that carries the protocol's frames.
+//! UART0 (an ARM PL011) by polling: the serial line that carries the protocol's
+//! frames, as the app's `embedded_io` byte stream.
+
+use core::convert::Infallible;
+
+use embedded_io::{ErrorType, Read, ReadReady, Write};
 
 use crate::hw::{self, Reg};
 
@@ -10,6 +15,7 @@ const FBRD: Reg = Reg::at(UART0, 0x028);
 const LCRH: Reg = Reg::at(UART0, 0x02C);
 const CTL: Reg = Reg::at(UART0, 0x030);
 
+const FR_BUSY: u32 = 1 << 3;
 const FR_RXFE: u32 = 1 << 4;
 const FR_TXFF: u32 = 1 << 5;
 const LCRH_FEN: u32 = 1 << 4;
@@ -50,7 +56,7 @@ impl Uart0 {
     /// host may have written before the firmware started) would lose it. With the
     /// FIFO off, QEMU holds input back after one byte and loses nothing; the switch is
     /// retried after every reply, when a request/response host is waiting, not sending.
-    pub fn enable_fifo_when_idle(&mut self) {
+    fn enable_fifo_when_idle(&mut self) {
         if !self.fifo_on && FR.read() & FR_RXFE != 0 {
             LCRH.write(LCRH_WLEN_8 | LCRH_FEN);
             self.fifo_on = true;
@@ -59,27 +65,58 @@ impl Uart0 {
 
     /// Whether a received byte is waiting.
     #[inline]
-    pub fn rx_ready(&self) -> bool {
+    fn rx_ready(&self) -> bool {
         FR.read() & FR_RXFE == 0
     }
+}
 
-    /// The next received byte, if any; never blocks. Break, framing and parity errors
-    /// (bits 8..11 of DR) are dropped with the byte's status: the frame CRC catches
-    /// the damage.
-    #[inline]
-    pub fn try_read(&mut self) -> Option<u8> {
-        if self.rx_ready() {
-            Some((DR.read() & 0xFF) as u8)
-        } else {
-            None
-        }
+impl ErrorType for Uart0 {
+    type Error = Infallible;
+}
+
+impl ReadReady for Uart0 {
+    fn read_ready(&mut self) -> Result<bool, Infallible> {
+        Ok(self.rx_ready())
     }
+}
 
-    /// Sends `bytes`, waiting for room in the transmitter.
-    pub fn write_all(&mut self, bytes: &[u8]) {
-        for &b in bytes {
+impl Read for Uart0 {
+    /// Waits for a byte, then takes what has arrived, up to `buf.len()`. Break,
+    /// framing and parity errors (bits 8..11 of DR) are dropped with the byte's
+    /// status: the frame CRC catches the damage.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while !self.rx_ready() {}
+        let mut n = 0;
+        for slot in buf.iter_mut() {
+            if !self.rx_ready() {
+                break;
+            }
+            *slot = (DR.read() & 0xFF) as u8;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Uart0 {
+    /// Sends `buf`, waiting (bounded) for room in the transmitter.
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+        for &b in buf {
             hw::wait_until(TX_WAIT_LIMIT, || FR.read() & FR_TXFF == 0);
             DR.write(b as u32);
         }
+        Ok(buf.len())
+    }
+
+    /// Waits (bounded) until the last byte has left, then turns the FIFOs on if the
+    /// line is quiet: the end of a reply is when a request/response host waits
+    /// rather than sends.
+    fn flush(&mut self) -> Result<(), Infallible> {
+        hw::wait_until(TX_WAIT_LIMIT, || FR.read() & FR_BUSY == 0);
+        self.enable_fifo_when_idle();
+        Ok(())
     }
 }

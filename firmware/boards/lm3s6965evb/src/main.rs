@@ -1,0 +1,57 @@
+//! tinyvae on the LM3S6965 evaluation board (QEMU's `lm3s6965evb`): UART0 carries the
+//! protocol, the SSD0323 OLED on SSI0 shows what the app does, SysTick counts
+//! instructions. Everything else is `tinyvae_app`.
+//!
+//! See firmware/README.md for the build, the memory map and the serial behaviour.
+#![no_std]
+#![no_main]
+
+mod clock;
+mod hw;
+#[cfg(feature = "defmt")]
+mod logging;
+mod pl011;
+mod pl022;
+mod ssd0323;
+mod stack;
+
+use cortex_m_rt::entry;
+use panic_halt as _;
+use static_cell::ConstStaticCell;
+use tinyvae_app::{App, Buffers, Parts};
+use tinyvae_shared::model::Model;
+use tinyvae_shared::screen::FrameBuffer;
+
+/// The app's large buffers, zero-initialized in .bss rather than built on the stack
+/// (`ConstStaticCell::take` hands out the static itself, without a copy).
+static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
+/// The OLED's frame, likewise.
+static FRAME: ConstStaticCell<FrameBuffer> = ConstStaticCell::new(FrameBuffer::new());
+
+#[entry]
+fn main() -> ! {
+    let divider = hw::init_clocks();
+    // The UART first: until it runs, QEMU holds the host's input back.
+    let serial = pl011::Uart0::init();
+    stack::paint();
+    let (Some(core), Some(buffers), Some(frame)) = (
+        cortex_m::Peripherals::take(),
+        BUFFERS.try_take(),
+        FRAME.try_take(),
+    ) else {
+        // Unreachable (main runs once); idle rather than panic.
+        loop {
+            cortex_m::asm::wfi();
+        }
+    };
+    let counter = clock::Clock::start(core.SYST, divider);
+    let display = ssd0323::Ssd0323::init(pl022::Ssi0::init(), frame);
+    let model = Model::parse(tinyvae_app::MODEL_IMAGE).ok();
+    let parts = Parts {
+        serial,
+        display,
+        counter,
+        footprint: stack::Footprint,
+    };
+    App::new(model, buffers, parts).run()
+}
