@@ -1,11 +1,11 @@
 //! The `tinyvae serial` subcommands (their library entry point, `serial::run`) against
 //! the firmware in QEMU: each must succeed on the right inputs and fail cleanly on
 //! wrong ones. Their printed output is not checked here; the numbers behind it are
-//! checked bit for bit in `firmware_qemu.rs`.
+//! checked bit for bit in `firmware_qemu.rs`. Runs once per core (`m0`, `m3`, `m4`).
 
 use std::path::PathBuf;
 
-use tinyvae_e2e::harness::{boot, model_path, workspace_root, write_synthetic_model, Device};
+use tinyvae_e2e::harness::{boot, model_path, workspace_root, write_synthetic_model, Core, Device};
 use tinyvae_e2e::serial::{
     run, BenchArgs, EncodeArgs, GenerateArgs, InfoArgs, SerialArgs, SerialCommand, SetThresholdArgs,
 };
@@ -20,10 +20,24 @@ fn args(port: &str, command: SerialCommand) -> SerialArgs {
 }
 
 #[test]
-fn serial_subcommands_work_against_the_emulator() {
+fn m0_serial_subcommands_work_against_the_emulator() {
+    serial_subcommands_work_against_the_emulator(Core::M0);
+}
+
+#[test]
+fn m3_serial_subcommands_work_against_the_emulator() {
+    serial_subcommands_work_against_the_emulator(Core::M3);
+}
+
+#[test]
+fn m4_serial_subcommands_work_against_the_emulator() {
+    serial_subcommands_work_against_the_emulator(Core::M4);
+}
+
+fn serial_subcommands_work_against_the_emulator(core: Core) {
     let Device {
         emulator, client, ..
-    } = boot();
+    } = boot(core);
     // Release the pty: each subcommand opens it exclusively, like a user would.
     drop(client);
     let port = emulator.pty_path().display().to_string();
@@ -39,7 +53,7 @@ fn serial_subcommands_work_against_the_emulator() {
     ))
     .expect("info --model with the firmware's own model");
 
-    let other = out_dir.join("other-model.safetensors");
+    let other = out_dir.join(format!("other-model-{core:?}.safetensors"));
     write_synthetic_model(&other, 99);
     let err = run(&args(
         &port,
@@ -75,7 +89,7 @@ fn serial_subcommands_work_against_the_emulator() {
     ))
     .expect("encode with corrupted copies");
 
-    let grid = out_dir.join(format!("grid-{}.png", std::process::id()));
+    let grid = out_dir.join(format!("grid-{core:?}-{}.png", std::process::id()));
     run(&args(
         &port,
         SerialCommand::Generate(GenerateArgs {

@@ -16,7 +16,7 @@ use tinyvae_shared::pipeline::{self, Workspace};
 use super::DataArgs;
 use crate::data::corrupt::corrupt_dataset;
 use crate::device_model;
-use crate::emulate::{boot, workspace_root, EmulatorConfig, FirmwareBuild};
+use crate::emulate::{boot, workspace_root, EmulatorConfig, FirmwareBuild, EMULATED_BOARD};
 use crate::eval::auroc;
 use crate::serial::metrics::Confusion;
 
@@ -57,7 +57,9 @@ pub fn run(args: Args) -> Result<()> {
 
     eprintln!("== building the firmware with {}", model_path.display());
     let elf = FirmwareBuild {
-        dir: root.join("firmware"),
+        dir: root.join(EMULATED_BOARD),
+        target: None,
+        features: Vec::new(),
         model: Some(model_path.clone()),
         target_dir: None,
         verbose: true,
@@ -65,8 +67,12 @@ pub fn run(args: Args) -> Result<()> {
     .run()?;
 
     eprintln!("== booting the emulated LM3S6965 (QEMU lm3s6965evb)");
-    let (mut emulator, mut client, info) =
-        boot(&EmulatorConfig::new(&elf), Duration::from_secs(60))?;
+    // The boot screen is up from the first few thousand instructions until the idle
+    // walk replaces it: `boot` takes its screenshot before it talks to the device.
+    let boot_png = args.out.join("oled-boot.png");
+    let mut config = EmulatorConfig::new(&elf);
+    config.boot_screendump = Some(boot_png.clone());
+    let (mut emulator, mut client, info) = boot(&config, Duration::from_secs(60))?;
     println!("device on {}", emulator.pty_path().display());
     crate::serial::print_info(&info);
     ensure!(
@@ -80,7 +86,6 @@ pub fn run(args: Args) -> Result<()> {
         emulator.screendump(&path)?;
         Ok(path)
     };
-    let boot_png = shot(&mut emulator, "oled-boot.png")?;
 
     let data_path = if args.data.data.is_absolute() {
         args.data.data.clone()

@@ -19,12 +19,13 @@ use anyhow::Context;
 
 pub use emulator::{boot, BootError, Emulator, EmulatorConfig};
 pub use error::EmulateError;
-pub use firmware::{workspace_root, FirmwareBuild};
+pub use firmware::{workspace_root, FirmwareBuild, EMULATED_BOARD};
 
 /// `tinyvae emulate`: boot the firmware in QEMU and serve its UART on a pty.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmulateArgs {
-    /// Firmware ELF to run; built from firmware/ (cargo build --release) when absent.
+    /// Firmware ELF to run; built from firmware/boards/lm3s6965evb (cargo build
+    /// --release) when absent.
     #[arg(long)]
     pub firmware: Option<PathBuf>,
     /// Model to build into the firmware (sets TINYVAE_MODEL for the build).
@@ -48,12 +49,12 @@ pub fn run(args: &EmulateArgs) -> anyhow::Result<()> {
         None => {
             let cwd = std::env::current_dir()?;
             let root = workspace_root(&cwd)?;
-            eprintln!(
-                "building the firmware in {}",
-                root.join("firmware").display()
-            );
+            let dir = root.join(firmware::EMULATED_BOARD);
+            eprintln!("building the firmware in {}", dir.display());
             FirmwareBuild {
-                dir: root.join("firmware"),
+                dir,
+                target: None,
+                features: Vec::new(),
                 model: args.model.clone(),
                 target_dir: None,
                 verbose: true,
