@@ -168,14 +168,16 @@ fn rect<D: Screen>(fb: &mut D, x: i32, y: i32, w: u32, h: u32, style: PrimitiveS
 
 /// Appends `value` (Q16) with one decimal, rounded half away from zero.
 fn push_q16(line: &mut Line, value: Q16) {
-    let v = value as i64;
-    let tenths = (v.unsigned_abs() * 10 + (1 << 15)) >> 16;
-    if v < 0 && tenths != 0 {
+    // (|v| * 10 + 2^15) >> 16 in 32 bits: the integer part times ten, plus the
+    // rounded tenths of the fraction (the integer part's product has no bits below 2^16).
+    let abs = value.unsigned_abs();
+    let tenths = (abs >> 16) * 10 + (((abs & 0xFFFF) * 10 + (1 << 15)) >> 16);
+    if value < 0 && tenths != 0 {
         let _ = line.push('-');
     }
-    push_decimal(line, tenths / 10);
+    push_decimal(line, u64::from(tenths / 10));
     let _ = line.push('.');
-    push_decimal(line, tenths % 10);
+    let _ = line.push(char::from(b'0' + (tenths % 10) as u8));
 }
 
 /// Appends `value` in decimal.

@@ -186,29 +186,39 @@ impl Emulator {
         Err(EmulateError::NoScreendump(path))
     }
 
-    /// Saves screenshots to `path` until two in a row are the same and show a lit
-    /// pixel, or `limit` passes: the first picture the firmware puts on the (blank at
-    /// reset) panel, once its flush is complete.
+    /// Saves screenshots to `path` until one with a lit pixel has stayed the same for
+    /// [`STEADY`], or `limit` passes: the first picture the firmware puts on the
+    /// (blank at reset) panel, once its flush is complete. (A flush takes well under a
+    /// millisecond of guest time; a loaded host can stall the guest longer, so callers
+    /// that compare the picture retry on a mismatch.)
     pub fn screendump_first_picture(
         &mut self,
         path: &Path,
         limit: Duration,
     ) -> Result<(), EmulateError> {
+        const STEADY: Duration = Duration::from_millis(60);
         let deadline = Instant::now() + limit;
-        let mut previous: Option<Vec<u8>> = None;
+        let mut steady: Option<(Vec<u8>, Instant)> = None;
         loop {
             self.screendump(path)?;
             let pixels = image::open(path)
                 .map(|png| png.to_luma8().into_raw())
                 .unwrap_or_default();
-            let lit = pixels.iter().any(|&p| p != 0);
-            if lit && previous.as_ref() == Some(&pixels) {
-                return Ok(());
+            if !pixels.iter().any(|&p| p != 0) {
+                steady = None;
+            } else {
+                match &steady {
+                    Some((seen, since)) if *seen == pixels => {
+                        if since.elapsed() >= STEADY {
+                            return Ok(());
+                        }
+                    }
+                    _ => steady = Some((pixels, Instant::now())),
+                }
             }
             if Instant::now() >= deadline {
                 return Err(EmulateError::NoScreendump(path.to_path_buf()));
             }
-            previous = Some(pixels);
             std::thread::sleep(Duration::from_millis(5));
         }
     }
