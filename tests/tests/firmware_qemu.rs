@@ -319,6 +319,43 @@ fn boot_screen_matches_the_host_rendering(core: Core) {
     panic!("the boot screendump never matched the host's boot screen: {failures:#?}");
 }
 
+/// Requests sent back to back, more bytes than the firmware's receive ring holds,
+/// are all answered in order and bit for bit: the ring holds the line back when full
+/// instead of dropping bytes.
+fn pipelined_requests_are_all_answered(core: Core) {
+    let mut device = boot(core);
+    let model = model();
+    let mut ws = Workspace::new();
+    let images = parity_images(model.input_width, model.input_height);
+    let burst = &images[..8];
+    let mut bytes = Vec::new();
+    for (_, image) in burst {
+        let mut scratch = [0u8; MAX_PAYLOAD];
+        let mut out = [0u8; MAX_FRAME];
+        let request = Request::Encode {
+            image: image.iter().copied().collect(),
+        };
+        let n = encode_frame(&request, &mut scratch, &mut out).expect("fits");
+        bytes.extend_from_slice(&out[..n]);
+    }
+    assert!(bytes.len() > 4096, "the burst must overflow the ring");
+    device.client.send_raw(&bytes).expect("send the burst");
+    for (name, image) in burst {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let want = pipeline::score_image(&model, &mut ws, image, model.threshold).expect("host");
+        match device.client.read_response(deadline) {
+            Ok(Response::Encoded(got)) => {
+                assert_eq!(
+                    (got.mu, got.score),
+                    (want.posterior.mu, want.score),
+                    "{name}"
+                )
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
 /// A frame whose CRC is wrong: a valid message with its CRC's bits flipped.
 fn bad_crc_frame(rng: &mut Rng) -> Vec<u8> {
     let request = Request::Generate {
@@ -445,4 +482,5 @@ on_every_core!(
     garbage_frames_each_get_exactly_one_error,
     emulator_is_gone_after_drop,
     boot_screen_matches_the_host_rendering,
+    pipelined_requests_are_all_answered,
 );

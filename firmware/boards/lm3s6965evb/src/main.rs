@@ -15,7 +15,7 @@ mod pl022;
 mod ssd0323;
 mod stack;
 
-use cortex_m_rt::entry;
+use cortex_m_rt::{entry, exception};
 use panic_halt as _;
 use static_cell::ConstStaticCell;
 use tinyvae_app::{App, Buffers, Parts};
@@ -27,23 +27,37 @@ use tinyvae_shared::screen::FrameBuffer;
 static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
 /// The OLED's frame, likewise.
 static FRAME: ConstStaticCell<FrameBuffer> = ConstStaticCell::new(FrameBuffer::new());
+/// The UART's receive ring, likewise.
+static RX: ConstStaticCell<pl011::RxQueue> = ConstStaticCell::new(pl011::RxQueue::new());
+
+/// Every device interrupt without a handler of its own comes here (the board has no
+/// peripheral access crate, so no vector table of named handlers); only UART0's is
+/// ever unmasked.
+#[exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    if pl011::is_uart0(irqn) {
+        pl011::on_interrupt();
+    }
+}
 
 #[entry]
 fn main() -> ! {
     let divider = hw::init_clocks();
-    // The UART first: until it runs, QEMU holds the host's input back.
-    let serial = pl011::Uart0::init();
+    // Before any interrupt runs. Input that arrives meanwhile waits: QEMU holds it back
+    // until the UART is configured.
     stack::paint();
-    let (Some(core), Some(buffers), Some(frame)) = (
+    let (Some(core), Some(buffers), Some(frame), Some(rx)) = (
         cortex_m::Peripherals::take(),
         BUFFERS.try_take(),
         FRAME.try_take(),
+        RX.try_take(),
     ) else {
         // Unreachable (main runs once); idle rather than panic.
         loop {
             cortex_m::asm::wfi();
         }
     };
+    let serial = pl011::Uart0::init(rx);
     let counter = clock::Clock::start(core.SYST, divider);
     let display = ssd0323::Ssd0323::init(pl022::Ssi0::init(), frame);
     let model = Model::parse(tinyvae_app::MODEL_IMAGE).ok();
