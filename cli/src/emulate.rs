@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use tinyvae_link::emulate::{boot, workspace_root, EmulatorConfig, FirmwareBuild};
+use tinyvae_link::emulate::{boot, workspace_root, EmulatorConfig, FirmwareBuild, EMULATED_BOARD};
 use tinyvae_link::info::describe;
 
 /// `tinyvae emulate`: boot the firmware in QEMU and serve its UART on a pty.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmulateArgs {
-    /// Firmware ELF to run; built from firmware/ (cargo build --release) when absent.
+    /// Firmware ELF to run; built from firmware/boards/lm3s6965evb (cargo build
+    /// --release) when absent.
     #[arg(long)]
     pub firmware: Option<PathBuf>,
     /// Model to build into the firmware (sets TINYVAE_MODEL for the build).
@@ -42,12 +43,12 @@ pub fn run(args: &EmulateArgs) -> anyhow::Result<()> {
         None => {
             let cwd = std::env::current_dir()?;
             let root = workspace_root(&cwd)?;
-            eprintln!(
-                "building the firmware in {}",
-                root.join("firmware").display()
-            );
+            let dir = root.join(EMULATED_BOARD);
+            eprintln!("building the firmware in {}", dir.display());
             FirmwareBuild {
-                dir: root.join("firmware"),
+                dir,
+                target: None,
+                features: Vec::new(),
                 model: args.model.clone(),
                 target_dir: None,
                 verbose: true,

@@ -1,12 +1,12 @@
 //! The `tinyvae serial` subcommands, run as the real `tinyvae` binary against the
 //! firmware in QEMU: each must succeed on the right inputs and fail cleanly, with a
 //! message naming the problem, on wrong ones. Their printed numbers are checked bit for
-//! bit in `tests/tests/firmware_qemu.rs`.
+//! bit in `tests/tests/firmware_qemu.rs`. Runs once per core (`m0`, `m3`, `m4`).
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use tinyvae_e2e::harness::{boot, model_path, workspace_root, write_synthetic_model, Device};
+use tinyvae_e2e::harness::{boot, model_path, workspace_root, write_synthetic_model, Core, Device};
 
 /// Runs `tinyvae serial --port PORT --timeout 60 ARGS...`.
 fn serial(port: &str, args: &[&str]) -> Output {
@@ -36,10 +36,24 @@ fn path(p: &Path) -> &str {
 }
 
 #[test]
-fn serial_subcommands_work_against_the_emulator() {
+fn m0_serial_subcommands_work_against_the_emulator() {
+    serial_subcommands_work_against_the_emulator(Core::M0);
+}
+
+#[test]
+fn m3_serial_subcommands_work_against_the_emulator() {
+    serial_subcommands_work_against_the_emulator(Core::M3);
+}
+
+#[test]
+fn m4_serial_subcommands_work_against_the_emulator() {
+    serial_subcommands_work_against_the_emulator(Core::M4);
+}
+
+fn serial_subcommands_work_against_the_emulator(core: Core) {
     let Device {
         emulator, client, ..
-    } = boot();
+    } = boot(core);
     // Release the pty: each subcommand opens it exclusively, like a user would.
     drop(client);
     let port = emulator.pty_path().display().to_string();
@@ -52,7 +66,7 @@ fn serial_subcommands_work_against_the_emulator() {
         "info --model with the firmware's own model",
     );
 
-    let other = out_dir.join("other-model.safetensors");
+    let other = out_dir.join(format!("other-model-{core:?}.safetensors"));
     write_synthetic_model(&other, 99);
     fails_with(
         serial(&port, &["info", "--model", path(&other)]),
@@ -91,7 +105,7 @@ fn serial_subcommands_work_against_the_emulator() {
         "encode with corrupted copies",
     );
 
-    let grid = out_dir.join(format!("grid-{}.png", std::process::id()));
+    let grid = out_dir.join(format!("grid-{core:?}-{}.png", std::process::id()));
     ok(
         serial(
             &port,

@@ -23,6 +23,7 @@ use tinyvae_shared::pipeline::{self, InferError, Workspace};
 use crate::confusion::Confusion;
 use crate::emulate::{
     boot, workspace_root, BootError, EmulateError, Emulator, EmulatorConfig, FirmwareBuild,
+    EMULATED_BOARD,
 };
 use crate::info::describe;
 use crate::serial::SerialError;
@@ -168,7 +169,9 @@ pub fn run(options: &DemoOptions, out: &mut impl Write) -> Result<DemoReport, De
 
     eprintln!("== building the firmware with {}", model_path.display());
     let elf = FirmwareBuild {
-        dir: root.join("firmware"),
+        dir: root.join(EMULATED_BOARD),
+        target: None,
+        features: Vec::new(),
         model: Some(model_path.clone()),
         target_dir: None,
         verbose: options.verbose_build,
@@ -176,8 +179,12 @@ pub fn run(options: &DemoOptions, out: &mut impl Write) -> Result<DemoReport, De
     .run()?;
 
     eprintln!("== booting the emulated LM3S6965 (QEMU lm3s6965evb)");
-    let (mut emulator, mut client, info) =
-        boot(&EmulatorConfig::new(&elf), Duration::from_secs(60))?;
+    // The boot screen is up from the first few thousand instructions until the idle
+    // walk replaces it: `boot` takes its screenshot before it talks to the device.
+    let boot_png = options.out.join("oled-boot.png");
+    let mut config = EmulatorConfig::new(&elf);
+    config.boot_screendump = Some(boot_png.clone());
+    let (mut emulator, mut client, info) = boot(&config, Duration::from_secs(60))?;
     say(format_args!("device on {}", emulator.pty_path().display()))?;
     say(format_args!("{}", describe(&info).trim_end()))?;
     if info.model_hash != model.hash {
@@ -186,13 +193,12 @@ pub fn run(options: &DemoOptions, out: &mut impl Write) -> Result<DemoReport, De
             expected: model.hash,
         });
     }
-    let mut files = Vec::new();
+    let mut files = vec![boot_png];
     let shot = |emulator: &mut Emulator, name: &str| -> Result<PathBuf, DemoError> {
         let path = options.out.join(name);
         emulator.screendump(&path)?;
         Ok(path)
     };
-    files.push(shot(&mut emulator, "oled-boot.png")?);
 
     let test = tinyvae_datasets::load_test(
         &from_root(&root, &options.data),

@@ -15,8 +15,6 @@
 //! function accepts any image, size and score without panicking: pixels missing from a
 //! short buffer draw black, and a zero-sized image draws nothing.
 
-use core::fmt::Write as _;
-
 use embedded_graphics::mono_font::ascii::{FONT_5X8, FONT_6X10};
 use embedded_graphics::mono_font::{MonoFont, MonoTextStyle};
 use embedded_graphics::pixelcolor::Gray4;
@@ -149,23 +147,65 @@ impl DrawTarget for FrameBuffer {
 /// (the screen could not show it anyway).
 type Line = heapless::String<40>;
 
-fn text(fb: &mut FrameBuffer, s: &str, x: i32, y: i32, font: &MonoFont<'_>, level: u8) {
+/// What the screens draw on: any 16-grey embedded-graphics target (the device's OLED
+/// driver, or a [`FrameBuffer`] on the host). Drawing errors are ignored: a display
+/// that fails has no better way to say so than the picture it shows.
+pub trait Screen: DrawTarget<Color = Gray4> {}
+
+impl<D: DrawTarget<Color = Gray4>> Screen for D {}
+
+fn text<D: Screen>(fb: &mut D, s: &str, x: i32, y: i32, font: &MonoFont<'_>, level: u8) {
     let style = MonoTextStyle::new(font, Gray4::new(level.min(WHITE)));
-    let Ok(_) = Text::with_baseline(s, Point::new(x, y), style, Baseline::Top).draw(fb);
+    // A display that fails to draw has nothing better to show: drawing goes on.
+    let _ = Text::with_baseline(s, Point::new(x, y), style, Baseline::Top).draw(fb);
 }
 
-fn rect(fb: &mut FrameBuffer, x: i32, y: i32, w: u32, h: u32, style: PrimitiveStyle<Gray4>) {
-    let Ok(()) = Rectangle::new(Point::new(x, y), Size::new(w, h))
+fn rect<D: Screen>(fb: &mut D, x: i32, y: i32, w: u32, h: u32, style: PrimitiveStyle<Gray4>) {
+    let _ = Rectangle::new(Point::new(x, y), Size::new(w, h))
         .into_styled(style)
         .draw(fb);
 }
 
 /// Appends `value` (Q16) with one decimal, rounded half away from zero.
 fn push_q16(line: &mut Line, value: Q16) {
-    let v = value as i64;
-    let tenths = (v.abs() * 10 + (1 << 15)) >> 16;
-    let sign = if v < 0 && tenths != 0 { "-" } else { "" };
-    let _ = write!(line, "{sign}{}.{}", tenths / 10, tenths % 10);
+    // (|v| * 10 + 2^15) >> 16 in 32 bits: the integer part times ten, plus the
+    // rounded tenths of the fraction (the integer part's product has no bits below 2^16).
+    let abs = value.unsigned_abs();
+    let tenths = (abs >> 16) * 10 + (((abs & 0xFFFF) * 10 + (1 << 15)) >> 16);
+    if value < 0 && tenths != 0 {
+        let _ = line.push('-');
+    }
+    push_decimal(line, u64::from(tenths / 10));
+    let _ = line.push('.');
+    let _ = line.push(char::from(b'0' + (tenths % 10) as u8));
+}
+
+/// Appends `value` in decimal.
+///
+/// The screens format a handful of integers; doing it by hand rather than with
+/// `core::fmt` keeps the formatting machinery (several KiB) out of the firmware.
+fn push_decimal(line: &mut Line, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    loop {
+        digits[n] = b'0' + (value % 10) as u8;
+        n += 1;
+        value /= 10;
+        if value == 0 || n == digits.len() {
+            break;
+        }
+    }
+    for &d in digits[..n].iter().rev() {
+        let _ = line.push(char::from(d));
+    }
+}
+
+/// Appends `value` as eight lowercase hexadecimal digits.
+fn push_hex32(line: &mut Line, value: u32) {
+    for i in (0..8).rev() {
+        let nibble = (value >> (4 * i)) & 0xF;
+        let _ = line.push(char::from(b"0123456789abcdef"[nibble as usize]));
+    }
 }
 
 /// Longest image side [`blit`] draws; no image the protocol carries comes close, and
@@ -180,8 +220,8 @@ const MAX_SIDE: usize = 1 << 16;
 /// sampling. Pixels beyond the end of `image` draw black; an image with a side of 0 or
 /// of [`MAX_SIDE`] or more draws nothing.
 #[allow(clippy::too_many_arguments)]
-fn blit(
-    fb: &mut FrameBuffer,
+fn blit<D: Screen>(
+    fb: &mut D,
     image: &[u8],
     w: usize,
     h: usize,
@@ -205,23 +245,28 @@ fn blit(
     };
     let x0 = bx + (bw - dw) / 2;
     let y0 = by + (bh - dh) / 2;
-    for dy in 0..dh {
+    let area = Rectangle::new(
+        Point::new(x0 as i32, y0 as i32),
+        Size::new(dw as u32, dh as u32),
+    );
+    // Row by row, left to right: the order `fill_contiguous` expects.
+    let colors = (0..dh).flat_map(|dy| {
         let row = (dy * h / dh).checked_mul(w);
-        for dx in 0..dw {
-            let sx = dx * w / dw;
+        (0..dw).map(move |dx| {
             let p = row
-                .and_then(|r| r.checked_add(sx))
+                .and_then(|r| r.checked_add(dx * w / dw))
                 .and_then(|i| image.get(i))
                 .copied()
                 .unwrap_or(0);
-            fb.set(x0 + dx, y0 + dy, gray4_of(p));
-        }
-    }
+            Gray4::new(gray4_of(p))
+        })
+    });
+    let _ = fb.fill_contiguous(&area, colors);
 }
 
 /// The screen shown after boot: the model the firmware carries.
-pub fn draw_boot(
-    fb: &mut FrameBuffer,
+pub fn draw_boot<D: Screen>(
+    fb: &mut D,
     name: &str,
     width: usize,
     height: usize,
@@ -229,7 +274,7 @@ pub fn draw_boot(
     parameters: usize,
     hash: u32,
 ) {
-    fb.fill(0);
+    let _ = fb.clear(Gray4::BLACK);
     text(fb, "tinyvae", 0, 0, &FONT_6X10, WHITE);
     text(fb, "int8 VAE", 56, 1, &FONT_5X8, 8);
     rect(
@@ -242,13 +287,20 @@ pub fn draw_boot(
     );
     text(fb, name, 0, 14, &FONT_5X8, WHITE);
     let mut line = Line::new();
-    let _ = write!(line, "input {width}x{height}  z {latent}");
+    let _ = line.push_str("input ");
+    push_decimal(&mut line, width as u64);
+    let _ = line.push('x');
+    push_decimal(&mut line, height as u64);
+    let _ = line.push_str("  z ");
+    push_decimal(&mut line, latent as u64);
     text(fb, &line, 0, 24, &FONT_5X8, 11);
     line.clear();
-    let _ = write!(line, "params {parameters}");
+    let _ = line.push_str("params ");
+    push_decimal(&mut line, parameters as u64);
     text(fb, &line, 0, 33, &FONT_5X8, 11);
     line.clear();
-    let _ = write!(line, "hash {hash:08x}");
+    let _ = line.push_str("hash ");
+    push_hex32(&mut line, hash);
     text(fb, &line, 0, 42, &FONT_5X8, 11);
     text(fb, "waiting for host", 0, 55, &FONT_5X8, 6);
 }
@@ -277,15 +329,15 @@ fn bar_height(report: &ScoreReport) -> usize {
 /// The screen shown after scoring an image: the input and its reconstruction side by
 /// side, a bar showing the score against the threshold (the tick marks the
 /// threshold), and the verdict with the score.
-pub fn draw_scored(
-    fb: &mut FrameBuffer,
+pub fn draw_scored<D: Screen>(
+    fb: &mut D,
     input: &[u8],
     reconstruction: &[u8],
     width: usize,
     height: usize,
     report: &ScoreReport,
 ) {
-    fb.fill(0);
+    let _ = fb.clear(Gray4::BLACK);
     blit(fb, input, width, height, 0, 0, IMAGE_AREA, IMAGE_AREA);
     blit(
         fb,
@@ -352,14 +404,14 @@ pub fn draw_scored(
 
 /// Draws the decoded image in the left 64x64 square and a caption on the right,
 /// wrapping each caption line at the 12 characters that fit.
-fn draw_image_with_caption(
-    fb: &mut FrameBuffer,
+fn draw_image_with_caption<D: Screen>(
+    fb: &mut D,
     image: &[u8],
     width: usize,
     height: usize,
     caption: &[&str],
 ) {
-    fb.fill(0);
+    let _ = fb.clear(Gray4::BLACK);
     blit(fb, image, width, height, 0, 0, HEIGHT, HEIGHT);
     const COLUMNS: usize = 12;
     let mut y = 2;
@@ -381,9 +433,9 @@ fn draw_image_with_caption(
 }
 
 /// The screen shown after generating an image: the image and the seed it came from.
-pub fn draw_generated(fb: &mut FrameBuffer, image: &[u8], width: usize, height: usize, seed: u64) {
+pub fn draw_generated<D: Screen>(fb: &mut D, image: &[u8], width: usize, height: usize, seed: u64) {
     let mut seed_text = Line::new();
-    let _ = write!(seed_text, "{seed}");
+    push_decimal(&mut seed_text, seed);
     draw_image_with_caption(
         fb,
         image,
@@ -394,14 +446,15 @@ pub fn draw_generated(fb: &mut FrameBuffer, image: &[u8], width: usize, height: 
 }
 
 /// The screen shown after decoding a latent vector the host sent.
-pub fn draw_decoded(fb: &mut FrameBuffer, image: &[u8], width: usize, height: usize) {
+pub fn draw_decoded<D: Screen>(fb: &mut D, image: &[u8], width: usize, height: usize) {
     draw_image_with_caption(fb, image, width, height, &["DECODED", "z from host"]);
 }
 
 /// The idle screen: one frame of the walk through latent space.
-pub fn draw_walk(fb: &mut FrameBuffer, image: &[u8], width: usize, height: usize, step: u32) {
+pub fn draw_walk<D: Screen>(fb: &mut D, image: &[u8], width: usize, height: usize, step: u32) {
     let mut step_text = Line::new();
-    let _ = write!(step_text, "step {step}");
+    let _ = step_text.push_str("step ");
+    push_decimal(&mut step_text, u64::from(step));
     draw_image_with_caption(
         fb,
         image,
@@ -507,6 +560,20 @@ mod tests {
             let mut line = Line::new();
             push_q16(&mut line, v);
             assert_eq!(line.as_str(), s, "{v}");
+        }
+    }
+
+    #[test]
+    fn integer_formatting_matches_core_fmt() {
+        for v in [0u64, 7, 10, 99, 12345, u64::from(u32::MAX), u64::MAX] {
+            let mut line = Line::new();
+            push_decimal(&mut line, v);
+            assert_eq!(line.as_str(), std::format!("{v}"));
+        }
+        for v in [0u32, 0xd0dd_f0cd, u32::MAX, 0x1f] {
+            let mut line = Line::new();
+            push_hex32(&mut line, v);
+            assert_eq!(line.as_str(), std::format!("{v:08x}"));
         }
     }
 

@@ -7,11 +7,15 @@
 //!   `models/tinyvae-mnist.safetensors`; when that does not exist either, a seeded
 //!   synthetic model is written to `target/e2e-model/` and used (with a note on
 //!   stderr), so the tests run before a trained model is exported.
-//! - `TINYVAE_FIRMWARE`: a prebuilt firmware ELF. It must embed the same model.
-//!   Default: `cargo build --release` in `firmware/` (target dir `firmware/target`),
-//!   with `TINYVAE_MODEL` set to the model above unless it is the default model. Cargo
-//!   rebuilds only what is stale, so after `scripts/test`'s own firmware build this
-//!   costs a second.
+//! - `TINYVAE_FIRMWARE_M0`, `_M3`, `_M4` (and `TINYVAE_FIRMWARE` for the M3): a
+//!   prebuilt firmware ELF for that core. It must embed the same model. Default:
+//!   `cargo build --release --target <the core's target>` in
+//!   `firmware/boards/lm3s6965evb/` (its own target dir), with `TINYVAE_MODEL` set to
+//!   the model above unless it is the default model. Cargo rebuilds only what is
+//!   stale, so after `scripts/test`'s own firmware builds this costs a second.
+//!
+//! Every test runs on each [`Core`] QEMU can put on the board: the same firmware
+//! source built for the core's target.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -19,7 +23,9 @@ use std::time::Duration;
 
 use tinyvae_shared::protocol::DeviceInfo;
 
-use tinyvae_link::emulate::{boot as boot_emulator, Emulator, EmulatorConfig, FirmwareBuild};
+use tinyvae_link::emulate::{
+    boot as boot_emulator, Emulator, EmulatorConfig, FirmwareBuild, EMULATED_BOARD,
+};
 use tinyvae_link::serial::DeviceClient;
 use tinyvae_shared::model_file;
 
@@ -80,28 +86,85 @@ pub fn model_image() -> &'static [u8] {
     })
 }
 
-/// The firmware ELF under test, built once per test binary; see the module docs.
-pub fn firmware_elf() -> &'static Path {
-    static ELF: OnceLock<PathBuf> = OnceLock::new();
-    ELF.get_or_init(|| {
-        if let Some(p) = std::env::var_os("TINYVAE_FIRMWARE").filter(|p| !p.is_empty()) {
+/// A core of the emulated board: QEMU's `-cpu` and the firmware target built for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Core {
+    /// Cortex-M0 (`thumbv6m-none-eabi`): no Thumb-2, no 64-bit multiply.
+    M0,
+    /// Cortex-M3 (`thumbv7m-none-eabi`): the LM3S6965's own core.
+    M3,
+    /// Cortex-M4 (`thumbv7em-none-eabihf`): DSP instructions and an FPU.
+    M4,
+}
+
+impl Core {
+    /// Every core, in test order.
+    pub const ALL: [Core; 3] = [Core::M0, Core::M3, Core::M4];
+
+    /// The firmware's target triple.
+    pub fn target(self) -> &'static str {
+        match self {
+            Core::M0 => "thumbv6m-none-eabi",
+            Core::M3 => "thumbv7m-none-eabi",
+            Core::M4 => "thumbv7em-none-eabihf",
+        }
+    }
+
+    /// QEMU's `-cpu`.
+    pub fn qemu_cpu(self) -> &'static str {
+        match self {
+            Core::M0 => "cortex-m0",
+            Core::M3 => "cortex-m3",
+            Core::M4 => "cortex-m4",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// `M0`, `M3`, `M4`: the suffix of its `TINYVAE_FIRMWARE_*` variable.
+    pub fn name(self) -> &'static str {
+        match self {
+            Core::M0 => "M0",
+            Core::M3 => "M3",
+            Core::M4 => "M4",
+        }
+    }
+}
+
+/// The firmware ELF for `core`, built once per test binary; see the module docs.
+pub fn firmware_elf(core: Core) -> &'static Path {
+    static ELFS: [OnceLock<PathBuf>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    ELFS[core.index()].get_or_init(|| {
+        let prebuilt = std::env::var_os(format!("TINYVAE_FIRMWARE_{}", core.name()))
+            .or_else(|| {
+                (core == Core::M3)
+                    .then(|| std::env::var_os("TINYVAE_FIRMWARE"))
+                    .flatten()
+            })
+            .filter(|p| !p.is_empty());
+        if let Some(p) = prebuilt {
             return PathBuf::from(p);
         }
         let root = workspace_root();
+        let board = root.join(EMULATED_BOARD);
         // The default model needs no TINYVAE_MODEL: leaving it unset keeps cargo's
-        // fingerprint identical to a plain `cargo build --release` in firmware/ (as
-        // scripts/test runs), so that build is reused instead of redone.
+        // fingerprint identical to a plain `cargo build --release --target T` in the
+        // board crate (as scripts/test runs), so that build is reused, not redone.
         let model = model_path();
         let explicit = std::env::var_os("TINYVAE_MODEL").is_some_and(|p| !p.is_empty());
         FirmwareBuild {
-            dir: root.join("firmware"),
+            dir: board.clone(),
+            target: Some(core.target().into()),
+            features: Vec::new(),
             model: (explicit || model != root.join(DEFAULT_MODEL)).then(|| model.to_path_buf()),
-            // firmware/'s own target dir, whatever CARGO_TARGET_DIR the tests inherit.
-            target_dir: Some(root.join("firmware/target")),
+            // The board's own target dir, whatever CARGO_TARGET_DIR the tests inherit.
+            target_dir: Some(board.join("target")),
             verbose: false,
         }
         .run()
-        .unwrap_or_else(|e| panic!("building the firmware failed: {e}"))
+        .unwrap_or_else(|e| panic!("building the firmware for the {core:?} failed: {e}"))
     })
 }
 
@@ -115,11 +178,20 @@ pub struct Device {
     pub info: DeviceInfo,
 }
 
-/// Boots the firmware under test in a fresh QEMU and waits until it answers.
-pub fn boot() -> Device {
-    let config = EmulatorConfig::new(firmware_elf());
+/// Boots the firmware for `core` in a fresh QEMU with that core and waits until it
+/// answers.
+pub fn boot(core: Core) -> Device {
+    boot_with_screendump(core, None)
+}
+
+/// [`boot`], saving the boot screen to `boot_screen` first (see
+/// [`EmulatorConfig::boot_screendump`]).
+pub fn boot_with_screendump(core: Core, boot_screen: Option<PathBuf>) -> Device {
+    let mut config = EmulatorConfig::new(firmware_elf(core));
+    config.cpu = Some(core.qemu_cpu().into());
+    config.boot_screendump = boot_screen;
     let (emulator, mut client, info) = boot_emulator(&config, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("booting the firmware in QEMU failed: {e}"));
+        .unwrap_or_else(|e| panic!("booting the {core:?} firmware in QEMU failed: {e}"));
     client.set_timeout(REQUEST_TIMEOUT);
     Device {
         emulator,

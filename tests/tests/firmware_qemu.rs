@@ -1,15 +1,19 @@
 //! The real firmware in QEMU (`lm3s6965evb`) over its UART pty, against the host's run
 //! of the very same shared code: every answer must match bit for bit.
 //!
-//! Each test boots its own QEMU (killed on drop), so they run in parallel and a
-//! failure leaves nothing behind. The firmware is built once per run of this binary
-//! (see `tinyvae_e2e::harness`). No test asserts anything about time.
+//! Every test runs once per core QEMU can put on the board (`m0::`, `m3::`, `m4::`):
+//! the same firmware source built for `thumbv6m-none-eabi`, `thumbv7m-none-eabi` and
+//! `thumbv7em-none-eabihf`. Each test boots its own QEMU (killed on drop), so they run
+//! in parallel and a failure leaves nothing behind. Each firmware is built once per run
+//! of this binary (see `tinyvae_e2e::harness`). No test asserts anything about time.
 
 use std::time::{Duration, Instant};
 
 use tinyvae_datasets::corrupt::Corruption;
 use tinyvae_datasets::rng::SeededRng;
-use tinyvae_e2e::harness::{boot, model_image, test_digits, workspace_root};
+use tinyvae_e2e::harness::{
+    boot, boot_with_screendump, model_image, test_digits, workspace_root, Core,
+};
 use tinyvae_e2e::serial::SerialError;
 use tinyvae_screens::{self as screen, FrameBuffer, DUMP_HEIGHT, DUMP_WIDTH};
 use tinyvae_shared::fixed::Q16_ONE;
@@ -25,9 +29,8 @@ fn model() -> Model<'static> {
     Model::parse(model_image()).expect("the test model parses")
 }
 
-#[test]
-fn info_matches_the_model_file() {
-    let mut device = boot();
+fn info_matches_the_model_file(core: Core) {
+    let mut device = boot(core);
     let model = model();
     let info = device.info.clone();
     assert_eq!(info.protocol_version, PROTOCOL_VERSION);
@@ -88,9 +91,8 @@ fn parity_images(width: usize, height: usize) -> Vec<(String, Vec<u8>)> {
     images
 }
 
-#[test]
-fn encodes_match_the_host_bit_for_bit() {
-    let mut device = boot();
+fn encodes_match_the_host_bit_for_bit(core: Core) {
+    let mut device = boot(core);
     let model = model();
     let mut ws = Workspace::new();
     let images = parity_images(model.input_width, model.input_height);
@@ -156,9 +158,8 @@ fn encodes_match_the_host_bit_for_bit() {
     device.client.info().expect("Info after an error");
 }
 
-#[test]
-fn generations_match_the_host_bit_for_bit() {
-    let mut device = boot();
+fn generations_match_the_host_bit_for_bit(core: Core) {
+    let mut device = boot(core);
     let model = model();
     let mut ws = Workspace::new();
     let temperatures = [Q16_ONE, Q16_ONE / 2, 3 * Q16_ONE / 2, 0];
@@ -184,6 +185,23 @@ fn generations_match_the_host_bit_for_bit() {
     );
 }
 
+/// The host's rendering of `fb` as QEMU dumps it, and the indices of the pixels of the
+/// screendump `dump` that differ from it. The rendering must not be nearly blank, so
+/// a dark panel cannot pass for a dark screen.
+fn compare_with_host(dump: &std::path::Path, fb: &FrameBuffer) -> (Vec<usize>, Vec<u8>) {
+    let want = screen::screendump_pixels(fb);
+    let lit = want.iter().filter(|&&p| p != 0).count();
+    assert!(
+        lit > 1000,
+        "the host rendering is nearly blank ({lit} lit pixels)"
+    );
+    let have = read_dump(dump);
+    let differing = (0..want.len())
+        .filter(|&i| have[i] != Some(want[i]))
+        .collect();
+    (differing, want)
+}
+
 /// QEMU's screendump PNG as one grey byte per pixel; `None` where a pixel is not grey.
 fn read_dump(path: &std::path::Path) -> Vec<Option<u8>> {
     let png = image::open(path)
@@ -199,9 +217,8 @@ fn read_dump(path: &std::path::Path) -> Vec<Option<u8>> {
         .collect()
 }
 
-#[test]
-fn screen_after_generate_matches_the_host_rendering() {
-    let mut device = boot();
+fn screen_after_generate_matches_the_host_rendering(core: Core) {
+    let mut device = boot(core);
     let model = model();
     let mut ws = Workspace::new();
     let dir = workspace_root().join("target/e2e-screens");
@@ -217,7 +234,10 @@ fn screen_after_generate_matches_the_host_rendering() {
             .client
             .generate(seed, Q16_ONE)
             .unwrap_or_else(|e| panic!("generate: {e}"));
-        let dump = dir.join(format!("generate-{seed}-{}.png", std::process::id()));
+        let dump = dir.join(format!(
+            "generate-{core:?}-{seed}-{}.png",
+            std::process::id()
+        ));
         device
             .emulator
             .screendump(&dump)
@@ -226,21 +246,12 @@ fn screen_after_generate_matches_the_host_rendering() {
         assert_eq!(got.image, image, "seed {seed}: image");
         let mut fb = FrameBuffer::new();
         screen::draw_generated(&mut fb, &image, model.input_width, model.input_height, seed);
-        let want = screen::screendump_pixels(&fb);
-        let lit = want.iter().filter(|&&p| p != 0).count();
-        assert!(
-            lit > 1000,
-            "the host rendering is nearly blank ({lit} lit pixels)"
-        );
-        let have = read_dump(&dump);
-        let differing: Vec<usize> = (0..want.len())
-            .filter(|&i| have[i] != Some(want[i]))
-            .collect();
+        let (differing, want) = compare_with_host(&dump, &fb);
         if differing.is_empty() {
             let _ = std::fs::remove_file(&dump);
             return;
         }
-        let host = dir.join(format!("host-{seed}-{}.png", std::process::id()));
+        let host = dir.join(format!("host-{core:?}-{seed}-{}.png", std::process::id()));
         image::GrayImage::from_raw(DUMP_WIDTH as u32, DUMP_HEIGHT as u32, want)
             .expect("host rendering size")
             .save(&host)
@@ -260,6 +271,89 @@ fn screen_after_generate_matches_the_host_rendering() {
         ));
     }
     panic!("the OLED never matched the host rendering: {failures:#?}");
+}
+
+/// The boot screen, dumped as soon as the firmware has drawn it (before the first
+/// request, long before the idle walk), is the host's rendering of the model's boot
+/// screen: the screenshot the README shows as "boot" is that screen.
+fn boot_screen_matches_the_host_rendering(core: Core) {
+    let model = model();
+    let dir = workspace_root().join("target/e2e-screens");
+    std::fs::create_dir_all(&dir).expect("screens folder");
+    let mut fb = FrameBuffer::new();
+    screen::draw_boot(
+        &mut fb,
+        model.name(),
+        model.input_width,
+        model.input_height,
+        model.latent,
+        model.parameters(),
+        model.hash,
+    );
+    // A stalled CI machine can hold the guest mid-flush long enough for the dump to
+    // look finished, so a mismatch is retried on a fresh boot (a real difference
+    // fails every attempt).
+    let mut failures = Vec::new();
+    for attempt in 0..3 {
+        let dump = dir.join(format!(
+            "boot-{core:?}-{attempt}-{}.png",
+            std::process::id()
+        ));
+        let device = boot_with_screendump(core, Some(dump.clone()));
+        drop(device);
+        let (differing, _) = compare_with_host(&dump, &fb);
+        if differing.is_empty() {
+            let _ = std::fs::remove_file(&dump);
+            return;
+        }
+        eprintln!(
+            "boot screen attempt {attempt}: {} pixels differ",
+            differing.len()
+        );
+        failures.push(format!(
+            "{}: {} pixels differ",
+            dump.display(),
+            differing.len()
+        ));
+    }
+    panic!("the boot screendump never matched the host's boot screen: {failures:#?}");
+}
+
+/// Requests sent back to back, more bytes than the firmware's receive ring holds,
+/// are all answered in order and bit for bit: the ring holds the line back when full
+/// instead of dropping bytes.
+fn pipelined_requests_are_all_answered(core: Core) {
+    let mut device = boot(core);
+    let model = model();
+    let mut ws = Workspace::new();
+    let images = parity_images(model.input_width, model.input_height);
+    let burst = &images[..8];
+    let mut bytes = Vec::new();
+    for (_, image) in burst {
+        let mut scratch = [0u8; MAX_PAYLOAD];
+        let mut out = [0u8; MAX_FRAME];
+        let request = Request::Encode {
+            image: image.iter().copied().collect(),
+        };
+        let n = encode_frame(&request, &mut scratch, &mut out).expect("fits");
+        bytes.extend_from_slice(&out[..n]);
+    }
+    assert!(bytes.len() > 4096, "the burst must overflow the ring");
+    device.client.send_raw(&bytes).expect("send the burst");
+    for (name, image) in burst {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let want = pipeline::score_image(&model, &mut ws, image, model.threshold).expect("host");
+        match device.client.read_response(deadline) {
+            Ok(Response::Encoded(got)) => {
+                assert_eq!(
+                    (got.mu, got.score),
+                    (want.posterior.mu, want.score),
+                    "{name}"
+                )
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
 }
 
 /// A frame whose CRC is wrong: a valid message with its CRC's bits flipped.
@@ -297,9 +391,8 @@ fn nonzero_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
     (0..n).map(|_| 1 + (rng.next_u32() % 255) as u8).collect()
 }
 
-#[test]
-fn garbage_frames_each_get_exactly_one_error() {
-    let mut device = boot();
+fn garbage_frames_each_get_exactly_one_error(core: Core) {
+    let mut device = boot(core);
     let pixels = model().pixels();
     let before = device.client.stats().expect("stats before");
     let mut rng = Rng::new(0x6a7b);
@@ -356,9 +449,8 @@ fn garbage_frames_each_get_exactly_one_error() {
     );
 }
 
-#[test]
-fn emulator_is_gone_after_drop() {
-    let device = boot();
+fn emulator_is_gone_after_drop(core: Core) {
+    let device = boot(core);
     let pid = device.emulator.pid();
     let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
     assert!(proc_dir.exists(), "QEMU runs while the device lives");
@@ -366,3 +458,29 @@ fn emulator_is_gone_after_drop() {
     // Drop kills and reaps the child, so its /proc entry is gone at once.
     assert!(!proc_dir.exists(), "QEMU {pid} still runs after drop");
 }
+
+/// One `#[test]` per core for each test above.
+macro_rules! on_every_core {
+    ($($test:ident),* $(,)?) => {
+        mod m0 {
+            $(#[test] fn $test() { super::$test(super::Core::M0) })*
+        }
+        mod m3 {
+            $(#[test] fn $test() { super::$test(super::Core::M3) })*
+        }
+        mod m4 {
+            $(#[test] fn $test() { super::$test(super::Core::M4) })*
+        }
+    };
+}
+
+on_every_core!(
+    info_matches_the_model_file,
+    encodes_match_the_host_bit_for_bit,
+    generations_match_the_host_bit_for_bit,
+    screen_after_generate_matches_the_host_rendering,
+    garbage_frames_each_get_exactly_one_error,
+    emulator_is_gone_after_drop,
+    boot_screen_matches_the_host_rendering,
+    pipelined_requests_are_all_answered,
+);

@@ -29,6 +29,13 @@ pub struct EmulatorConfig {
     pub qemu: PathBuf,
     /// The board.
     pub machine: String,
+    /// The core QEMU puts on the board (`-cpu`, e.g. `cortex-m0`, `cortex-m4`); the
+    /// board's own (a Cortex-M3 on the lm3s6965evb) when `None`. It must match the
+    /// firmware's target.
+    pub cpu: Option<String>,
+    /// Where [`boot`] saves a screenshot of the boot screen: taken as soon as the
+    /// firmware has drawn it, before the first request (the screen changes after).
+    pub boot_screendump: Option<PathBuf>,
     /// Time allowed for QEMU to start and answer QMP.
     pub startup_timeout: Duration,
 }
@@ -40,6 +47,8 @@ impl EmulatorConfig {
             firmware: firmware.into(),
             qemu: "qemu-system-arm".into(),
             machine: "lm3s6965evb".into(),
+            cpu: None,
+            boot_screendump: None,
             startup_timeout: Duration::from_secs(30),
         }
     }
@@ -85,6 +94,7 @@ impl Emulator {
         let mut child = Command::new(&config.qemu)
             .arg("-M")
             .arg(&config.machine)
+            .args(config.cpu.iter().flat_map(|cpu| ["-cpu", cpu.as_str()]))
             .args([
                 "-display", "none", "-icount", "shift=0", "-serial", "pty", "-monitor", "none",
             ])
@@ -176,6 +186,43 @@ impl Emulator {
         Err(EmulateError::NoScreendump(path))
     }
 
+    /// Saves screenshots to `path` until one with a lit pixel has stayed the same for
+    /// [`STEADY`], or `limit` passes: the first picture the firmware puts on the
+    /// (blank at reset) panel, once its flush is complete. (A flush takes well under a
+    /// millisecond of guest time; a loaded host can stall the guest longer, so callers
+    /// that compare the picture retry on a mismatch.)
+    pub fn screendump_first_picture(
+        &mut self,
+        path: &Path,
+        limit: Duration,
+    ) -> Result<(), EmulateError> {
+        const STEADY: Duration = Duration::from_millis(60);
+        let deadline = Instant::now() + limit;
+        let mut steady: Option<(Vec<u8>, Instant)> = None;
+        loop {
+            self.screendump(path)?;
+            let pixels = image::open(path)
+                .map(|png| png.to_luma8().into_raw())
+                .unwrap_or_default();
+            if !pixels.iter().any(|&p| p != 0) {
+                steady = None;
+            } else {
+                match &steady {
+                    Some((seen, since)) if *seen == pixels => {
+                        if since.elapsed() >= STEADY {
+                            return Ok(());
+                        }
+                    }
+                    _ => steady = Some((pixels, Instant::now())),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(EmulateError::NoScreendump(path.to_path_buf()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// QEMU's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -264,6 +311,12 @@ pub fn boot(
         Err(e) => return Err(serial(e, &emulator)),
     };
     emulator.resume()?;
+    if let Some(path) = &config.boot_screendump {
+        // The boot screen stays until the idle walk starts, 150 million instructions
+        // after boot (and after the last byte), so it is up well before anything can
+        // replace it.
+        emulator.screendump_first_picture(path, ready_timeout)?;
+    }
     match client.wait_ready(ready_timeout) {
         Ok(info) => Ok((emulator, client, info)),
         Err(e) => Err(serial(e, &emulator)),

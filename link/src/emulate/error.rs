@@ -44,8 +44,8 @@ pub enum EmulateError {
     /// The screendump file never appeared.
     #[error("screendump {0} was not written")]
     NoScreendump(PathBuf),
-    /// The workspace (a folder with firmware/Cargo.toml) could not be found.
-    #[error("cannot find the tinyvae workspace (a folder holding firmware/Cargo.toml) above {0}")]
+    /// The workspace (a folder with the emulated board's crate) could not be found.
+    #[error("cannot find the tinyvae workspace (a folder holding firmware/boards/lm3s6965evb/Cargo.toml) above {0}")]
     NoWorkspace(PathBuf),
     /// `cargo build` of the firmware failed.
     #[error("firmware build failed ({status}):\n{stderr}")]

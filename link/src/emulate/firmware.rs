@@ -1,7 +1,8 @@
 //! Locating the workspace and building the firmware for the emulator.
 //!
-//! The firmware is its own cargo workspace (it only builds for `thumbv7m-none-eabi`),
-//! so it is built by running `cargo build --release` in `firmware/`; cargo decides
+//! Each firmware board crate (`firmware/boards/<board>`) is its own cargo workspace
+//! with its own default target, so the firmware is built by running
+//! `cargo build --release [--target T] [--features F]` in the board's folder; cargo decides
 //! whether anything is stale (the firmware's build script reruns when
 //! `TINYVAE_MODEL` or the model file changes). The ELF's path comes from cargo's JSON
 //! messages, so it is right whatever target directory or binary name is in use.
@@ -13,7 +14,11 @@ use serde_json::Value;
 
 use super::error::EmulateError;
 
-/// The folder holding `firmware/Cargo.toml`: searched upwards from `start`, then from
+/// The board crate the emulator runs (QEMU's `lm3s6965evb`), relative to the
+/// workspace root.
+pub const EMULATED_BOARD: &str = "firmware/boards/lm3s6965evb";
+
+/// The folder holding [`EMULATED_BOARD`]: searched upwards from `start`, then from
 /// this crate's own source location (so an installed `tinyvae` run elsewhere still
 /// finds the checkout it was built from).
 pub fn workspace_root(start: &Path) -> Result<PathBuf, EmulateError> {
@@ -21,7 +26,7 @@ pub fn workspace_root(start: &Path) -> Result<PathBuf, EmulateError> {
     start
         .ancestors()
         .chain(built_from.ancestors())
-        .find(|dir| dir.join("firmware").join("Cargo.toml").is_file())
+        .find(|dir| dir.join(EMULATED_BOARD).join("Cargo.toml").is_file())
         .map(Path::to_path_buf)
         .ok_or_else(|| EmulateError::NoWorkspace(start.to_owned()))
 }
@@ -29,8 +34,13 @@ pub fn workspace_root(start: &Path) -> Result<PathBuf, EmulateError> {
 /// How to build the firmware.
 #[derive(Debug, Clone, Default)]
 pub struct FirmwareBuild {
-    /// The firmware's cargo workspace (`<root>/firmware`).
+    /// The board crate's folder (`<root>/`[`EMULATED_BOARD`]).
     pub dir: PathBuf,
+    /// The target triple (`--target`); the board's default (its
+    /// `.cargo/config.toml`) when `None`.
+    pub target: Option<String>,
+    /// Cargo features of the board crate (`--features`).
+    pub features: Vec<String>,
     /// Model file to embed (`TINYVAE_MODEL`); the firmware's default when `None`.
     pub model: Option<PathBuf>,
     /// Target directory; cargo's default (`firmware/target`, or an inherited
@@ -51,6 +61,7 @@ impl FirmwareBuild {
                 "--release",
                 "--message-format=json-render-diagnostics",
             ])
+            .args(self.target.iter().flat_map(|t| ["--target", t.as_str()]))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(if self.verbose {
@@ -67,6 +78,9 @@ impl FirmwareBuild {
             "CARGO_MAKEFLAGS",
         ] {
             cmd.env_remove(var);
+        }
+        if !self.features.is_empty() {
+            cmd.arg("--features").arg(self.features.join(","));
         }
         if let Some(dir) = &self.target_dir {
             cmd.env("CARGO_TARGET_DIR", dir);

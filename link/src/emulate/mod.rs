@@ -16,4 +16,4 @@ pub mod qmp;
 
 pub use emulator::{boot, BootError, Emulator, EmulatorConfig};
 pub use error::EmulateError;
-pub use firmware::{workspace_root, FirmwareBuild};
+pub use firmware::{workspace_root, FirmwareBuild, EMULATED_BOARD};

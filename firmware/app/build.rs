@@ -1,22 +1,22 @@
 //! Compiles the model into the firmware.
 //!
 //! Reads the u8 tensor `device_image` from a safetensors file (default
-//! `../models/tinyvae-mnist.safetensors`, or the file `TINYVAE_MODEL` names, relative to
-//! this directory), validates it with the same `Model::parse` the firmware runs, and
-//! writes the bytes to `$OUT_DIR/model.bin` for `include_bytes!`. A model that does not
-//! validate fails the build, naming the file and the reason, instead of producing a
-//! firmware that could only answer errors.
+//! `models/tinyvae-mnist.safetensors`, or the file `TINYVAE_MODEL` names; a relative
+//! path is relative to the repository root, whichever board crate is being built),
+//! validates it with the same `Model::parse` the firmware runs, and writes the bytes
+//! to `$OUT_DIR/model.bin` for `include_bytes!` ([`crate::MODEL_IMAGE`]). A model that
+//! does not validate fails the build, naming the file and the reason, instead of
+//! producing a firmware that could only answer errors.
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use safetensors::tensor::Dtype;
-use safetensors::SafeTensors;
-use tinyvae_shared::model::{Model, DEVICE_IMAGE_TENSOR};
+use tinyvae_shared::model::Model;
+use tinyvae_shared::model_file;
 
-const DEFAULT_MODEL: &str = "../models/tinyvae-mnist.safetensors";
+const DEFAULT_MODEL: &str = "models/tinyvae-mnist.safetensors";
 
 fn main() -> ExitCode {
     match run() {
@@ -33,17 +33,13 @@ fn run() -> Result<(), String> {
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("CARGO_MANIFEST_DIR is not set")?);
 
-    // The linker finds memory.x through OUT_DIR, whatever directory cargo links in.
-    fs::copy(manifest_dir.join("memory.x"), out_dir.join("memory.x"))
-        .map_err(|e| format!("cannot copy memory.x: {e}"))?;
-    println!("cargo:rustc-link-search={}", out_dir.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    // The repository root: this crate is firmware/app.
+    let root = manifest_dir.join("../..");
     println!("cargo:rerun-if-changed=build.rs");
-
     println!("cargo:rerun-if-env-changed=TINYVAE_MODEL");
     let path = match env::var_os("TINYVAE_MODEL") {
-        Some(p) if !p.is_empty() => manifest_dir.join(p),
-        _ => manifest_dir.join(DEFAULT_MODEL),
+        Some(p) if !p.is_empty() => root.join(p),
+        _ => root.join(DEFAULT_MODEL),
     };
     println!("cargo:rerun-if-changed={}", path.display());
 
@@ -66,33 +62,21 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// The bytes of the `device_image` tensor of the safetensors file at `path`.
+/// The validated model image in the device model file at `path` (read by the same
+/// `model_file::load` the host uses), with a hint when there is no file.
 fn read_device_image(path: &Path) -> Result<Vec<u8>, String> {
-    let bytes = fs::read(path).map_err(|e| {
-        format!(
-            "cannot read model {}: {e}\n  \
+    if !path.exists() {
+        return Err(format!(
+            "no model at {}\n  \
              Train and export one, point TINYVAE_MODEL at a safetensors model, or build a \
              synthetic one:\n  \
              cargo run -p tinyvae-shared --features host --example synthetic_model -- \
              /tmp/synthetic.safetensors\n  \
-             TINYVAE_MODEL=/tmp/synthetic.safetensors cargo build --release",
+             TINYVAE_MODEL=/tmp/synthetic.safetensors cargo build --release (in a board crate)",
             path.display()
-        )
-    })?;
-    let tensors = SafeTensors::deserialize(&bytes)
-        .map_err(|e| format!("model {} is not a safetensors file: {e}", path.display()))?;
-    let view = tensors.tensor(DEVICE_IMAGE_TENSOR).map_err(|e| {
-        format!(
-            "model {} has no tensor `{DEVICE_IMAGE_TENSOR}`: {e}",
-            path.display()
-        )
-    })?;
-    if view.dtype() != Dtype::U8 {
-        return Err(format!(
-            "model {}: tensor `{DEVICE_IMAGE_TENSOR}` is {:?}, expected U8",
-            path.display(),
-            view.dtype()
         ));
     }
-    Ok(view.data().to_vec())
+    model_file::load(path)
+        .map(|file| file.image)
+        .map_err(|e| e.to_string())
 }

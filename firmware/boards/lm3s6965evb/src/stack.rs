@@ -8,6 +8,8 @@
 
 use core::ptr::{addr_of, addr_of_mut};
 
+use tinyvae_app::Footprint as AppFootprint;
+
 const PAINT: u32 = 0x5AC3_E1F0;
 /// Words just below the live stack pointer left unpainted (room for this function's
 /// own use and an exception frame).
@@ -44,7 +46,7 @@ pub fn paint() {
 }
 
 /// Most stack used since boot, in bytes.
-pub fn high_water() -> u32 {
+fn high_water() -> u32 {
     let mut addr = (bottom() + 3) & !3;
     let top = top();
     while addr < top {
@@ -60,7 +62,7 @@ pub fn high_water() -> u32 {
 }
 
 /// Static RAM (.data + .bss + .uninit) in bytes.
-pub fn static_ram() -> u32 {
+fn static_ram() -> u32 {
     extern "C" {
         static __sdata: u32;
     }
@@ -70,7 +72,7 @@ pub fn static_ram() -> u32 {
 
 /// Flash used by the image: code, read-only data (the model included) and the
 /// initial values of .data.
-pub fn flash_used() -> u32 {
+fn flash_used() -> u32 {
     extern "C" {
         static __sidata: u32;
         static __sdata: u32;
@@ -82,4 +84,21 @@ pub fn flash_used() -> u32 {
         addr_of!(__edata) as usize,
     );
     (load + end.saturating_sub(start)) as u32
+}
+
+/// The app's memory report, from cortex-m-rt's linker symbols and the painted stack.
+pub struct Footprint;
+
+impl AppFootprint for Footprint {
+    fn flash_used(&self) -> u32 {
+        flash_used()
+    }
+
+    fn ram_static(&self) -> u32 {
+        static_ram()
+    }
+
+    fn stack_high_water(&self) -> u32 {
+        high_water()
+    }
 }

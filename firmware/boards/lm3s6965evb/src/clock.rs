@@ -11,12 +11,15 @@
 //! depend on where in a tick the work began: the same work then reads back the same
 //! count, whatever ran before it (the idle walk included). On a real Cortex-M3 the
 //! count is system clock cycles times the divider instead.
+//!
+//! [`Clock`] is the app's [`InstructionCounter`].
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{SCB, SYST};
 use cortex_m_rt::exception;
+use tinyvae_app::InstructionCounter;
 
 /// SysTick's reload value: the full 24 bits.
 const RELOAD: u32 = 0x00FF_FFFF;
@@ -24,13 +27,21 @@ const RELOAD: u32 = 0x00FF_FFFF;
 const PERIOD: u64 = RELOAD as u64 + 1;
 /// Nanoseconds of QEMU's undivided system clock (200 MHz).
 const NS_PER_UNDIVIDED_TICK: u64 = 5;
+/// Instructions the idle loop spends between two polls of the line.
+const IDLE_SPIN: u32 = 2_000;
 
 /// Wraps since the last restart, counted by the SysTick exception.
 static WRAPS: AtomicU32 = AtomicU32::new(0);
 
 #[exception]
 fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    // A load and a store, not `fetch_add`: thumbv6m has no atomic read-modify-write.
+    // Nothing can interleave: only this handler adds, and the main code's reset of
+    // the count runs with interrupts off.
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// The 64-bit tick clock.
@@ -74,14 +85,16 @@ impl Clock {
             }
         }
     }
+}
 
+impl InstructionCounter for Clock {
     /// Instructions since boot (resolution: one tick, 5 instructions on QEMU).
-    pub fn now(&self) -> u64 {
+    fn now(&mut self) -> u64 {
         (self.base + self.ticks_since_restart()) * self.per_tick
     }
 
     /// Restarts the counter so that a measurement begins at a tick boundary.
-    pub fn start_measurement(&mut self) {
+    fn start_measurement(&mut self) {
         cortex_m::interrupt::free(|_| {
             self.base += self.ticks_since_restart();
             // Writing the current value clears it; it reloads on the next edge.
@@ -91,8 +104,14 @@ impl Clock {
         });
     }
 
-    /// Instructions since [`Clock::start_measurement`].
-    pub fn measured(&self) -> u64 {
+    fn measured(&mut self) -> u64 {
         self.ticks_since_restart() * self.per_tick
+    }
+
+    /// Runs a moment without touching a peripheral. QEMU emulates register accesses
+    /// far more slowly than plain instructions, so an idle loop that only polled would
+    /// make the idle timer crawl; two microseconds of latency are nothing to the host.
+    fn pause(&mut self) {
+        cortex_m::asm::delay(IDLE_SPIN);
     }
 }

@@ -44,7 +44,7 @@ impl Walk {
     }
 
     /// The next point of the walk and its frame number.
-    pub fn next(&mut self) -> (Latent, u32) {
+    pub fn next_point(&mut self) -> (Latent, u32) {
         let sin = SIN_Q16[self.step.min(STEPS)];
         let cos = SIN_Q16[STEPS - self.step.min(STEPS)];
         let z = self

@@ -1,0 +1,482 @@
+//! tinyvae's board-independent firmware: the request server, the screens, the idle
+//! latent walk, the counters and the memory report.
+//!
+//! It knows no chip. A board crate (`firmware/boards/*`) hands it four things through
+//! traits, so the same code runs on every board and in host unit tests:
+//!
+//! * the serial line: [`embedded_io::Read`] + [`embedded_io::ReadReady`] +
+//!   [`embedded_io::Write`];
+//! * the display: an embedded-graphics `DrawTarget<Color = Gray4>` with a
+//!   [`Display::flush`];
+//! * the instruction counter: [`InstructionCounter`];
+//! * the memory figures for `Info`: [`Footprint`].
+//!
+//! The line carries nothing but frames. Every frame the reader completes (every zero
+//! byte ends one) gets exactly one response frame: the answer, or
+//! [`Response::Error`] for a frame that does not decode, a request the model cannot
+//! take, or an over-long frame (reported once, as soon as it overflows; its bytes up to
+//! the next zero are then skipped). The screen is updated before the response is sent,
+//! so a screendump taken after a reply shows that reply's screen.
+#![cfg_attr(not(test), no_std)]
+
+mod log;
+pub mod walk;
+
+use embedded_graphics::pixelcolor::Gray4;
+use embedded_graphics::prelude::DrawTarget;
+use embedded_io::{Read, ReadReady, Write};
+use tinyvae_shared::fixed::Q16;
+use tinyvae_shared::model::Model;
+use tinyvae_shared::pipeline::{self, Workspace};
+use tinyvae_shared::protocol::{
+    decode_frame, encode_frame, DeviceInfo, Encoded, ErrorCode, FrameEvent, FrameReader, Generated,
+    Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD, PROTOCOL_VERSION,
+};
+use tinyvae_screens as screen;
+
+use crate::walk::Walk;
+
+/// Four-byte alignment for the model image: the M4 kernel reads weights with `LDRD`
+/// and the M0 reads the per-channel parameters as words only from aligned bytes (on
+/// an unaligned image both fall back to slower loops, with the same bits).
+#[repr(C, align(4))]
+struct Aligned<T: ?Sized>(T);
+
+static ALIGNED_MODEL: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.bin")));
+
+/// The model image, validated by build.rs, for the board to put in flash (4-byte
+/// aligned).
+pub static MODEL_IMAGE: &[u8] = &ALIGNED_MODEL.0;
+
+/// Instructions without a byte on the line before the idle walk starts: three
+/// seconds on a 50 MHz part, one to two under QEMU (~100 million a second when idle).
+pub const IDLE_AFTER: u64 = 150_000_000;
+/// Instructions from the end of one walk frame to the start of the next: a slow walk
+/// of a few frames a second (a frame itself costs ~0.6 million: decode, draw, flush).
+pub const WALK_FRAME_EVERY: u64 = 20_000_000;
+/// Bytes taken from the line per read: small, so that a request's reply is never held
+/// back behind a long read, and big enough to drain a UART FIFO in one call.
+const READ_CHUNK: usize = 16;
+
+/// The display: a 16-grey embedded-graphics target that shows what was drawn only
+/// when flushed (the app draws a whole screen, then flushes once).
+pub trait Display: DrawTarget<Color = Gray4> {
+    /// Sends what was drawn to the panel.
+    fn flush(&mut self);
+}
+
+/// The clock the instruction counts come from (SysTick under QEMU's `-icount`, a cycle
+/// counter on real parts).
+pub trait InstructionCounter {
+    /// Instructions (or cycles) since boot; only differences matter.
+    fn now(&mut self) -> u64;
+    /// Restarts the measurement, so the same work reads back the same count whatever
+    /// ran before it.
+    fn start_measurement(&mut self);
+    /// Instructions since [`InstructionCounter::start_measurement`].
+    fn measured(&mut self) -> u64;
+    /// Spends a moment doing nothing, without touching a peripheral: the idle loop's
+    /// pause between two polls of the line.
+    fn pause(&mut self);
+}
+
+/// The memory figures `Info` reports; the board reads them from its linker symbols.
+pub trait Footprint {
+    /// Flash used by the image: code, read-only data (the model included) and the
+    /// initial values of .data.
+    fn flash_used(&self) -> u32;
+    /// Static RAM (.data + .bss + .uninit) in bytes.
+    fn ram_static(&self) -> u32;
+    /// Most stack used since boot, in bytes.
+    fn stack_high_water(&self) -> u32;
+}
+
+/// The buffers too large for the stack: the board puts one in a static (.bss) and
+/// hands it over once.
+pub struct Buffers {
+    /// Collects frame bodies from the line.
+    reader: FrameReader,
+    /// Inference scratch.
+    workspace: Workspace,
+    /// Un-stuffed response payload.
+    scratch: [u8; MAX_PAYLOAD],
+    /// Response frame.
+    out: [u8; MAX_FRAME],
+}
+
+impl Buffers {
+    /// Zeroed buffers (a `const fn`, so a static of them lives in .bss).
+    pub const fn new() -> Self {
+        Self {
+            reader: FrameReader::new(),
+            workspace: Workspace::new(),
+            scratch: [0; MAX_PAYLOAD],
+            out: [0; MAX_FRAME],
+        }
+    }
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The board's parts the app drives.
+pub struct Parts<S, D, C, F> {
+    /// The protocol's serial line.
+    pub serial: S,
+    /// The display.
+    pub display: D,
+    /// The instruction counter.
+    pub counter: C,
+    /// The memory report.
+    pub footprint: F,
+}
+
+/// The firmware's state.
+pub struct App<'a, S, D, C, F> {
+    model: Option<Model<'a>>,
+    threshold: Q16,
+    stats: Stats,
+    buffers: &'a mut Buffers,
+    parts: Parts<S, D, C, F>,
+    walk: Option<Walk>,
+    /// When the last byte arrived or the last reply left, in instructions.
+    last_activity: u64,
+    /// When the walk may draw its next frame.
+    next_walk_frame: u64,
+}
+
+/// Clips a size to the protocol's u16 fields.
+fn u16_of(v: usize) -> u16 {
+    u16::try_from(v).unwrap_or(u16::MAX)
+}
+
+impl<'a, S, D, C, F> App<'a, S, D, C, F>
+where
+    S: Read + ReadReady + Write,
+    D: Display,
+    C: InstructionCounter,
+    F: Footprint,
+{
+    /// Takes the board's parts and the parsed model (`None` if it failed to parse: the
+    /// build validated it, but a failure is served as error replies, not a panic),
+    /// and shows the boot screen.
+    pub fn new(
+        model: Option<Model<'a>>,
+        buffers: &'a mut Buffers,
+        parts: Parts<S, D, C, F>,
+    ) -> Self {
+        let threshold = model.as_ref().map_or(0, |m| m.threshold);
+        let walk = model.as_ref().map(|m| Walk::new(m.latent));
+        let mut app = Self {
+            model,
+            threshold,
+            stats: Stats::default(),
+            buffers,
+            parts,
+            walk,
+            last_activity: 0,
+            next_walk_frame: 0,
+        };
+        app.show_boot();
+        app.last_activity = app.parts.counter.now();
+        log::info!("tinyvae up");
+        app
+    }
+
+    /// The board's parts (for tests and board code that inspects them).
+    pub fn parts(&self) -> &Parts<S, D, C, F> {
+        &self.parts
+    }
+
+    /// The board's parts, mutably.
+    pub fn parts_mut(&mut self) -> &mut Parts<S, D, C, F> {
+        &mut self.parts
+    }
+
+    /// The counters since boot.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    fn show_boot(&mut self) {
+        draw_boot_screen(&mut self.parts.display, self.model.as_ref());
+        self.parts.display.flush();
+    }
+
+    /// Serves the line forever, walking the latent space when idle.
+    pub fn run(&mut self) -> ! {
+        loop {
+            self.poll();
+        }
+    }
+
+    /// One turn of the main loop: serves the bytes waiting on the line, or (after
+    /// [`IDLE_AFTER`] without any) draws the next walk frame when it is due, or
+    /// pauses. Returns whether it took bytes from the line.
+    pub fn poll(&mut self) -> bool {
+        // A line that reports an error has nothing to read: the CRC catches whatever
+        // the error damaged.
+        if self.parts.serial.read_ready().unwrap_or(false) {
+            let mut chunk = [0u8; READ_CHUNK];
+            let n = self.parts.serial.read(&mut chunk).unwrap_or(0);
+            for &byte in chunk.iter().take(n) {
+                self.on_byte(byte);
+            }
+            self.last_activity = self.parts.counter.now();
+            return n > 0;
+        }
+        let now = self.parts.counter.now();
+        if now.wrapping_sub(self.last_activity) >= IDLE_AFTER && now >= self.next_walk_frame {
+            self.walk_frame();
+            self.next_walk_frame = self.parts.counter.now().saturating_add(WALK_FRAME_EVERY);
+        } else {
+            self.parts.counter.pause();
+        }
+        false
+    }
+
+    fn on_byte(&mut self, byte: u8) {
+        match self.buffers.reader.push(byte) {
+            FrameEvent::Pending => {}
+            FrameEvent::Overflow => {
+                self.stats.frames = self.stats.frames.wrapping_add(1);
+                self.reply(&Response::Error(ErrorCode::FrameTooLong));
+            }
+            FrameEvent::Frame(n) => {
+                self.stats.frames = self.stats.frames.wrapping_add(1);
+                let decoded = decode_frame::<Request>(self.buffers.reader.body_mut(n));
+                let response = match decoded {
+                    Ok(request) => self.serve(request),
+                    Err(e) => Response::Error(e.into()),
+                };
+                self.reply(&response);
+            }
+        }
+    }
+
+    /// Encodes and sends one response frame.
+    fn reply(&mut self, response: &Response) {
+        let Buffers { scratch, out, .. } = &mut *self.buffers;
+        let (frame_len, is_error) = match encode_frame(response, scratch, out) {
+            Ok(n) => (n, matches!(response, Response::Error(_))),
+            // A response that does not fit is a firmware bug: say so rather than
+            // leave the host waiting. The error frame is a few bytes and always fits.
+            Err(_) => (
+                encode_frame(&Response::Error(ErrorCode::ResponseTooLarge), scratch, out)
+                    .unwrap_or(0),
+                true,
+            ),
+        };
+        if is_error {
+            self.stats.errors = self.stats.errors.wrapping_add(1);
+        }
+        // A line that fails to send has no one to tell: the host times out instead.
+        let _ = self
+            .parts
+            .serial
+            .write_all(&out[..frame_len.min(out.len())]);
+        let _ = self.parts.serial.flush();
+        self.last_activity = self.parts.counter.now();
+    }
+
+    /// Runs `work` as one measured window and returns its result with the count. The
+    /// window covers the pipeline call only: no frame decoding, drawing, UART or log.
+    fn measure<T>(counter: &mut C, work: impl FnOnce() -> T) -> (T, u64) {
+        counter.start_measurement();
+        let result = work();
+        let instructions = counter.measured();
+        (result, instructions)
+    }
+
+    /// Answers one request.
+    fn serve(&mut self, request: Request) -> Response {
+        match request {
+            Request::Info => Response::Info(self.info()),
+            Request::Stats => Response::Stats(self.stats),
+            Request::SetThreshold { threshold } => {
+                self.threshold = threshold;
+                Response::ThresholdSet { threshold }
+            }
+            Request::Encode { image } => self.score(&image, false),
+            Request::Reconstruct { image } => self.score(&image, true),
+            Request::Decode { z } => {
+                let Some(model) = &self.model else {
+                    return no_model_latent(z.len());
+                };
+                let workspace = &mut self.buffers.workspace;
+                let (result, instructions) = Self::measure(&mut self.parts.counter, || {
+                    pipeline::decode(model, workspace, &z)
+                });
+                let image = match result {
+                    Ok(image) => image,
+                    Err(e) => return Response::Error(e.into()),
+                };
+                log::info!("decode: {=u64} instructions", instructions);
+                count_generated(&mut self.stats, instructions);
+                let (w, h) = (model.input_width, model.input_height);
+                screen::draw_decoded(&mut self.parts.display, &image, w, h);
+                self.parts.display.flush();
+                Response::Generated(Generated {
+                    z,
+                    image,
+                    instructions,
+                })
+            }
+            Request::Generate { seed, temperature } => {
+                let Some(model) = &self.model else {
+                    return no_model_latent(0);
+                };
+                let workspace = &mut self.buffers.workspace;
+                let (result, instructions) = Self::measure(&mut self.parts.counter, || {
+                    pipeline::generate(model, workspace, seed, temperature)
+                });
+                let (z, image) = match result {
+                    Ok(generated) => generated,
+                    Err(e) => return Response::Error(e.into()),
+                };
+                log::info!("generate: {=u64} instructions", instructions);
+                count_generated(&mut self.stats, instructions);
+                let (w, h) = (model.input_width, model.input_height);
+                screen::draw_generated(&mut self.parts.display, &image, w, h, seed);
+                self.parts.display.flush();
+                Response::Generated(Generated {
+                    z,
+                    image,
+                    instructions,
+                })
+            }
+        }
+    }
+
+    /// Encode and Reconstruct: both run the encoder and the decoder (the score needs
+    /// the reconstruction), and differ only in what they send back.
+    fn score(&mut self, image: &[u8], reconstruct: bool) -> Response {
+        let Some(model) = &self.model else {
+            return Response::Error(ErrorCode::WrongImageSize {
+                expected: 0,
+                got: u16_of(image.len()),
+            });
+        };
+        let (workspace, threshold) = (&mut self.buffers.workspace, self.threshold);
+        let (result, instructions) = Self::measure(&mut self.parts.counter, || {
+            pipeline::score_image(model, workspace, image, threshold)
+        });
+        let scored = match result {
+            Ok(scored) => scored,
+            Err(e) => return Response::Error(e.into()),
+        };
+        log::info!("encode: {=u64} instructions", instructions);
+        self.stats.instructions = self.stats.instructions.wrapping_add(instructions);
+        self.stats.scored = self.stats.scored.wrapping_add(1);
+        if scored.score.anomalous {
+            self.stats.anomalies = self.stats.anomalies.wrapping_add(1);
+        }
+        let (w, h) = (model.input_width, model.input_height);
+        screen::draw_scored(
+            &mut self.parts.display,
+            image,
+            &scored.reconstruction,
+            w,
+            h,
+            &scored.score,
+        );
+        self.parts.display.flush();
+        if reconstruct {
+            Response::Reconstructed(Reconstructed {
+                image: scored.reconstruction,
+                score: scored.score,
+                instructions,
+            })
+        } else {
+            Response::Encoded(Encoded {
+                mu: scored.posterior.mu,
+                logvar: scored.posterior.logvar,
+                score: scored.score,
+                instructions,
+            })
+        }
+    }
+
+    fn info(&self) -> DeviceInfo {
+        let mut firmware_version = heapless::String::new();
+        // Versions longer than the field are cut: the field is for display.
+        for c in env!("CARGO_PKG_VERSION").chars() {
+            if firmware_version.push(c).is_err() {
+                break;
+            }
+        }
+        let mut model_name = heapless::String::new();
+        if let Some(m) = &self.model {
+            let _ = model_name.push_str(m.name());
+        }
+        let model = self.model.as_ref();
+        let footprint = &self.parts.footprint;
+        DeviceInfo {
+            protocol_version: PROTOCOL_VERSION,
+            firmware_version,
+            model_name,
+            model_hash: model.map_or(0, |m| m.hash),
+            input_width: u16_of(model.map_or(0, |m| m.input_width)),
+            input_height: u16_of(model.map_or(0, |m| m.input_height)),
+            latent: u16_of(model.map_or(0, |m| m.latent)),
+            parameters: u32::try_from(model.map_or(0, |m| m.parameters())).unwrap_or(u32::MAX),
+            threshold: self.threshold,
+            flash_used: footprint.flash_used(),
+            ram_static: footprint.ram_static(),
+            stack_high_water: footprint.stack_high_water(),
+        }
+    }
+
+    /// Draws the next frame of the idle walk, unless a byte arrives meanwhile.
+    fn walk_frame(&mut self) {
+        let (Some(model), Some(walk)) = (&self.model, &mut self.walk) else {
+            return;
+        };
+        let (z, frame) = walk.next_point();
+        let Ok(image) = pipeline::decode(model, &mut self.buffers.workspace, &z) else {
+            return;
+        };
+        // The host spoke while the frame was decoded: serve it first, drop the frame.
+        if self.parts.serial.read_ready().unwrap_or(true) {
+            return;
+        }
+        let (w, h) = (model.input_width, model.input_height);
+        screen::draw_walk(&mut self.parts.display, &image, w, h, frame);
+        self.parts.display.flush();
+    }
+}
+
+/// Draws the boot screen for `model` (`None`: the model did not parse).
+pub fn draw_boot_screen<D: screen::Screen>(display: &mut D, model: Option<&Model<'_>>) {
+    match model {
+        Some(m) => screen::draw_boot(
+            display,
+            m.name(),
+            m.input_width,
+            m.input_height,
+            m.latent,
+            m.parameters(),
+            m.hash,
+        ),
+        None => screen::draw_boot(display, "INVALID MODEL", 0, 0, 0, 0, 0),
+    }
+}
+
+/// Counts one decoded image and its instructions.
+fn count_generated(stats: &mut Stats, instructions: u64) {
+    stats.instructions = stats.instructions.wrapping_add(instructions);
+    stats.generated = stats.generated.wrapping_add(1);
+}
+
+/// The reply to a latent request when the model failed to parse: the model takes
+/// nothing (Info then reports zero sizes too).
+fn no_model_latent(got: usize) -> Response {
+    Response::Error(ErrorCode::WrongLatentSize {
+        expected: 0,
+        got: u16_of(got),
+    })
+}

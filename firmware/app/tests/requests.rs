@@ -1,0 +1,527 @@
+//! The app's request loop on the host: an in-memory serial line, a frame-buffer
+//! display and a counter that advances a fixed amount per call stand in for the board.
+//! Every reply is checked against the host's run of the same shared code, and every
+//! screen against the host's rendering of it.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use embedded_graphics::pixelcolor::Gray4;
+use embedded_graphics::prelude::{DrawTarget, OriginDimensions, Pixel, Size};
+use embedded_graphics::primitives::Rectangle;
+use tinyvae_app::walk::Walk;
+use tinyvae_app::{
+    draw_boot_screen, App, Buffers, Display, Footprint, InstructionCounter, Parts, IDLE_AFTER,
+    MODEL_IMAGE,
+};
+use tinyvae_shared::fixed::Q16_ONE;
+use tinyvae_shared::model::Model;
+use tinyvae_shared::pipeline::{self, Workspace};
+use tinyvae_shared::protocol::{
+    decode_frame, encode_frame, ErrorCode, Latent, Pixels, Request, Response, FRAME_CRC, MAX_FRAME,
+    MAX_PAYLOAD, PROTOCOL_VERSION,
+};
+use tinyvae_screens::{self as screen, FrameBuffer};
+
+/// A serial line in memory: the host writes `input`, the app's replies collect in
+/// `output`.
+#[derive(Default)]
+struct Line {
+    input: VecDeque<u8>,
+    output: Vec<u8>,
+}
+
+impl embedded_io::ErrorType for Line {
+    type Error = Infallible;
+}
+
+impl embedded_io::ReadReady for Line {
+    fn read_ready(&mut self) -> Result<bool, Infallible> {
+        Ok(!self.input.is_empty())
+    }
+}
+
+impl embedded_io::Read for Line {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+        let n = buf.len().min(self.input.len());
+        for slot in &mut buf[..n] {
+            *slot = self.input.pop_front().unwrap_or(0);
+        }
+        Ok(n)
+    }
+}
+
+impl embedded_io::Write for Line {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// A display whose panel is a second frame buffer, updated only by `flush`.
+struct Panel {
+    drawing: FrameBuffer,
+    shown: FrameBuffer,
+    flushes: usize,
+}
+
+impl OriginDimensions for Panel {
+    fn size(&self) -> Size {
+        self.drawing.size()
+    }
+}
+
+impl DrawTarget for Panel {
+    type Color = Gray4;
+    type Error = Infallible;
+
+    fn draw_iter<I: IntoIterator<Item = Pixel<Gray4>>>(
+        &mut self,
+        pixels: I,
+    ) -> Result<(), Infallible> {
+        self.drawing.draw_iter(pixels)
+    }
+
+    fn fill_contiguous<I: IntoIterator<Item = Gray4>>(
+        &mut self,
+        area: &Rectangle,
+        colors: I,
+    ) -> Result<(), Infallible> {
+        self.drawing.fill_contiguous(area, colors)
+    }
+}
+
+impl Display for Panel {
+    fn flush(&mut self) {
+        self.shown = self.drawing.clone();
+        self.flushes += 1;
+    }
+}
+
+/// Advances `STEP` instructions per reading, so that a measured window reads back
+/// exactly `STEP` and the idle timer runs out after a known number of polls.
+struct Counter {
+    now: u64,
+    start: u64,
+}
+
+const STEP: u64 = 1_000;
+const PAUSE: u64 = 2_000;
+
+impl InstructionCounter for Counter {
+    fn now(&mut self) -> u64 {
+        self.now += STEP;
+        self.now
+    }
+
+    fn start_measurement(&mut self) {
+        self.start = self.now();
+    }
+
+    fn measured(&mut self) -> u64 {
+        self.now() - self.start
+    }
+
+    fn pause(&mut self) {
+        self.now += PAUSE;
+    }
+}
+
+struct Memory;
+
+impl Footprint for Memory {
+    fn flash_used(&self) -> u32 {
+        150_000
+    }
+
+    fn ram_static(&self) -> u32 {
+        15_000
+    }
+
+    fn stack_high_water(&self) -> u32 {
+        4_000
+    }
+}
+
+type TestApp = App<'static, Line, Panel, Counter, Memory>;
+
+fn model() -> Model<'static> {
+    Model::parse(MODEL_IMAGE).expect("the embedded model parses")
+}
+
+fn app_with(model: Option<Model<'static>>) -> TestApp {
+    let parts = Parts {
+        serial: Line::default(),
+        display: Panel {
+            drawing: FrameBuffer::new(),
+            shown: FrameBuffer::new(),
+            flushes: 0,
+        },
+        counter: Counter { now: 0, start: 0 },
+        footprint: Memory,
+    };
+    App::new(model, Box::leak(Box::new(Buffers::new())), parts)
+}
+
+fn app() -> TestApp {
+    app_with(Some(model()))
+}
+
+fn frame(request: &Request) -> Vec<u8> {
+    let mut scratch = [0u8; MAX_PAYLOAD];
+    let mut out = [0u8; MAX_FRAME];
+    let n = encode_frame(request, &mut scratch, &mut out).expect("request fits a frame");
+    out[..n].to_vec()
+}
+
+/// Sends `bytes`, runs the loop until they are consumed, and returns every reply.
+fn exchange(app: &mut TestApp, bytes: &[u8]) -> Vec<Response> {
+    app.parts_mut().serial.input.extend(bytes);
+    while !app.parts().serial.input.is_empty() {
+        assert!(app.poll(), "bytes waiting but none taken");
+    }
+    let output = std::mem::take(&mut app.parts_mut().serial.output);
+    let mut replies = Vec::new();
+    let mut bodies: Vec<&[u8]> = output.split(|&b| b == 0).collect();
+    assert_eq!(bodies.pop(), Some(&[][..]), "output ends with a terminator");
+    for body in bodies {
+        let mut body = body.to_vec();
+        replies.push(decode_frame::<Response>(&mut body).expect("the app sends valid frames"));
+    }
+    replies
+}
+
+fn request(app: &mut TestApp, request: &Request) -> Response {
+    let mut replies = exchange(app, &frame(request));
+    assert_eq!(replies.len(), 1, "one reply per request: {replies:?}");
+    replies.remove(0)
+}
+
+fn digit(seed: u32) -> Pixels {
+    let mut rng = tinyvae_shared::rng::Rng::new(u64::from(seed));
+    (0..784i32)
+        .map(|i| {
+            let (x, y) = (i % 28, i / 28);
+            let ring = (x - 14).pow(2) + (y - 14).pow(2);
+            if (40..90).contains(&ring) {
+                200 + (rng.next_u32() % 56) as u8
+            } else {
+                (rng.next_u32() % 30) as u8
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn boot_screen_is_shown_at_start() {
+    let app = app();
+    let m = model();
+    let mut want = FrameBuffer::new();
+    screen::draw_boot(&mut want, m.name(), 28, 28, 16, m.parameters(), m.hash);
+    assert_eq!(app.parts().display.flushes, 1);
+    assert!(app.parts().display.shown == want, "boot screen differs");
+    assert!(
+        app.parts().serial.output.is_empty(),
+        "nothing but frames on the line"
+    );
+}
+
+#[test]
+fn info_describes_the_model_and_the_board() {
+    let mut app = app();
+    let m = model();
+    let Response::Info(info) = request(&mut app, &Request::Info) else {
+        panic!("Info expected");
+    };
+    assert_eq!(info.protocol_version, PROTOCOL_VERSION);
+    assert_eq!(info.model_name.as_str(), m.name());
+    assert_eq!(info.model_hash, m.hash);
+    assert_eq!(usize::from(info.input_width), m.input_width);
+    assert_eq!(usize::from(info.latent), m.latent);
+    assert_eq!(info.parameters as usize, m.parameters());
+    assert_eq!(info.threshold, m.threshold);
+    assert_eq!(info.firmware_version.as_str(), env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        (info.flash_used, info.ram_static, info.stack_high_water),
+        (150_000, 15_000, 4_000)
+    );
+}
+
+#[test]
+fn encode_matches_the_host_and_shows_the_verdict() {
+    let mut app = app();
+    let m = model();
+    let mut ws = Workspace::new();
+    for seed in 0..3 {
+        let image = digit(seed);
+        let Response::Encoded(got) = request(
+            &mut app,
+            &Request::Encode {
+                image: image.clone(),
+            },
+        ) else {
+            panic!("Encoded expected");
+        };
+        let want = pipeline::score_image(&m, &mut ws, &image, m.threshold).expect("host scores");
+        assert_eq!(got.mu, want.posterior.mu);
+        assert_eq!(got.logvar, want.posterior.logvar);
+        assert_eq!(got.score, want.score);
+        // The measured window is the pipeline call alone: one counter reading in, one out.
+        assert_eq!(got.instructions, STEP);
+        let mut screen_want = FrameBuffer::new();
+        screen::draw_scored(
+            &mut screen_want,
+            &image,
+            &want.reconstruction,
+            28,
+            28,
+            &want.score,
+        );
+        assert!(
+            app.parts().display.shown == screen_want,
+            "scored screen differs"
+        );
+    }
+    let stats = app.stats();
+    assert_eq!((stats.frames, stats.scored, stats.errors), (3, 3, 0));
+    assert_eq!(stats.instructions, 3 * STEP);
+
+    // Reconstruct: decoder(mu) with the same score; a new threshold flips the verdict.
+    let image = digit(9);
+    let Response::ThresholdSet { threshold: 0 } =
+        request(&mut app, &Request::SetThreshold { threshold: 0 })
+    else {
+        panic!("ThresholdSet expected");
+    };
+    let Response::Reconstructed(got) = request(
+        &mut app,
+        &Request::Reconstruct {
+            image: image.clone(),
+        },
+    ) else {
+        panic!("Reconstructed expected");
+    };
+    let want = pipeline::score_image(&m, &mut ws, &image, 0).expect("host scores");
+    assert_eq!(got.image, want.reconstruction);
+    assert_eq!(got.score, want.score);
+    assert!(got.score.anomalous);
+}
+
+#[test]
+fn generate_and_decode_match_the_host() {
+    let mut app = app();
+    let m = model();
+    let mut ws = Workspace::new();
+    let Response::Generated(got) = request(
+        &mut app,
+        &Request::Generate {
+            seed: 42,
+            temperature: Q16_ONE,
+        },
+    ) else {
+        panic!("Generated expected");
+    };
+    let (z, image) = pipeline::generate(&m, &mut ws, 42, Q16_ONE).expect("host generates");
+    assert_eq!((got.z, &got.image), (z, &image));
+    let mut want = FrameBuffer::new();
+    screen::draw_generated(&mut want, &image, 28, 28, 42);
+    assert!(
+        app.parts().display.shown == want,
+        "generated screen differs"
+    );
+
+    let z: Latent = pipeline::prior_sample(m.latent, 7, Q16_ONE);
+    let Response::Generated(got) = request(&mut app, &Request::Decode { z: z.clone() }) else {
+        panic!("Generated expected");
+    };
+    assert_eq!(
+        got.image,
+        pipeline::decode(&m, &mut ws, &z).expect("host decodes")
+    );
+    let Response::Stats(stats) = request(&mut app, &Request::Stats) else {
+        panic!("Stats expected");
+    };
+    assert_eq!((stats.generated, stats.frames), (2, 3));
+}
+
+#[test]
+fn wrong_sizes_are_refused() {
+    let mut app = app();
+    let short: Pixels = (0..10).collect();
+    assert_eq!(
+        request(&mut app, &Request::Encode { image: short }),
+        Response::Error(ErrorCode::WrongImageSize {
+            expected: 784,
+            got: 10
+        })
+    );
+    let z: Latent = (0..3).collect();
+    assert_eq!(
+        request(&mut app, &Request::Decode { z }),
+        Response::Error(ErrorCode::WrongLatentSize {
+            expected: 16,
+            got: 3
+        })
+    );
+}
+
+#[test]
+fn garbage_frames_each_get_one_error() {
+    let mut app = app();
+    let mut rng = tinyvae_shared::rng::Rng::new(0x6a7b);
+    // A lone terminator: an empty frame.
+    assert_eq!(
+        exchange(&mut app, &[0]),
+        [Response::Error(ErrorCode::EmptyFrame)]
+    );
+    // A valid message with its CRC flipped.
+    let mut bad = frame(&Request::Info);
+    let mut payload = vec![0u8; 16];
+    let n = {
+        let mut scratch = [0u8; 16];
+        let body = postcard::to_slice(&Request::Info, &mut scratch).expect("fits");
+        payload[..body.len()].copy_from_slice(body);
+        body.len()
+    };
+    let crc = FRAME_CRC.checksum(&payload[..n]) ^ 1;
+    payload.truncate(n);
+    payload.extend_from_slice(&crc.to_le_bytes());
+    bad.clear();
+    bad.resize(payload.len() + 2, 0);
+    let len = cobs::encode(&payload, &mut bad);
+    bad.truncate(len);
+    bad.push(0);
+    assert_eq!(
+        exchange(&mut app, &bad),
+        [Response::Error(ErrorCode::BadCrc)]
+    );
+    // Random non-zero bytes: some error each, never a reply of another kind.
+    for _ in 0..200 {
+        let n = 1 + rng.next_u32() as usize % 300;
+        let mut garbage: Vec<u8> = (0..n).map(|_| 1 + (rng.next_u32() % 255) as u8).collect();
+        garbage.push(0);
+        let replies = exchange(&mut app, &garbage);
+        assert!(
+            matches!(replies.as_slice(), [Response::Error(_)]),
+            "{n} random bytes got {replies:?}"
+        );
+    }
+    // Truncated requests.
+    let full = frame(&Request::Encode { image: digit(1) });
+    for keep in [1, 2, 5, 100, full.len() - 2] {
+        let mut cut = full[..keep].to_vec();
+        cut.push(0);
+        let replies = exchange(&mut app, &cut);
+        assert!(
+            matches!(replies.as_slice(), [Response::Error(_)]),
+            "cut at {keep}: {replies:?}"
+        );
+    }
+    let stats = app.stats();
+    assert_eq!(stats.errors, stats.frames);
+    assert_eq!(stats.frames, 2 + 200 + 5);
+    // And the app still serves.
+    assert!(matches!(
+        request(&mut app, &Request::Info),
+        Response::Info(_)
+    ));
+}
+
+#[test]
+fn an_over_long_frame_gets_one_error_then_the_line_resyncs() {
+    let mut app = app();
+    let mut bytes = vec![0x55u8; MAX_FRAME + 700];
+    bytes.push(0);
+    bytes.extend(frame(&Request::Stats));
+    let replies = exchange(&mut app, &bytes);
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert_eq!(replies[0], Response::Error(ErrorCode::FrameTooLong));
+    let Response::Stats(stats) = &replies[1] else {
+        panic!("Stats expected, got {:?}", replies[1]);
+    };
+    assert_eq!((stats.frames, stats.errors), (2, 1));
+}
+
+#[test]
+fn requests_sent_back_to_back_are_answered_in_order() {
+    let mut app = app();
+    let mut bytes = frame(&Request::Stats);
+    bytes.extend(frame(&Request::SetThreshold { threshold: 5 }));
+    bytes.extend(frame(&Request::Info));
+    let replies = exchange(&mut app, &bytes);
+    assert!(matches!(
+        replies.as_slice(),
+        [Response::Stats(_), Response::ThresholdSet { threshold: 5 }, Response::Info(i)] if i.threshold == 5
+    ));
+}
+
+#[test]
+fn idle_walk_starts_after_a_quiet_spell_and_yields_to_the_host() {
+    let mut app = app();
+    let m = model();
+    let boot_flushes = app.parts().display.flushes;
+    // Just short of the idle time: still the boot screen.
+    let polls_to_idle = IDLE_AFTER / (STEP + PAUSE);
+    for _ in 0..polls_to_idle - 2 {
+        app.poll();
+    }
+    assert_eq!(app.parts().display.flushes, boot_flushes);
+    for _ in 0..4 {
+        app.poll();
+    }
+    assert_eq!(
+        app.parts().display.flushes,
+        boot_flushes + 1,
+        "one walk frame"
+    );
+    let mut walk = Walk::new(m.latent);
+    let (z, step) = walk.next_point();
+    let image = pipeline::decode(&m, &mut Workspace::new(), &z).expect("host decodes");
+    let mut want = FrameBuffer::new();
+    screen::draw_walk(&mut want, &image, 28, 28, step);
+    assert!(app.parts().display.shown == want, "walk frame differs");
+    // The host speaks: served at once.
+    assert!(matches!(
+        request(&mut app, &Request::Stats),
+        Response::Stats(_)
+    ));
+}
+
+#[test]
+fn without_a_model_every_inference_is_refused() {
+    let mut app = app_with(None);
+    let mut boot = FrameBuffer::new();
+    draw_boot_screen(&mut boot, None);
+    assert!(
+        app.parts().display.shown == boot,
+        "boot screen of a missing model"
+    );
+    let Response::Info(info) = request(&mut app, &Request::Info) else {
+        panic!("Info expected");
+    };
+    assert_eq!((info.input_width, info.latent, info.model_hash), (0, 0, 0));
+    assert_eq!(
+        request(&mut app, &Request::Encode { image: digit(0) }),
+        Response::Error(ErrorCode::WrongImageSize {
+            expected: 0,
+            got: 784
+        })
+    );
+    assert_eq!(
+        request(
+            &mut app,
+            &Request::Generate {
+                seed: 1,
+                temperature: Q16_ONE
+            }
+        ),
+        Response::Error(ErrorCode::WrongLatentSize {
+            expected: 0,
+            got: 0
+        })
+    );
+}

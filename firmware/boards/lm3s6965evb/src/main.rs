@@ -1,0 +1,71 @@
+//! tinyvae on the LM3S6965 evaluation board (QEMU's `lm3s6965evb`): UART0 carries the
+//! protocol, the SSD0323 OLED on SSI0 shows what the app does, SysTick counts
+//! instructions. Everything else is `tinyvae_app`.
+//!
+//! See firmware/README.md for the build, the memory map and the serial behaviour.
+#![no_std]
+#![no_main]
+
+mod clock;
+mod hw;
+#[cfg(feature = "defmt")]
+mod logging;
+mod pl011;
+mod pl022;
+mod ssd0323;
+mod stack;
+
+use cortex_m_rt::{entry, exception};
+use panic_halt as _;
+use static_cell::ConstStaticCell;
+use tinyvae_app::{App, Buffers, Parts};
+use tinyvae_shared::model::Model;
+use tinyvae_screens::FrameBuffer;
+
+/// The app's large buffers, zero-initialized in .bss rather than built on the stack
+/// (`ConstStaticCell::take` hands out the static itself, without a copy).
+static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
+/// The OLED's frame, likewise.
+static FRAME: ConstStaticCell<FrameBuffer> = ConstStaticCell::new(FrameBuffer::new());
+/// The UART's receive ring, likewise.
+static RX: ConstStaticCell<pl011::RxQueue> = ConstStaticCell::new(pl011::RxQueue::new());
+
+/// Every device interrupt without a handler of its own comes here (the board has no
+/// peripheral access crate, so no vector table of named handlers); only UART0's is
+/// ever unmasked.
+#[exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    if pl011::is_uart0(irqn) {
+        pl011::on_interrupt();
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    let divider = hw::init_clocks();
+    // Before any interrupt runs. Input that arrives meanwhile waits: QEMU holds it back
+    // until the UART is configured.
+    stack::paint();
+    let (Some(core), Some(buffers), Some(frame), Some(rx)) = (
+        cortex_m::Peripherals::take(),
+        BUFFERS.try_take(),
+        FRAME.try_take(),
+        RX.try_take(),
+    ) else {
+        // Unreachable (main runs once); idle rather than panic.
+        loop {
+            cortex_m::asm::wfi();
+        }
+    };
+    let serial = pl011::Uart0::init(rx);
+    let counter = clock::Clock::start(core.SYST, divider);
+    let display = ssd0323::Ssd0323::init(pl022::Ssi0::init(), frame);
+    let model = Model::parse(tinyvae_app::MODEL_IMAGE).ok();
+    let parts = Parts {
+        serial,
+        display,
+        counter,
+        footprint: stack::Footprint,
+    };
+    App::new(model, buffers, parts).run()
+}
