@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use tinyvae_link::emulate::{boot, workspace_root, EmulatorConfig, FirmwareBuild, EMULATED_BOARD};
+use tinyvae_link::emulate::{
+    boot, workspace_root, Core, EmulatorConfig, FirmwareBuild, EMULATED_BOARD,
+};
 use tinyvae_link::info::describe;
 
 /// `tinyvae emulate`: boot the firmware in QEMU and serve its UART on a pty.
@@ -31,6 +33,10 @@ pub struct EmulateArgs {
     /// Seconds between screenshots.
     #[arg(long, default_value_t = 2.0)]
     pub screenshot_interval: f64,
+    /// The core QEMU puts on the board: m0, m3 (the LM3S6965's own) or m4. The firmware
+    /// is built for its target; a --firmware ELF must have been built for it.
+    #[arg(long, default_value_t = Core::M3)]
+    pub core: Core,
     /// The QEMU binary.
     #[arg(long, default_value = "qemu-system-arm")]
     pub qemu: PathBuf,
@@ -47,7 +53,7 @@ pub fn run(args: &EmulateArgs) -> anyhow::Result<()> {
             eprintln!("building the firmware in {}", dir.display());
             FirmwareBuild {
                 dir,
-                target: None,
+                target: Some(args.core.target().into()),
                 features: Vec::new(),
                 model: args.model.clone(),
                 target_dir: None,
@@ -71,6 +77,7 @@ pub fn run(args: &EmulateArgs) -> anyhow::Result<()> {
     }
     let mut config = EmulatorConfig::new(&elf);
     config.qemu = args.qemu.clone();
+    config.cpu = Some(args.core.qemu_cpu().into());
     let (mut emulator, client, info) = boot(&config, Duration::from_secs(30))?;
     // Close the pty so that `tinyvae serial` can take it with an exclusive lock. QEMU
     // notices the next opener within about a second; the client's timeouts allow

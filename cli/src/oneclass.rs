@@ -44,7 +44,7 @@ pub struct Args {
 /// Runs `tinyvae oneclass`.
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.device()?;
-    let seed = args.hyper.seed;
+    let seed = args.hyper.seed();
     let (train, test) = args.data.load_train_test(seed)?;
     let classes: Vec<String> = if args.classes.is_empty() {
         train.class_names.clone()

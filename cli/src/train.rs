@@ -24,15 +24,18 @@ pub struct Args {
     pub model: ModelArgs,
     #[command(flatten)]
     pub hyper: HyperArgs,
-    /// Fraction of the training images held out for validation and early stopping.
-    #[arg(long, default_value_t = 0.1)]
-    pub val_frac: f64,
+    /// Fraction of the training images held out for validation and early stopping
+    /// [default: 0.1; on --resume: the checkpoint's].
+    #[arg(long)]
+    pub val_frac: Option<f64>,
     /// Output directory: model.safetensors (best), last.safetensors (resume),
     /// metrics.jsonl, loss.png.
     #[arg(long, default_value = "runs/vae")]
     pub out: PathBuf,
-    /// Continue from `<out>/last.safetensors` (its architecture and settings win;
-    /// --epochs may raise the budget).
+    /// Continue from `<out>/last.safetensors`: its architecture, settings and data split
+    /// (seed, --val-frac, --limit, --normal-class) win, a flag that contradicts them is
+    /// an error, and --epochs may raise the budget. The run ends exactly as one that
+    /// never stopped.
     #[arg(long)]
     pub resume: bool,
     /// No progress bar.
@@ -84,18 +87,20 @@ pub struct ModelArgs {
 /// Optimisation options.
 #[derive(clap::Args, Clone, Debug)]
 pub struct HyperArgs {
-    /// Epochs (maximum, with early stopping).
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
+    /// Epochs (maximum, with early stopping) [default: 10; on --resume: the
+    /// checkpoint's].
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Minibatch size.
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// Seed of all randomness (init, split, shuffles, noise).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of all randomness (init, split, shuffles, noise) [default: 0; on --resume:
+    /// the checkpoint's].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// KL weight (1 = ELBO).
     #[arg(long, default_value_t = 1.0)]
     pub beta: f64,
@@ -111,14 +116,24 @@ pub struct HyperArgs {
     pub shift: usize,
 }
 
+/// Epochs of a fresh run without --epochs.
+const DEFAULT_EPOCHS: usize = 10;
+/// Validation fraction of a fresh run without --val-frac.
+const DEFAULT_VAL_FRAC: f64 = 0.1;
+
 impl HyperArgs {
-    /// As a [`TrainConfig`].
+    /// The seed: `--seed`, or 0.
+    pub fn seed(&self) -> u64 {
+        self.seed.unwrap_or(0)
+    }
+
+    /// As a [`TrainConfig`] for a fresh run.
     pub fn config(&self) -> TrainConfig {
         TrainConfig {
-            epochs: self.epochs,
+            epochs: self.epochs.unwrap_or(DEFAULT_EPOCHS),
             batch_size: self.batch_size,
             lr: self.lr,
-            seed: self.seed,
+            seed: self.seed(),
             beta: self.beta,
             warmup_epochs: self.warmup,
             patience: self.patience,
@@ -136,19 +151,122 @@ fn append_line(path: &Path, line: &str) -> Result<()> {
     writeln!(f, "{line}").with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Which images a run trains and validates on: everything that decides the split.
+#[derive(Debug, Clone, PartialEq)]
+struct Split {
+    source: String,
+    seed: u64,
+    val_frac: f64,
+    limit: Option<usize>,
+    normal_class: Option<String>,
+}
+
+/// `stored` when the checkpoint has it, else the flag, else `default`; a flag that
+/// contradicts the checkpoint is an error, so a resumed run never trains on another
+/// split (which would leak validation images into training).
+fn keep<T: PartialEq + std::fmt::Debug>(
+    flag: &str,
+    given: Option<T>,
+    stored: Option<T>,
+    default: T,
+) -> Result<T> {
+    match (given, stored) {
+        (Some(g), Some(s)) if g != s => anyhow::bail!(
+            "--{flag} {g:?} contradicts the checkpoint, which was trained with {s:?}: a \
+             resumed run keeps its data split (leave --{flag} out)"
+        ),
+        (given, stored) => Ok(stored.or(given).unwrap_or(default)),
+    }
+}
+
+/// Like [`keep`] for a setting whose absence means something ("no limit", "all
+/// classes"): when the checkpoint `recorded` it, a different flag is an error and the
+/// checkpoint's value (even "none") stands.
+fn keep_optional<T: PartialEq + std::fmt::Debug>(
+    flag: &str,
+    given: Option<T>,
+    stored: Option<T>,
+    recorded: bool,
+) -> Result<Option<T>> {
+    if !recorded {
+        return Ok(given);
+    }
+    match given {
+        Some(g) if Some(&g) != stored.as_ref() => anyhow::bail!(
+            "--{flag} {g:?} contradicts the checkpoint, which was trained with {}: a resumed \
+             run keeps its data split (leave --{flag} out)",
+            stored.map_or("none".to_string(), |s| format!("{s:?}"))
+        ),
+        _ => Ok(stored),
+    }
+}
+
+impl Split {
+    /// The split of a fresh run: the flags, or their defaults.
+    fn fresh(args: &Args) -> Self {
+        Self {
+            source: args.data.data.display().to_string(),
+            seed: args.hyper.seed(),
+            val_frac: args.val_frac.unwrap_or(DEFAULT_VAL_FRAC),
+            limit: args.data.limit,
+            normal_class: args.data.normal_class.clone(),
+        }
+    }
+
+    /// The split a checkpoint was trained on; flags may repeat it, not change it.
+    fn resumed(args: &Args, meta: &CheckpointMeta) -> Result<Self> {
+        let stored = &meta.data;
+        let source = args.data.data.display().to_string();
+        anyhow::ensure!(
+            source == stored.source,
+            "--data {source} is not the checkpoint's data {}: resume with --data {}",
+            stored.source,
+            stored.source
+        );
+        // Older checkpoints did not store the split: then the flags (or defaults) stand.
+        let complete = stored.split_seed.is_some();
+        let limit = keep_optional("limit", args.data.limit, stored.limit, complete)?;
+        Ok(Self {
+            source,
+            seed: keep("seed", args.hyper.seed, Some(meta.train.seed), 0)?,
+            val_frac: keep("val-frac", args.val_frac, stored.val_frac, DEFAULT_VAL_FRAC)?,
+            limit,
+            normal_class: keep_optional(
+                "normal-class",
+                args.data.normal_class.clone(),
+                stored.normal_class.clone(),
+                complete || stored.normal_class.is_some(),
+            )?,
+        })
+    }
+}
+
 /// Runs `tinyvae train`.
 pub fn run(args: Args) -> Result<()> {
     let device = args.device.device()?;
-    let seed = args.hyper.seed;
+    let last = args.out.join("last.safetensors");
+    let resumed = if args.resume {
+        Some(
+            checkpoint::load_trainer(&last, &device, args.hyper.epochs)
+                .with_context(|| format!("cannot resume from {}", last.display()))?,
+        )
+    } else {
+        None
+    };
+    let split = match &resumed {
+        Some((_, meta)) => Split::resumed(&args, meta)?,
+        None => Split::fresh(&args),
+    };
+    let seed = split.seed;
     let (mut train, test) = args.data.load_train_test(seed)?;
-    if let Some(c) = &args.data.normal_class {
+    if let Some(c) = &split.normal_class {
         train = train.filter_class(train.class_index(c)?)?;
     }
-    if let Some(n) = args.data.limit {
+    if let Some(n) = split.limit {
         train = train.take(n);
     }
-    let (train, val) = if args.val_frac > 0.0 {
-        let (t, v) = train.split(args.val_frac, seed);
+    let (train, val) = if split.val_frac > 0.0 {
+        let (t, v) = train.split(split.val_frac, seed);
         (t, Some(v))
     } else {
         (train, None)
@@ -161,18 +279,26 @@ pub fn run(args: Args) -> Result<()> {
         latent: args.model.latent,
         likelihood: args.model.likelihood,
     };
-    let last = args.out.join("last.safetensors");
     let metrics_path = args.out.join("metrics.jsonl");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let (mut trainer, init) = if args.resume {
-        let (t, meta) = checkpoint::load_trainer(&last, &device, Some(args.hyper.epochs))
-            .with_context(|| format!("cannot resume from {}", last.display()))?;
-        (t, meta.init)
-    } else {
-        let _ = std::fs::remove_file(&metrics_path);
-        let model = Model::new(config, args.model.init, seed, &device)?;
-        (Trainer::new(model, args.hyper.config())?, args.model.init)
+    let (mut trainer, init) = match resumed {
+        Some((t, meta)) => {
+            // The log holds exactly the epochs the checkpoint holds: a crash between an
+            // epoch's checkpoint and its log line neither loses nor repeats a line.
+            let mut log = String::new();
+            for m in &t.progress.history {
+                log.push_str(&serde_json::to_string(m)?);
+                log.push('\n');
+            }
+            crate::output::write_file(&metrics_path, log.as_bytes())?;
+            (t, meta.init)
+        }
+        None => {
+            let _ = std::fs::remove_file(&metrics_path);
+            let model = Model::new(config, args.model.init, seed, &device)?;
+            (Trainer::new(model, args.hyper.config())?, args.model.init)
+        }
     };
     let cfg = trainer.model.config.clone();
     if (cfg.width, cfg.height) != (train.width, train.height) {
@@ -190,7 +316,10 @@ pub fn run(args: Args) -> Result<()> {
         source: args.data.data.display().to_string(),
         train_images: train.len(),
         val_images: val.as_ref().map_or(0, |v| v.len()),
-        normal_class: args.data.normal_class.clone(),
+        normal_class: split.normal_class.clone(),
+        split_seed: Some(split.seed),
+        val_frac: Some(split.val_frac),
+        limit: split.limit,
     };
     let batches = train.len().div_ceil(trainer.cfg.batch_size.max(1));
     let remaining = trainer.cfg.epochs.saturating_sub(trainer.progress.epoch);
@@ -228,12 +357,6 @@ pub fn run(args: Args) -> Result<()> {
             ));
         })?;
         let line = serde_json::to_string(&m)?;
-        append_line(&metrics_path, &line)?;
-        if args.json {
-            pb.suspend(|| println!("{line}"));
-        } else {
-            pb.println(epoch_line(&m, trainer.cfg.epochs));
-        }
         let meta = CheckpointMeta {
             config: cfg.clone(),
             init,
@@ -242,7 +365,14 @@ pub fn run(args: Args) -> Result<()> {
             epoch: trainer.progress.epoch,
             metrics: serde_json::to_value(&m)?,
         };
+        // The checkpoint first, then its log line (see the resume above).
         checkpoint::save_trainer(&last, &trainer, &meta)?;
+        append_line(&metrics_path, &line)?;
+        if args.json {
+            pb.suspend(|| println!("{line}"));
+        } else {
+            pb.println(epoch_line(&m, trainer.cfg.epochs));
+        }
     }
     pb.finish_and_clear();
     trainer.restore_best()?;

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use tinyvae_shared::protocol::DeviceInfo;
 
+pub use tinyvae_link::emulate::Core;
 use tinyvae_link::emulate::{
     boot as boot_emulator, Emulator, EmulatorConfig, FirmwareBuild, EMULATED_BOARD,
 };
@@ -86,57 +87,10 @@ pub fn model_image() -> &'static [u8] {
     })
 }
 
-/// A core of the emulated board: QEMU's `-cpu` and the firmware target built for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Core {
-    /// Cortex-M0 (`thumbv6m-none-eabi`): no Thumb-2, no 64-bit multiply.
-    M0,
-    /// Cortex-M3 (`thumbv7m-none-eabi`): the LM3S6965's own core.
-    M3,
-    /// Cortex-M4 (`thumbv7em-none-eabihf`): DSP instructions and an FPU.
-    M4,
-}
-
-impl Core {
-    /// Every core, in test order.
-    pub const ALL: [Core; 3] = [Core::M0, Core::M3, Core::M4];
-
-    /// The firmware's target triple.
-    pub fn target(self) -> &'static str {
-        match self {
-            Core::M0 => "thumbv6m-none-eabi",
-            Core::M3 => "thumbv7m-none-eabi",
-            Core::M4 => "thumbv7em-none-eabihf",
-        }
-    }
-
-    /// QEMU's `-cpu`.
-    pub fn qemu_cpu(self) -> &'static str {
-        match self {
-            Core::M0 => "cortex-m0",
-            Core::M3 => "cortex-m3",
-            Core::M4 => "cortex-m4",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    /// `M0`, `M3`, `M4`: the suffix of its `TINYVAE_FIRMWARE_*` variable.
-    pub fn name(self) -> &'static str {
-        match self {
-            Core::M0 => "M0",
-            Core::M3 => "M3",
-            Core::M4 => "M4",
-        }
-    }
-}
-
 /// The firmware ELF for `core`, built once per test binary; see the module docs.
 pub fn firmware_elf(core: Core) -> &'static Path {
     static ELFS: [OnceLock<PathBuf>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    ELFS[core.index()].get_or_init(|| {
+    ELFS[core as usize].get_or_init(|| {
         let prebuilt = std::env::var_os(format!("TINYVAE_FIRMWARE_{}", core.name()))
             .or_else(|| {
                 (core == Core::M3)

@@ -39,6 +39,15 @@ pub struct DataInfo {
     pub val_images: usize,
     /// The class kept for one-class training, if any.
     pub normal_class: Option<String>,
+    /// The seed the train/validation split was drawn with (absent in older checkpoints).
+    #[serde(default)]
+    pub split_seed: Option<u64>,
+    /// The fraction held out for validation (absent in older checkpoints).
+    #[serde(default)]
+    pub val_frac: Option<f64>,
+    /// The cap on training images (`--limit`), if one was set.
+    #[serde(default)]
+    pub limit: Option<usize>,
 }
 
 /// Everything a checkpoint says besides the tensors.
@@ -258,6 +267,7 @@ pub fn load_trainer(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| fmt_err(path, "not a resume file (no optimizer state)"))?;
     let mut cfg = loaded.meta.train.clone();
+    let raised = epochs.is_some_and(|e| e > cfg.epochs);
     if let Some(e) = epochs {
         cfg.epochs = e;
     }
@@ -298,8 +308,9 @@ pub fn load_trainer(
         .set_moments(m, v, step)
         .map_err(|e| fmt_err(path, e))?;
     trainer.progress = progress;
-    // A raised epoch budget lets a stopped run continue.
-    if epochs.is_some() {
+    // A raised epoch budget lets an early-stopped run continue; anything else keeps
+    // the run's own verdict.
+    if raised {
         trainer.progress.stopped_early = false;
     }
     trainer.best = best;

@@ -160,6 +160,7 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
     };
     let loaded = checkpoint::load(&args.checkpoint, &device)?;
     let config = loaded.meta.config.clone();
+    refuse_non_finite(&args.checkpoint, &loaded.model)?;
     let vae = FloatVae::new(
         &config,
         loaded.model.encoder_layers()?,
@@ -316,6 +317,34 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
         report,
         files,
     })
+}
+
+/// Fails when a weight or bias of `model` is NaN or infinite: a diverged run must not
+/// become a device model (quantization would turn NaN into 0 and export a valid-looking
+/// model of zeros).
+fn refuse_non_finite(path: &Path, model: &crate::model::Model) -> Result<(), ExportError> {
+    let stacks = [
+        ("encoder", model.encoder_layers()?),
+        ("decoder", model.decoder_layers()?),
+    ];
+    for (stack, layers) in stacks {
+        for (i, layer) in layers.iter().enumerate() {
+            let bad = layer
+                .weight
+                .iter()
+                .chain(&layer.bias)
+                .filter(|v| !v.is_finite())
+                .count();
+            if bad > 0 {
+                return Err(ExportError::Invalid(format!(
+                    "{}: {stack} layer {i} has {bad} non-finite weights (NaN or Inf): the \
+                     training run diverged; export refuses it",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs both ONNX files in tract on up to 64 `images` and compares them with candle;

@@ -136,3 +136,54 @@ fn damaged_model_files_are_named_errors() {
         "{missing}"
     );
 }
+
+/// A diverged checkpoint (one NaN weight) is refused by name, before anything is
+/// written: quantization would otherwise turn NaN into 0 and export a model of zeros.
+#[test]
+fn a_checkpoint_with_nan_weights_is_not_exported() {
+    let bytes = std::fs::read(root().join("models/tinyvae-mnist.checkpoint.safetensors"))
+        .expect("checkpoint");
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
+    let metadata = header.metadata().clone();
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    owned.sort_by(|a, b| a.0.cmp(&b.0));
+    let poisoned = owned
+        .iter_mut()
+        .find(|(n, d, _, _)| n.contains("weight") && *d == safetensors::Dtype::F32)
+        .expect("a float weight");
+    poisoned.3[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, d, s, data)| {
+            let view = safetensors::tensor::TensorView::new(*d, s.clone(), data).expect("view");
+            (n.clone(), view)
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let checkpoint = dir.path().join("diverged.safetensors");
+    safetensors::serialize_to_file(views, metadata, &checkpoint).expect("write");
+
+    let options = ExportOptions {
+        checkpoint: checkpoint.clone(),
+        out: dir.path().join("m"),
+        data: root().join("data/mnist-10k"),
+        calibration_images: 100,
+        prior_samples: 10,
+        ..ExportOptions::default()
+    };
+    let err = export::export(&options).expect_err("a NaN weight must fail the export");
+    let text = err.to_string();
+    assert!(
+        text.contains("diverged.safetensors") && text.contains("non-finite"),
+        "{text}"
+    );
+    assert!(
+        !dir.path().join("m.safetensors").exists(),
+        "nothing may be written for a diverged checkpoint"
+    );
+}

@@ -259,3 +259,26 @@ fn anomaly_score_is_neg_elbo_at_the_mean() {
     let _ = Tensor::zeros(1, candle_core::DType::F32, &dev).unwrap();
     assert_eq!(auroc(&[0.0, 1.0], &[false, true]), Some(1.0));
 }
+
+/// A loss that turns NaN stops the epoch with an error naming it, instead of
+/// finishing it and handing NaN weights to the checkpoint.
+#[test]
+fn a_diverged_epoch_is_an_error() {
+    let data = common::mnist_train(64);
+    let dev = Device::Cpu;
+    let x = data.to_tensor(&dev).unwrap();
+    let model = Model::new(
+        config(ModelKind::Vae, Likelihood::Bernoulli),
+        Init::Torch,
+        1,
+        &dev,
+    )
+    .unwrap();
+    let (_, first) = model.named_vars().into_iter().next().unwrap();
+    let nan = Tensor::full(f32::NAN, first.as_tensor().shape(), &dev).unwrap();
+    first.set(&nan).unwrap();
+    let mut t = Trainer::new(model, train_cfg(2)).unwrap();
+    let err = t.run_epoch(&x, None, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("diverged in epoch 1"), "{err}");
+    assert_eq!(t.progress.epoch, 0, "a diverged epoch does not count");
+}

@@ -289,6 +289,19 @@ impl Trainer {
                 }
                 None => self.candle_step(train, rows, &shifts, eps, beta)?,
             };
+            if !(r + beta * k).is_finite() {
+                // A diverged step leaves NaN or Inf weights: stop before they are saved
+                // or exported as a model (the last checkpoint is the previous epoch's).
+                candle_core::bail!(
+                    "training diverged in epoch {} (batch {} of {}): the loss is {} \
+                     (reconstruction {r}, KL {k}); the last checkpoint holds the epoch \
+                     before. Try a lower --lr or a KL warm-up.",
+                    epoch + 1,
+                    b + 1,
+                    batches,
+                    r + beta * k
+                );
+            }
             rec_sum += r;
             kl_sum += k;
             loss_sum += r + beta * k;
