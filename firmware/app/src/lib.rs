@@ -25,6 +25,7 @@ pub mod walk;
 use embedded_graphics::pixelcolor::Gray4;
 use embedded_graphics::prelude::DrawTarget;
 use embedded_io::{Read, ReadReady, Write};
+use tinyvae_screens as screen;
 use tinyvae_shared::fixed::Q16;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
@@ -32,7 +33,6 @@ use tinyvae_shared::protocol::{
     decode_frame, encode_frame, DeviceInfo, Encoded, ErrorCode, FrameEvent, FrameReader, Generated,
     Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD, PROTOCOL_VERSION,
 };
-use tinyvae_screens as screen;
 
 use crate::walk::Walk;
 

@@ -14,6 +14,7 @@ use tinyvae_app::{
     draw_boot_screen, App, Buffers, Display, Footprint, InstructionCounter, Parts, IDLE_AFTER,
     MODEL_IMAGE,
 };
+use tinyvae_screens::{self as screen, FrameBuffer};
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
@@ -21,7 +22,6 @@ use tinyvae_shared::protocol::{
     decode_frame, encode_frame, ErrorCode, Latent, Pixels, Request, Response, FRAME_CRC, MAX_FRAME,
     MAX_PAYLOAD, PROTOCOL_VERSION,
 };
-use tinyvae_screens::{self as screen, FrameBuffer};
 
 /// A serial line in memory: the host writes `input`, the app's replies collect in
 /// `output`.

@@ -19,8 +19,8 @@ use cortex_m_rt::{entry, exception};
 use panic_halt as _;
 use static_cell::ConstStaticCell;
 use tinyvae_app::{App, Buffers, Parts};
-use tinyvae_shared::model::Model;
 use tinyvae_screens::FrameBuffer;
+use tinyvae_shared::model::Model;
 
 /// The app's large buffers, zero-initialized in .bss rather than built on the stack
 /// (`ConstStaticCell::take` hands out the static itself, without a copy).
