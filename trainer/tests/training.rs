@@ -274,9 +274,12 @@ fn a_diverged_epoch_is_an_error() {
         &dev,
     )
     .unwrap();
-    let (_, first) = model.named_vars().into_iter().next().unwrap();
-    let nan = Tensor::full(f32::NAN, first.as_tensor().shape(), &dev).unwrap();
-    first.set(&nan).unwrap();
+    // Every parameter NaN (one NaN weight before a ReLU can be masked: ReLU maps NaN
+    // to 0 in the CPU kernels, so the loss would stay finite).
+    for (_, var) in model.named_vars() {
+        let nan = Tensor::full(f32::NAN, var.as_tensor().shape(), &dev).unwrap();
+        var.set(&nan).unwrap();
+    }
     let mut t = Trainer::new(model, train_cfg(2)).unwrap();
     let err = t.run_epoch(&x, None, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("diverged in epoch 1"), "{err}");
