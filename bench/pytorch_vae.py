@@ -15,6 +15,14 @@ Differences from tinyvae, on purpose or unavoidable:
   per image, divided by the number of test images.
 
 Outside CI. Usage: python3 bench/pytorch_vae.py --data data/mnist-10k --epochs 10 --threads 2
+
+Options beyond the example, all defaulting to it (scripts/gpu-bench uses them):
+* --device cuda[:N]: train and test on a GPU (data moved there once; each epoch's time
+  is taken after torch.cuda.synchronize()). The shuffle permutation is still drawn on
+  the CPU, so a run's numbers do not depend on the device's RNG. Default cpu: unchanged.
+* --hidden/--latent/--likelihood gaussian/--normal-class/--lr: tinyvae's one-class setup
+  (784-1000-16, Gaussian = summed squared error of sigmoid(logits), trained on one
+  digit, tested on the whole test split like `tinyvae train --normal-class`).
 """
 import argparse
 import gzip
@@ -56,13 +64,13 @@ def find(d, prefixes, kind, rank):
 
 
 class VAE(nn.Module):
-    def __init__(self):
+    def __init__(self, hidden=400, latent=20):
         super().__init__()
-        self.fc1 = nn.Linear(784, 400)
-        self.fc21 = nn.Linear(400, 20)
-        self.fc22 = nn.Linear(400, 20)
-        self.fc3 = nn.Linear(20, 400)
-        self.fc4 = nn.Linear(400, 784)
+        self.fc1 = nn.Linear(784, hidden)
+        self.fc21 = nn.Linear(hidden, latent)
+        self.fc22 = nn.Linear(hidden, latent)
+        self.fc3 = nn.Linear(latent, hidden)
+        self.fc4 = nn.Linear(hidden, 784)
 
     def encode(self, x):
         h1 = F.relu(self.fc1(x))
@@ -83,7 +91,12 @@ class VAE(nn.Module):
         return self.decode(z), mu, logvar
 
 
-def loss_function(recon_x, x, mu, logvar):
+def loss_function(recon_x, x, mu, logvar, likelihood="bernoulli"):
+    if likelihood == "gaussian":
+        # tinyvae's Gaussian likelihood: summed squared error (variance 1/2, constant left out).
+        sse = torch.sum((recon_x - x.view(-1, 784)) ** 2)
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        return sse + kld
     bce = F.binary_cross_entropy(recon_x, x.view(-1, 784), reduction="sum")
     kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
     return bce + kld
@@ -96,29 +109,54 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    ap.add_argument("--hidden", type=int, default=400)
+    ap.add_argument("--latent", type=int, default=20)
+    ap.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default="bernoulli")
+    ap.add_argument("--normal-class", type=int, default=None,
+                    help="train on this digit only (test on the whole test split)")
+    ap.add_argument("--lr", type=float, default=1e-3)
     args = ap.parse_args()
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: this torch ({torch.__version__}) sees no CUDA device")
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     train = read_idx(find(args.data, ["train"], "images", 3)).reshape(-1, 784)
     test = read_idx(find(args.data, ["t10k", "test"], "images", 3)).reshape(-1, 784)
-    train = torch.from_numpy(train.astype(np.float32) / 255.0)
-    test = torch.from_numpy(test.astype(np.float32) / 255.0)
-    model = VAE()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    if args.normal_class is not None:
+        labels = read_idx(find(args.data, ["train"], "labels", 1))
+        train = train[labels == args.normal_class]
+    train = torch.from_numpy(train.astype(np.float32) / 255.0).to(dev)
+    test = torch.from_numpy(test.astype(np.float32) / 255.0).to(dev)
+    model = VAE(args.hidden, args.latent).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(dev)
+
+    def loss_of(recon, x, mu, logvar):
+        return loss_function(recon, x, mu, logvar, args.likelihood)
     epochs = []
     for epoch in range(1, args.epochs + 1):
         model.train()
+        sync()
         t0 = time.perf_counter()
         perm = torch.randperm(train.shape[0])
+        if cuda:
+            perm = perm.to(dev)
         total = 0.0
         for i in range(0, train.shape[0], args.batch_size):
             x = train[perm[i : i + args.batch_size]]
             opt.zero_grad()
             recon, mu, logvar = model(x)
-            loss = loss_function(recon, x, mu, logvar)
+            loss = loss_of(recon, x, mu, logvar)
             loss.backward()
             total += loss.item()
             opt.step()
+        sync()
         secs = time.perf_counter() - t0
         model.eval()
         with torch.no_grad():
@@ -126,15 +164,19 @@ def main():
             for i in range(0, test.shape[0], args.batch_size):
                 x = test[i : i + args.batch_size]
                 recon, mu, logvar = model(x)
-                tl += loss_function(recon, x, mu, logvar).item()
+                tl += loss_of(recon, x, mu, logvar).item()
         rec = {"epoch": epoch, "seconds": secs, "train_loss": total / train.shape[0], "test_loss": tl / test.shape[0]}
         epochs.append(rec)
         print(json.dumps(rec), flush=True)
-    print(json.dumps({
+    done = {
         "event": "done", "torch": torch.__version__, "threads": args.threads,
         "mean_epoch_seconds": sum(e["seconds"] for e in epochs) / len(epochs),
         "test_loss": epochs[-1]["test_loss"],
-    }), flush=True)
+    }
+    if cuda:
+        done["device"] = torch.cuda.get_device_name(dev)
+        done["cuda"] = torch.version.cuda
+    print(json.dumps(done), flush=True)
 
 
 if __name__ == "__main__":
