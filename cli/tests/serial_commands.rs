@@ -3,8 +3,12 @@
 //! message naming the problem, on wrong ones. Their printed numbers are checked bit for
 //! bit in `tests/tests/firmware_qemu.rs`. Runs once per core (`m0`, `m3`, `m4`).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use common::{fails_with, ok};
 
 use tinyvae_e2e::harness::{boot, model_path, workspace_root, write_synthetic_model, Core, Device};
 
@@ -15,20 +19,6 @@ fn serial(port: &str, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("running tinyvae")
-}
-
-fn ok(out: Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn fails_with(out: Output, what: &str, needle: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{what} must fail");
-    assert!(stderr.contains(needle), "{what}: {stderr}");
 }
 
 fn path(p: &Path) -> &str {

@@ -3,8 +3,12 @@
 //! without `--epochs` keeps the run's own budget; a flag that contradicts the
 //! checkpoint's data split is refused by name.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::{fails_with, ok};
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist-10k")
@@ -22,14 +26,6 @@ fn train(out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .expect("running tinyvae")
-}
-
-fn ok(out: Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The epoch lines of a run's metrics.jsonl (the final summary line excluded).
@@ -106,13 +102,13 @@ fn resume_keeps_the_budget_and_refuses_another_split() {
     );
 
     for (flag, value) in [("--seed", "4"), ("--limit", "100"), ("--val-frac", "0.3")] {
-        let out = train(&run, &["--resume", flag, value]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{flag} {value} must be refused");
-        assert!(
-            stderr.contains(flag) && stderr.contains("contradicts"),
-            "{flag}: {stderr}"
+        let what = format!("--resume {flag} {value}");
+        let stderr = fails_with(
+            train(&run, &["--resume", flag, value]),
+            &what,
+            "contradicts",
         );
+        assert!(stderr.contains(flag), "{what}: {stderr}");
     }
     // Repeating the checkpoint's own values is fine.
     ok(
