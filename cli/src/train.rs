@@ -313,7 +313,7 @@ pub fn run(args: Args) -> Result<()> {
     let train_t = train.to_tensor(&device)?;
     let val_t = val.as_ref().map(|v| v.to_tensor(&device)).transpose()?;
     let data_info = DataInfo {
-        source: args.data.data.display().to_string(),
+        source: split.source.clone(),
         train_images: train.len(),
         val_images: val.as_ref().map_or(0, |v| v.len()),
         normal_class: split.normal_class.clone(),
