@@ -2,8 +2,10 @@
 //! or a typed error: never a panic, never an out-of-bounds read.
 //!
 //! 100,000 purely random strings and 100,000 mutations of valid frames go to the frame
-//! decoder (as requests and as responses); 100,000 mutations and truncations of a valid
-//! model image go to the validator. proptest adds shrinking cases on top.
+//! decoder (as requests and as responses), and every single-bit flip of each valid
+//! frame; 100,000 mutations and truncations of a valid model image go to the validator.
+//! Every corrupted frame or model that differs from the original must be rejected (the
+//! CRC-32 misses one random corruption in 2^32). proptest adds shrinking cases on top.
 
 use proptest::prelude::*;
 use tinyvae_shared::model::Model;
@@ -103,20 +105,59 @@ fn random_byte_strings_never_panic_the_frame_decoder() {
     println!("{CASES} random strings: {accepted} decoded as messages, the rest typed errors");
 }
 
+/// Decodes `body` as a request, and says whether it decoded although it differs from
+/// `original`: COBS is one-to-one, so different bytes that still decode mean a changed
+/// payload the CRC let through.
+fn corruption_accepted(body: &[u8], original: &[u8]) -> bool {
+    let mut copy = body.to_vec();
+    decode_frame::<Request>(&mut copy).is_ok() && body != original
+}
+
 #[test]
-fn mutated_frames_never_panic_and_crc_catches_most() {
+fn mutated_frames_never_panic_and_the_crc_rejects_every_change() {
     let frames = valid_frames();
     let mut rng = Rng::new(77);
-    let mut accepted = 0;
+    let mut unchanged = 0;
+    let mut accepted = Vec::new();
     for i in 0..CASES {
-        let bytes = mutate(&mut rng, &frames[i % frames.len()]);
-        let (req, _) = decode_both(&bytes);
-        accepted += usize::from(req);
+        let original = &frames[i % frames.len()];
+        let bytes = mutate(&mut rng, original);
+        let _ = decode_both(&bytes);
+        unchanged += usize::from(&bytes == original);
+        if corruption_accepted(&bytes, original) {
+            accepted.push(i);
+        }
     }
-    println!("{CASES} mutated frames: {accepted} still decoded");
-    // CRC-32 lets through about 2^-32 of corruptions; mutations that change nothing
-    // (e.g. truncating at the end) are the only ones expected to pass.
-    assert!(accepted < CASES / 10, "{accepted} mutated frames accepted");
+    println!(
+        "{CASES} mutated frames ({unchanged} edits cancelled out): {} corrupted ones decoded",
+        accepted.len()
+    );
+    // CRC-32 lets a random corruption through with probability 2^-32: over 100,000
+    // cases, one acceptance would be a one-in-40,000 event, so any is a defect.
+    assert!(
+        accepted.is_empty(),
+        "{} corrupted frames decoded, first cases {:?}",
+        accepted.len(),
+        &accepted[..accepted.len().min(10)]
+    );
+}
+
+#[test]
+fn every_single_bit_flip_of_a_frame_is_rejected() {
+    let mut flips = 0;
+    for original in valid_frames() {
+        for bit in 0..original.len() * 8 {
+            let mut bytes = original.clone();
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            flips += 1;
+            assert!(
+                !corruption_accepted(&bytes, &original),
+                "flipping bit {bit} of a {}-byte frame went unnoticed",
+                original.len()
+            );
+        }
+    }
+    println!("{flips} single-bit flips, all rejected");
 }
 
 #[test]
@@ -140,7 +181,8 @@ fn frame_reader_survives_any_stream() {
 fn mutated_and_truncated_models_are_typed_errors() {
     let bytes = synthetic_model(3, SMALL).to_bytes().expect("valid");
     let mut rng = Rng::new(123);
-    let mut accepted = 0;
+    let mut unchanged = 0;
+    let mut accepted = Vec::new();
     for i in 0..CASES {
         let candidate = if i % 4 == 0 {
             let cut = rng.next_u32() as usize % bytes.len();
@@ -148,12 +190,23 @@ fn mutated_and_truncated_models_are_typed_errors() {
         } else {
             mutate(&mut rng, &bytes[..])
         };
-        if Model::parse(&candidate).is_ok() {
-            accepted += 1;
+        if candidate == bytes {
+            unchanged += 1;
+        } else if Model::parse(&candidate).is_ok() {
+            accepted.push(i);
         }
     }
-    println!("{CASES} mutated/truncated models: {accepted} accepted");
-    assert!(accepted < CASES / 100);
+    println!(
+        "{CASES} mutated/truncated models ({unchanged} edits cancelled out): {} corrupted ones accepted",
+        accepted.len()
+    );
+    // The image's CRC-32 (and the length fields) must reject every one.
+    assert!(
+        accepted.is_empty(),
+        "{} corrupted models accepted, first cases {:?}",
+        accepted.len(),
+        &accepted[..accepted.len().min(10)]
+    );
 }
 
 #[test]
