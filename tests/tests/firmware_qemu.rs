@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use tinyvae_datasets::corrupt::Corruption;
 use tinyvae_datasets::rng::SeededRng;
 use tinyvae_e2e::harness::{
-    boot, boot_with_screendump, model_image, test_digits, workspace_root, Core,
+    boot, boot_firmware, boot_with_screendump, model_image, odd_firmware_elf, odd_model_image,
+    test_digits, workspace_root, Core, Device,
 };
 use tinyvae_e2e::serial::SerialError;
 use tinyvae_screens::{self as screen, FrameBuffer, DUMP_HEIGHT, DUMP_WIDTH};
@@ -91,19 +92,23 @@ fn parity_images(width: usize, height: usize) -> Vec<(String, Vec<u8>)> {
     images
 }
 
-fn encodes_match_the_host_bit_for_bit(core: Core) {
-    let mut device = boot(core);
-    let model = model();
+/// Encodes each image on `device` and checks mu, logvar and the score against the
+/// host's run of `model` at the device's current `threshold`, then reconstructs every
+/// `reconstruct_every`-th image and checks the decoded pixels.
+fn assert_encodes_match(
+    device: &mut Device,
+    model: &Model<'_>,
+    images: &[(String, Vec<u8>)],
+    reconstruct_every: usize,
+) {
     let mut ws = Workspace::new();
-    let images = parity_images(model.input_width, model.input_height);
-    assert!(images.len() >= 200);
     let mut mismatches = Vec::new();
-    for (name, image) in &images {
+    for (name, image) in images {
         let got = device
             .client
             .encode(image)
             .unwrap_or_else(|e| panic!("encode {name}: {e}"));
-        let want = pipeline::score_image(&model, &mut ws, image, model.threshold)
+        let want = pipeline::score_image(model, &mut ws, image, model.threshold)
             .expect("host scores the image");
         if got.mu != want.posterior.mu
             || got.logvar != want.posterior.logvar
@@ -123,18 +128,54 @@ fn encodes_match_the_host_bit_for_bit(core: Core) {
         images.len(),
         &mismatches[..mismatches.len().min(3)]
     );
-
     // Reconstruct returns decoder(mu) with the same score.
-    for (name, image) in images.iter().step_by(20) {
+    for (name, image) in images.iter().step_by(reconstruct_every) {
         let got = device
             .client
             .reconstruct(image)
             .unwrap_or_else(|e| panic!("reconstruct {name}: {e}"));
-        let want = pipeline::score_image(&model, &mut ws, image, model.threshold)
+        let want = pipeline::score_image(model, &mut ws, image, model.threshold)
             .expect("host scores the image");
         assert_eq!(got.image, want.reconstruction, "{name}: reconstruction");
         assert_eq!(got.score, want.score, "{name}: score");
     }
+}
+
+/// Generates `count` seeded images on `device` (seeds spread over the u64 range, four
+/// temperatures including 0) and decodes one prior sample, checking each latent vector
+/// and image against the host's run of `model`.
+fn assert_generations_match(device: &mut Device, model: &Model<'_>, count: u64) {
+    let mut ws = Workspace::new();
+    let temperatures = [Q16_ONE, Q16_ONE / 2, 3 * Q16_ONE / 2, 0];
+    for i in 0..count {
+        let seed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i;
+        let temperature = temperatures[i as usize % temperatures.len()];
+        let got = device
+            .client
+            .generate(seed, temperature)
+            .unwrap_or_else(|e| panic!("generate seed {seed}: {e}"));
+        let (z, image) =
+            pipeline::generate(model, &mut ws, seed, temperature).expect("host generates");
+        assert_eq!(got.z, z, "seed {seed}: latent sample");
+        assert_eq!(got.image, image, "seed {seed}: image");
+    }
+    // Decode of a given latent vector.
+    let z = pipeline::prior_sample(model.latent, 7, Q16_ONE);
+    let got = device.client.decode(&z).expect("decode");
+    assert_eq!(got.z, z);
+    assert_eq!(
+        got.image,
+        pipeline::decode(model, &mut ws, &z).expect("host decodes")
+    );
+}
+
+fn encodes_match_the_host_bit_for_bit(core: Core) {
+    let mut device = boot(core);
+    let model = model();
+    let mut ws = Workspace::new();
+    let images = parity_images(model.input_width, model.input_height);
+    assert!(images.len() >= 200);
+    assert_encodes_match(&mut device, &model, &images, 20);
 
     // The verdict follows a new threshold.
     let lowered = device.client.set_threshold(0).expect("set threshold");
@@ -160,29 +201,76 @@ fn encodes_match_the_host_bit_for_bit(core: Core) {
 
 fn generations_match_the_host_bit_for_bit(core: Core) {
     let mut device = boot(core);
-    let model = model();
-    let mut ws = Workspace::new();
-    let temperatures = [Q16_ONE, Q16_ONE / 2, 3 * Q16_ONE / 2, 0];
-    for i in 0..20u64 {
-        let seed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i;
-        let temperature = temperatures[i as usize % temperatures.len()];
-        let got = device
-            .client
-            .generate(seed, temperature)
-            .unwrap_or_else(|e| panic!("generate seed {seed}: {e}"));
-        let (z, image) =
-            pipeline::generate(&model, &mut ws, seed, temperature).expect("host generates");
-        assert_eq!(got.z, z, "seed {seed}: latent sample");
-        assert_eq!(got.image, image, "seed {seed}: image");
+    assert_generations_match(&mut device, &model(), 20);
+}
+
+/// Images for the odd-shaped model: digits cropped to its size at shifting offsets,
+/// seeded noise, and extremes (flat black, white and grey, a checkerboard, a ramp).
+fn odd_images(width: usize, height: usize) -> Vec<(String, Vec<u8>)> {
+    let digits = test_digits();
+    let mut images: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| {
+            let (dx, dy) = (
+                i % (digits.width - width + 1),
+                i % (digits.height - height + 1),
+            );
+            let digit = digits.image_u8(i);
+            let crop = (0..height)
+                .flat_map(|y| (0..width).map(move |x| (x, y)))
+                .map(|(x, y)| digit[(y + dy) * digits.width + x + dx])
+                .collect();
+            (format!("digit #{i} cropped at ({dx}, {dy})"), crop)
+        })
+        .collect();
+    let mut rng = Rng::new(0x0dd);
+    for i in 0..10 {
+        let noise = (0..width * height).map(|_| rng.next_u32() as u8).collect();
+        images.push((format!("noise #{i}"), noise));
     }
-    // Decode of a given latent vector.
-    let z = pipeline::prior_sample(model.latent, 7, Q16_ONE);
-    let got = device.client.decode(&z).expect("decode");
-    assert_eq!(got.z, z);
+    for level in [0u8, 255, 128] {
+        images.push((format!("flat {level}"), vec![level; width * height]));
+    }
+    let pixels = 0..width * height;
+    images.push((
+        "checkerboard".into(),
+        pixels
+            .clone()
+            .map(|p| {
+                if (p % width + p / width).is_multiple_of(2) {
+                    255
+                } else {
+                    0
+                }
+            })
+            .collect(),
+    ));
+    images.push((
+        "ramp".into(),
+        pixels
+            .map(|p| (p * 255 / (width * height - 1)) as u8)
+            .collect(),
+    ));
+    images
+}
+
+/// The firmware built with the odd-shaped model (see `harness::ODD_SHAPE`: every
+/// layer leaves a remainder in each kernel, where the default model's leave none)
+/// answers encodes, reconstructions, generations and a decode bit for bit like the
+/// host's run of the same model bytes.
+fn odd_shaped_model_matches_the_host_bit_for_bit(core: Core) {
+    let model = Model::parse(odd_model_image()).expect("the odd-shaped model parses");
+    let mut device = boot_firmware(core, odd_firmware_elf(core), None);
+    let info = &device.info;
+    assert_eq!(info.model_hash, model.hash, "the device runs another model");
     assert_eq!(
-        got.image,
-        pipeline::decode(&model, &mut ws, &z).expect("host decodes")
+        (info.input_width, info.input_height, info.latent),
+        (27, 25, 5),
+        "the odd shape"
     );
+    let images = odd_images(model.input_width, model.input_height);
+    assert!(images.len() >= 50);
+    assert_encodes_match(&mut device, &model, &images, 5);
+    assert_generations_match(&mut device, &model, 12);
 }
 
 /// The host's rendering of `fb` as QEMU dumps it, and the indices of the pixels of the
@@ -483,4 +571,5 @@ on_every_core!(
     emulator_is_gone_after_drop,
     boot_screen_matches_the_host_rendering,
     pipelined_requests_are_all_answered,
+    odd_shaped_model_matches_the_host_bit_for_bit,
 );
