@@ -209,6 +209,102 @@ fn build_firmware(core: Core, model: Option<&Path>, target_dir: &Path) -> PathBu
     .unwrap_or_else(|e| panic!("building the firmware for the {core:?} failed: {e}"))
 }
 
+/// What a firmware ELF itself says about its memory, for checking the figures the
+/// device reports in `Info` (read from the file, not from the firmware's linker
+/// symbols, so a wrong report cannot agree with itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElfFootprint {
+    /// Bytes programmed into flash: from the lowest to the end of the highest load
+    /// address of the loadable segments that carry bytes (code, read-only data and
+    /// the initial values of `.data`).
+    pub flash: u32,
+    /// Static RAM: the span of the allocated sections that are writable or zero-filled
+    /// (`.data`, `.bss`, `.uninit`).
+    pub ram_static: u32,
+    /// Lowest address of that span.
+    pub ram_start: u32,
+    /// The initial stack pointer: the first word of the vector table (address 0).
+    pub stack_top: u32,
+}
+
+impl ElfFootprint {
+    /// The stack's region: from the end of the statics to the initial stack pointer.
+    pub fn stack_region(&self) -> u32 {
+        self.stack_top - self.ram_start - self.ram_static
+    }
+}
+
+/// Reads [`ElfFootprint`] from the ELF32 (little-endian) at `path`: its program
+/// headers, section headers and the vector table's first word.
+pub fn elf_footprint(path: &Path) -> ElfFootprint {
+    let elf = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let at = |offset: usize, len: usize| -> &[u8] {
+        elf.get(offset..offset + len)
+            .unwrap_or_else(|| panic!("{} ends before byte {}", path.display(), offset + len))
+    };
+    let u16_at = |offset: usize| u16::from_le_bytes([at(offset, 2)[0], at(offset, 2)[1]]) as usize;
+    let u32_at = |offset: usize| {
+        let b = at(offset, 4);
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    };
+    assert_eq!(
+        at(0, 6),
+        b"\x7fELF\x01\x01",
+        "{}: not a little-endian ELF32",
+        path.display()
+    );
+    const PT_LOAD: u32 = 1;
+    const SHT_NOBITS: u32 = 8;
+    const SHF_WRITE: u32 = 1;
+    const SHF_ALLOC: u32 = 2;
+    // Program headers: (p_paddr, p_filesz) of the loaded segments with bytes.
+    let (phoff, phentsize, phnum) = (u32_at(0x1c) as usize, u16_at(0x2a), u16_at(0x2c));
+    let loaded: Vec<(u32, u32)> = (0..phnum)
+        .map(|i| phoff + i * phentsize)
+        .filter(|&ph| u32_at(ph) == PT_LOAD && u32_at(ph + 16) > 0)
+        .map(|ph| (u32_at(ph + 12), u32_at(ph + 16)))
+        .collect();
+    let flash_start = loaded
+        .iter()
+        .map(|&(a, _)| a)
+        .min()
+        .expect("a loaded segment");
+    let flash_end = loaded
+        .iter()
+        .map(|&(a, n)| a + n)
+        .max()
+        .expect("a loaded segment");
+    // Section headers: (sh_type, sh_flags, sh_addr, sh_offset, sh_size).
+    let (shoff, shentsize, shnum) = (u32_at(0x20) as usize, u16_at(0x2e), u16_at(0x30));
+    let sections: Vec<[u32; 5]> = (0..shnum)
+        .map(|i| shoff + i * shentsize)
+        .map(|sh| [4, 8, 12, 16, 20].map(|field| u32_at(sh + field)))
+        .collect();
+    let ram: Vec<(u32, u32)> = sections
+        .iter()
+        .filter(|&&[kind, flags, ..]| {
+            flags & SHF_ALLOC != 0 && (flags & SHF_WRITE != 0 || kind == SHT_NOBITS)
+        })
+        .map(|&[_, _, addr, _, size]| (addr, size))
+        .collect();
+    let ram_start = ram.iter().map(|&(a, _)| a).min().expect("a RAM section");
+    let ram_end = ram
+        .iter()
+        .map(|&(a, n)| a + n)
+        .max()
+        .expect("a RAM section");
+    let vector_table = sections
+        .iter()
+        .find(|&&[kind, flags, addr, ..]| flags & SHF_ALLOC != 0 && kind != SHT_NOBITS && addr == 0)
+        .expect("a section at address 0 (the vector table)");
+    ElfFootprint {
+        flash: flash_end - flash_start,
+        ram_static: ram_end - ram_start,
+        ram_start,
+        stack_top: u32_at(vector_table[3] as usize),
+    }
+}
+
 /// The firmware running in QEMU, with a connected client.
 pub struct Device {
     /// QEMU (killed on drop).
