@@ -21,10 +21,16 @@ use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::protocol::{
-    encode_frame, DeviceInfo, ErrorCode, Request, Response, FRAME_CRC, MAX_FRAME, MAX_PAYLOAD,
+    encode_frame, DeviceInfo, ErrorCode, Request, Response, MAX_FRAME, MAX_PAYLOAD,
     PROTOCOL_VERSION,
 };
 use tinyvae_shared::rng::Rng;
+
+// A folder of its own, so cargo does not take it for a test binary of its own.
+#[path = "firmware_qemu/load.rs"]
+mod load;
+
+use load::the_device_under_load_answers_every_frame;
 
 fn model() -> Model<'static> {
     Model::parse(model_image()).expect("the test model parses")
@@ -470,99 +476,6 @@ fn pipelined_requests_are_all_answered(core: Core) {
     }
 }
 
-/// A frame whose CRC is wrong: a valid message with its CRC's bits flipped.
-fn bad_crc_frame(rng: &mut Rng) -> Vec<u8> {
-    let request = Request::Generate {
-        seed: u64::from(rng.next_u32()),
-        temperature: Q16_ONE,
-    };
-    let mut buf = [0u8; 64];
-    let mut payload = postcard::to_slice(&request, &mut buf)
-        .expect("serialize")
-        .to_vec();
-    let crc = FRAME_CRC.checksum(&payload) ^ (1 << (rng.next_u32() % 32));
-    payload.extend_from_slice(&crc.to_le_bytes());
-    let mut frame = vec![0u8; payload.len() + payload.len() / 254 + 2];
-    let n = cobs::encode(&payload, &mut frame);
-    frame.truncate(n);
-    frame.push(0);
-    frame
-}
-
-/// A valid `Encode` frame cut short (at least one byte kept, so it is not empty).
-fn truncated_frame(rng: &mut Rng, pixels: usize) -> Vec<u8> {
-    let image = (0..pixels).map(|_| rng.next_u32() as u8).collect();
-    let mut scratch = [0u8; MAX_PAYLOAD];
-    let mut out = [0u8; MAX_FRAME];
-    let n = encode_frame(&Request::Encode { image }, &mut scratch, &mut out).expect("fits");
-    let keep = 1 + rng.next_u32() as usize % (n - 2);
-    let mut frame = out[..keep].to_vec();
-    frame.push(0);
-    frame
-}
-
-fn nonzero_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
-    (0..n).map(|_| 1 + (rng.next_u32() % 255) as u8).collect()
-}
-
-fn garbage_frames_each_get_exactly_one_error(core: Core) {
-    let mut device = boot(core);
-    let pixels = model().pixels();
-    let before = device.client.stats().expect("stats before");
-    let mut rng = Rng::new(0x6a7b);
-    let mut kinds = [0usize; 5];
-    for i in 0..1000 {
-        let kind = i % 5;
-        let frame = match kind {
-            0 => {
-                let n = 1 + rng.next_u32() as usize % 300;
-                let mut f = nonzero_bytes(&mut rng, n);
-                f.push(0);
-                f
-            }
-            1 => truncated_frame(&mut rng, pixels),
-            2 => bad_crc_frame(&mut rng),
-            3 => {
-                let n = MAX_FRAME + 1 + rng.next_u32() as usize % 600;
-                let mut f = nonzero_bytes(&mut rng, n);
-                f.push(0);
-                f
-            }
-            // A lone terminator: an empty frame.
-            _ => vec![0],
-        };
-        device.client.send_raw(&frame).expect("send garbage");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        match device.client.read_response(deadline) {
-            Ok(Response::Error(_)) => kinds[kind] += 1,
-            other => panic!(
-                "garbage frame {i} (kind {kind}, {} bytes) got {other:?}",
-                frame.len()
-            ),
-        }
-    }
-    assert_eq!(kinds, [200; 5]);
-    // Exactly one reply each: nothing more arrives.
-    let extra = device
-        .client
-        .drain(Duration::from_millis(500), Duration::from_secs(10))
-        .expect("drain");
-    assert_eq!(extra, 0, "bytes beyond one reply per frame");
-    let info = device.client.info().expect("Info after the garbage");
-    assert_eq!(info.model_hash, device.info.model_hash);
-    eprintln!(
-        "stack high-water mark after 1,000 garbage frames: {} B",
-        info.stack_high_water
-    );
-    let after = device.client.stats().expect("stats after");
-    assert_eq!(after.errors - before.errors, 1000, "error counter");
-    assert_eq!(
-        after.frames - before.frames,
-        1002,
-        "frame counter (1000 + Info + Stats)"
-    );
-}
-
 fn emulator_is_gone_after_drop(core: Core) {
     let device = boot(core);
     let pid = device.emulator.pid();
@@ -593,7 +506,7 @@ on_every_core!(
     encodes_match_the_host_bit_for_bit,
     generations_match_the_host_bit_for_bit,
     screen_after_generate_matches_the_host_rendering,
-    garbage_frames_each_get_exactly_one_error,
+    the_device_under_load_answers_every_frame,
     emulator_is_gone_after_drop,
     boot_screen_matches_the_host_rendering,
     pipelined_requests_are_all_answered,
