@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use tinyvae_datasets::corrupt::Corruption;
 use tinyvae_datasets::rng::SeededRng;
 use tinyvae_e2e::harness::{
-    boot, boot_with_screendump, model_image, test_digits, workspace_root, Core,
+    boot, boot_firmware, boot_with_screendump, elf_footprint, firmware_elf, model_image,
+    odd_firmware_elf, odd_model_image, test_digits, workspace_root, Core, Device,
 };
 use tinyvae_e2e::serial::SerialError;
 use tinyvae_screens::{self as screen, FrameBuffer, DUMP_HEIGHT, DUMP_WIDTH};
@@ -20,10 +21,16 @@ use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::protocol::{
-    encode_frame, DeviceInfo, ErrorCode, Request, Response, FRAME_CRC, MAX_FRAME, MAX_PAYLOAD,
+    encode_frame, DeviceInfo, ErrorCode, Request, Response, MAX_FRAME, MAX_PAYLOAD,
     PROTOCOL_VERSION,
 };
 use tinyvae_shared::rng::Rng;
+
+// A folder of its own, so cargo does not take it for a test binary of its own.
+#[path = "firmware_qemu/load.rs"]
+mod load;
+
+use load::the_device_under_load_answers_every_frame;
 
 fn model() -> Model<'static> {
     Model::parse(model_image()).expect("the test model parses")
@@ -52,9 +59,7 @@ fn info_matches_the_model_file(core: Core) {
         info.flash_used,
         model_image().len()
     );
-    assert!(info.flash_used <= 256 * 1024, "flash {}", info.flash_used);
-    assert!(info.ram_static <= 64 * 1024, "RAM {}", info.ram_static);
-    assert!(info.stack_high_water <= 64 * 1024);
+    assert_footprint_matches_the_elf(&info, firmware_elf(core));
     // Everything but the stack's high-water mark (which only grows) is fixed.
     let again = device.client.info().expect("second Info");
     assert!(again.stack_high_water >= info.stack_high_water);
@@ -64,6 +69,33 @@ fn info_matches_the_model_file(core: Core) {
             ..again
         },
         info
+    );
+}
+
+/// The memory figures of `info` against the firmware's ELF: flash and static RAM
+/// exactly, and a stack high-water mark that is neither zero nor the whole region (a
+/// stack never painted reads as all used).
+fn assert_footprint_matches_the_elf(info: &DeviceInfo, elf: &std::path::Path) {
+    let want = elf_footprint(elf);
+    assert_eq!(
+        info.flash_used,
+        want.flash,
+        "flash the device reports vs the bytes {} loads",
+        elf.display()
+    );
+    assert_eq!(
+        info.ram_static,
+        want.ram_static,
+        "static RAM the device reports vs the sections of {}",
+        elf.display()
+    );
+    let region = want.stack_region();
+    assert!(
+        info.stack_high_water > 0 && info.stack_high_water < region,
+        "stack high-water mark {} B outside (0, {region}) (the region between the statics \
+         and the initial stack pointer {:#x})",
+        info.stack_high_water,
+        want.stack_top
     );
 }
 
@@ -91,19 +123,23 @@ fn parity_images(width: usize, height: usize) -> Vec<(String, Vec<u8>)> {
     images
 }
 
-fn encodes_match_the_host_bit_for_bit(core: Core) {
-    let mut device = boot(core);
-    let model = model();
+/// Encodes each image on `device` and checks mu, logvar and the score against the
+/// host's run of `model` at the device's current `threshold`, then reconstructs every
+/// `reconstruct_every`-th image and checks the decoded pixels.
+fn assert_encodes_match(
+    device: &mut Device,
+    model: &Model<'_>,
+    images: &[(String, Vec<u8>)],
+    reconstruct_every: usize,
+) {
     let mut ws = Workspace::new();
-    let images = parity_images(model.input_width, model.input_height);
-    assert!(images.len() >= 200);
     let mut mismatches = Vec::new();
-    for (name, image) in &images {
+    for (name, image) in images {
         let got = device
             .client
             .encode(image)
             .unwrap_or_else(|e| panic!("encode {name}: {e}"));
-        let want = pipeline::score_image(&model, &mut ws, image, model.threshold)
+        let want = pipeline::score_image(model, &mut ws, image, model.threshold)
             .expect("host scores the image");
         if got.mu != want.posterior.mu
             || got.logvar != want.posterior.logvar
@@ -123,18 +159,54 @@ fn encodes_match_the_host_bit_for_bit(core: Core) {
         images.len(),
         &mismatches[..mismatches.len().min(3)]
     );
-
     // Reconstruct returns decoder(mu) with the same score.
-    for (name, image) in images.iter().step_by(20) {
+    for (name, image) in images.iter().step_by(reconstruct_every) {
         let got = device
             .client
             .reconstruct(image)
             .unwrap_or_else(|e| panic!("reconstruct {name}: {e}"));
-        let want = pipeline::score_image(&model, &mut ws, image, model.threshold)
+        let want = pipeline::score_image(model, &mut ws, image, model.threshold)
             .expect("host scores the image");
         assert_eq!(got.image, want.reconstruction, "{name}: reconstruction");
         assert_eq!(got.score, want.score, "{name}: score");
     }
+}
+
+/// Generates `count` seeded images on `device` (seeds spread over the u64 range, four
+/// temperatures including 0) and decodes one prior sample, checking each latent vector
+/// and image against the host's run of `model`.
+fn assert_generations_match(device: &mut Device, model: &Model<'_>, count: u64) {
+    let mut ws = Workspace::new();
+    let temperatures = [Q16_ONE, Q16_ONE / 2, 3 * Q16_ONE / 2, 0];
+    for i in 0..count {
+        let seed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i;
+        let temperature = temperatures[i as usize % temperatures.len()];
+        let got = device
+            .client
+            .generate(seed, temperature)
+            .unwrap_or_else(|e| panic!("generate seed {seed}: {e}"));
+        let (z, image) =
+            pipeline::generate(model, &mut ws, seed, temperature).expect("host generates");
+        assert_eq!(got.z, z, "seed {seed}: latent sample");
+        assert_eq!(got.image, image, "seed {seed}: image");
+    }
+    // Decode of a given latent vector.
+    let z = pipeline::prior_sample(model.latent, 7, Q16_ONE);
+    let got = device.client.decode(&z).expect("decode");
+    assert_eq!(got.z, z);
+    assert_eq!(
+        got.image,
+        pipeline::decode(model, &mut ws, &z).expect("host decodes")
+    );
+}
+
+fn encodes_match_the_host_bit_for_bit(core: Core) {
+    let mut device = boot(core);
+    let model = model();
+    let mut ws = Workspace::new();
+    let images = parity_images(model.input_width, model.input_height);
+    assert!(images.len() >= 200);
+    assert_encodes_match(&mut device, &model, &images, 20);
 
     // The verdict follows a new threshold.
     let lowered = device.client.set_threshold(0).expect("set threshold");
@@ -160,29 +232,77 @@ fn encodes_match_the_host_bit_for_bit(core: Core) {
 
 fn generations_match_the_host_bit_for_bit(core: Core) {
     let mut device = boot(core);
-    let model = model();
-    let mut ws = Workspace::new();
-    let temperatures = [Q16_ONE, Q16_ONE / 2, 3 * Q16_ONE / 2, 0];
-    for i in 0..20u64 {
-        let seed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i;
-        let temperature = temperatures[i as usize % temperatures.len()];
-        let got = device
-            .client
-            .generate(seed, temperature)
-            .unwrap_or_else(|e| panic!("generate seed {seed}: {e}"));
-        let (z, image) =
-            pipeline::generate(&model, &mut ws, seed, temperature).expect("host generates");
-        assert_eq!(got.z, z, "seed {seed}: latent sample");
-        assert_eq!(got.image, image, "seed {seed}: image");
+    assert_generations_match(&mut device, &model(), 20);
+}
+
+/// Images for the odd-shaped model: digits cropped to its size at shifting offsets,
+/// seeded noise, and extremes (flat black, white and grey, a checkerboard, a ramp).
+fn odd_images(width: usize, height: usize) -> Vec<(String, Vec<u8>)> {
+    let digits = test_digits();
+    let mut images: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| {
+            let (dx, dy) = (
+                i % (digits.width - width + 1),
+                i % (digits.height - height + 1),
+            );
+            let digit = digits.image_u8(i);
+            let crop = (0..height)
+                .flat_map(|y| (0..width).map(move |x| (x, y)))
+                .map(|(x, y)| digit[(y + dy) * digits.width + x + dx])
+                .collect();
+            (format!("digit #{i} cropped at ({dx}, {dy})"), crop)
+        })
+        .collect();
+    let mut rng = Rng::new(0x0dd);
+    for i in 0..10 {
+        let noise = (0..width * height).map(|_| rng.next_u32() as u8).collect();
+        images.push((format!("noise #{i}"), noise));
     }
-    // Decode of a given latent vector.
-    let z = pipeline::prior_sample(model.latent, 7, Q16_ONE);
-    let got = device.client.decode(&z).expect("decode");
-    assert_eq!(got.z, z);
+    for level in [0u8, 255, 128] {
+        images.push((format!("flat {level}"), vec![level; width * height]));
+    }
+    let pixels = 0..width * height;
+    images.push((
+        "checkerboard".into(),
+        pixels
+            .clone()
+            .map(|p| {
+                if (p % width + p / width).is_multiple_of(2) {
+                    255
+                } else {
+                    0
+                }
+            })
+            .collect(),
+    ));
+    images.push((
+        "ramp".into(),
+        pixels
+            .map(|p| (p * 255 / (width * height - 1)) as u8)
+            .collect(),
+    ));
+    images
+}
+
+/// The firmware built with the odd-shaped model (see `harness::ODD_SHAPE`: every
+/// layer leaves a remainder in each kernel, where the default model's leave none)
+/// answers encodes, reconstructions, generations and a decode bit for bit like the
+/// host's run of the same model bytes.
+fn odd_shaped_model_matches_the_host_bit_for_bit(core: Core) {
+    let model = Model::parse(odd_model_image()).expect("the odd-shaped model parses");
+    let mut device = boot_firmware(core, odd_firmware_elf(core), None);
+    let info = &device.info;
+    assert_eq!(info.model_hash, model.hash, "the device runs another model");
     assert_eq!(
-        got.image,
-        pipeline::decode(&model, &mut ws, &z).expect("host decodes")
+        (info.input_width, info.input_height, info.latent),
+        (27, 25, 5),
+        "the odd shape"
     );
+    assert_footprint_matches_the_elf(info, odd_firmware_elf(core));
+    let images = odd_images(model.input_width, model.input_height);
+    assert!(images.len() >= 50);
+    assert_encodes_match(&mut device, &model, &images, 5);
+    assert_generations_match(&mut device, &model, 12);
 }
 
 /// The host's rendering of `fb` as QEMU dumps it, and the indices of the pixels of the
@@ -356,99 +476,6 @@ fn pipelined_requests_are_all_answered(core: Core) {
     }
 }
 
-/// A frame whose CRC is wrong: a valid message with its CRC's bits flipped.
-fn bad_crc_frame(rng: &mut Rng) -> Vec<u8> {
-    let request = Request::Generate {
-        seed: u64::from(rng.next_u32()),
-        temperature: Q16_ONE,
-    };
-    let mut buf = [0u8; 64];
-    let mut payload = postcard::to_slice(&request, &mut buf)
-        .expect("serialize")
-        .to_vec();
-    let crc = FRAME_CRC.checksum(&payload) ^ (1 << (rng.next_u32() % 32));
-    payload.extend_from_slice(&crc.to_le_bytes());
-    let mut frame = vec![0u8; payload.len() + payload.len() / 254 + 2];
-    let n = cobs::encode(&payload, &mut frame);
-    frame.truncate(n);
-    frame.push(0);
-    frame
-}
-
-/// A valid `Encode` frame cut short (at least one byte kept, so it is not empty).
-fn truncated_frame(rng: &mut Rng, pixels: usize) -> Vec<u8> {
-    let image = (0..pixels).map(|_| rng.next_u32() as u8).collect();
-    let mut scratch = [0u8; MAX_PAYLOAD];
-    let mut out = [0u8; MAX_FRAME];
-    let n = encode_frame(&Request::Encode { image }, &mut scratch, &mut out).expect("fits");
-    let keep = 1 + rng.next_u32() as usize % (n - 2);
-    let mut frame = out[..keep].to_vec();
-    frame.push(0);
-    frame
-}
-
-fn nonzero_bytes(rng: &mut Rng, n: usize) -> Vec<u8> {
-    (0..n).map(|_| 1 + (rng.next_u32() % 255) as u8).collect()
-}
-
-fn garbage_frames_each_get_exactly_one_error(core: Core) {
-    let mut device = boot(core);
-    let pixels = model().pixels();
-    let before = device.client.stats().expect("stats before");
-    let mut rng = Rng::new(0x6a7b);
-    let mut kinds = [0usize; 5];
-    for i in 0..1000 {
-        let kind = i % 5;
-        let frame = match kind {
-            0 => {
-                let n = 1 + rng.next_u32() as usize % 300;
-                let mut f = nonzero_bytes(&mut rng, n);
-                f.push(0);
-                f
-            }
-            1 => truncated_frame(&mut rng, pixels),
-            2 => bad_crc_frame(&mut rng),
-            3 => {
-                let n = MAX_FRAME + 1 + rng.next_u32() as usize % 600;
-                let mut f = nonzero_bytes(&mut rng, n);
-                f.push(0);
-                f
-            }
-            // A lone terminator: an empty frame.
-            _ => vec![0],
-        };
-        device.client.send_raw(&frame).expect("send garbage");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        match device.client.read_response(deadline) {
-            Ok(Response::Error(_)) => kinds[kind] += 1,
-            other => panic!(
-                "garbage frame {i} (kind {kind}, {} bytes) got {other:?}",
-                frame.len()
-            ),
-        }
-    }
-    assert_eq!(kinds, [200; 5]);
-    // Exactly one reply each: nothing more arrives.
-    let extra = device
-        .client
-        .drain(Duration::from_millis(500), Duration::from_secs(10))
-        .expect("drain");
-    assert_eq!(extra, 0, "bytes beyond one reply per frame");
-    let info = device.client.info().expect("Info after the garbage");
-    assert_eq!(info.model_hash, device.info.model_hash);
-    eprintln!(
-        "stack high-water mark after 1,000 garbage frames: {} B",
-        info.stack_high_water
-    );
-    let after = device.client.stats().expect("stats after");
-    assert_eq!(after.errors - before.errors, 1000, "error counter");
-    assert_eq!(
-        after.frames - before.frames,
-        1002,
-        "frame counter (1000 + Info + Stats)"
-    );
-}
-
 fn emulator_is_gone_after_drop(core: Core) {
     let device = boot(core);
     let pid = device.emulator.pid();
@@ -479,8 +506,9 @@ on_every_core!(
     encodes_match_the_host_bit_for_bit,
     generations_match_the_host_bit_for_bit,
     screen_after_generate_matches_the_host_rendering,
-    garbage_frames_each_get_exactly_one_error,
+    the_device_under_load_answers_every_frame,
     emulator_is_gone_after_drop,
     boot_screen_matches_the_host_rendering,
     pipelined_requests_are_all_answered,
+    odd_shaped_model_matches_the_host_bit_for_bit,
 );
