@@ -285,3 +285,37 @@ fn a_diverged_epoch_is_an_error() {
     assert!(err.to_string().contains("diverged in epoch 1"), "{err}");
     assert_eq!(t.progress.epoch, 0, "a diverged epoch does not count");
 }
+
+/// A resume file whose best-epoch parameters do not fit the model is refused when it is
+/// loaded, naming the tensor and both shapes, not when the resumed run ends and restores
+/// its best epoch.
+#[test]
+fn a_misshapen_best_tensor_is_refused_at_resume() {
+    let dev = Device::Cpu;
+    let model = Model::new(
+        config(ModelKind::Vae, Likelihood::Bernoulli),
+        Init::Torch,
+        6,
+        &dev,
+    )
+    .unwrap();
+    let mut t = Trainer::new(model, train_cfg(2)).unwrap();
+    let mut best = t.model.snapshot().unwrap();
+    let names: Vec<String> = t.model.named_vars().into_iter().map(|(n, _)| n).collect();
+    let wrong = names.iter().position(|n| n == "decoder.0.bias").unwrap();
+    best[wrong] = Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap();
+    t.best = Some(best);
+    let dir = tempfile::tempdir().unwrap();
+    let last = dir.path().join("last.safetensors");
+    checkpoint::save_trainer(&last, &t, &meta(&t)).unwrap();
+
+    let err = checkpoint::load_trainer(&last, &dev, None)
+        .err()
+        .expect("a misshapen best.* tensor must be refused at load")
+        .to_string();
+    assert!(
+        err.contains("last.safetensors") && err.contains("best.decoder.0.bias"),
+        "{err}"
+    );
+    assert!(err.contains("[3]") && err.contains("[64]"), "{err}");
+}
