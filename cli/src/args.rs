@@ -18,8 +18,8 @@ pub struct DataArgs {
     /// normal class when scoring anomalies.
     #[arg(long)]
     pub normal_class: Option<String>,
-    /// Use at most this many images (after class filtering).
-    #[arg(long)]
+    /// Use at most this many images (after class filtering; at least 1).
+    #[arg(long, value_parser = at_least_one)]
     pub limit: Option<usize>,
     /// Width images from folders are resized to.
     #[arg(long, default_value_t = 28)]
@@ -42,6 +42,30 @@ impl DataArgs {
     /// Only the test split, sized to `(w, h)` when it comes from a folder.
     pub fn load_test(&self, size: (usize, usize), seed: u64) -> Result<Dataset> {
         Ok(tinyvae_datasets::load_test(&self.data, size, seed)?)
+    }
+}
+
+/// Parses a count flag that must be at least 1: `--limit 0` or `--epochs 0` would
+/// otherwise run on nothing and still write a "trained" model. clap names the flag in
+/// the error.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("expected a whole number of at least 1, got 0".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a whole number of at least 1 ({e})")),
+    }
+}
+
+/// Parses a fraction in `[0, 1)`, such as `--val-frac`: 1 or more would hold out every
+/// image and leave none to train on; negative and NaN values have no meaning.
+pub fn fraction_below_one(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|e| format!("expected a fraction in [0, 1) ({e})"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("expected a fraction in [0, 1), got {v}"))
     }
 }
 

@@ -25,8 +25,8 @@ pub struct Args {
     #[command(flatten)]
     pub hyper: HyperArgs,
     /// Fraction of the training images held out for validation and early stopping
-    /// [default: 0.1; on --resume: the checkpoint's].
-    #[arg(long)]
+    /// [default: 0.1; on --resume: the checkpoint's]; in [0, 1), 0 = no validation.
+    #[arg(long, allow_negative_numbers = true, value_parser = crate::args::fraction_below_one)]
     pub val_frac: Option<f64>,
     /// Output directory: model.safetensors (best), last.safetensors (resume),
     /// metrics.jsonl, loss.png.
@@ -87,9 +87,9 @@ pub struct ModelArgs {
 /// Optimisation options.
 #[derive(clap::Args, Clone, Debug)]
 pub struct HyperArgs {
-    /// Epochs (maximum, with early stopping) [default: 10; on --resume: the
+    /// Epochs (maximum, with early stopping; at least 1) [default: 10; on --resume: the
     /// checkpoint's].
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::at_least_one)]
     pub epochs: Option<usize>,
     /// Minibatch size.
     #[arg(long, default_value_t = 128)]
@@ -239,6 +239,36 @@ impl Split {
             )?,
         })
     }
+
+    /// Fails when the split leaves nothing to train on, or an empty validation set where
+    /// one was asked for: training would "finish" on nothing, or early stopping and the
+    /// best epoch would silently fall back to the last epoch.
+    fn check_sizes(&self, available: usize, train: usize, val: Option<usize>) -> Result<()> {
+        let source = match self.limit {
+            Some(n) => format!("{} (--limit {n})", self.source),
+            None => self.source.clone(),
+        };
+        if train == 0 {
+            anyhow::bail!(
+                "no training images: --val-frac {} holds out {} of the {available} images \
+                 in {source}{}; use more images or a smaller --val-frac",
+                self.val_frac,
+                val.unwrap_or(0),
+                self.normal_class
+                    .as_ref()
+                    .map_or(String::new(), |c| format!(" of class {c:?}")),
+            );
+        }
+        if val == Some(0) {
+            anyhow::bail!(
+                "--val-frac {} of the {available} images in {source} is no validation image \
+                 (it rounds to 0); use a larger --val-frac or more images, or --val-frac 0 \
+                 to train without validation",
+                self.val_frac
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Runs `tinyvae train`.
@@ -265,12 +295,14 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(n) = split.limit {
         train = train.take(n);
     }
+    let available = train.len();
     let (train, val) = if split.val_frac > 0.0 {
         let (t, v) = train.split(split.val_frac, seed);
         (t, Some(v))
     } else {
         (train, None)
     };
+    split.check_sizes(available, train.len(), val.as_ref().map(|v| v.len()))?;
     let config = ModelConfig {
         kind: args.model.kind,
         width: train.width,

@@ -1,54 +1,13 @@
 //! `tinyvae train --resume`, run as the real binary: a run stopped and resumed without
 //! repeating its flags ends with the same weights as one that never stopped; a resume
 //! without `--epochs` keeps the run's own budget; a flag that contradicts the
-//! checkpoint's data split is refused by name.
+//! checkpoint's data split is refused by name; flags that would train on nothing are
+//! refused by name with the range they take.
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
+use common::train::{assert_same_tensors, epoch_lines, train};
 use common::{fails_with, ok};
-
-fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist-10k")
-}
-
-/// `tinyvae train` on a small, fast setup, with `extra` flags.
-fn train(out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinyvae"))
-        .args(["train", "--quiet", "--hidden", "16", "--latent", "2"])
-        .args(["--batch-size", "50", "--patience", "0"])
-        .arg("--data")
-        .arg(data())
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .output()
-        .expect("running tinyvae")
-}
-
-/// The epoch lines of a run's metrics.jsonl (the final summary line excluded).
-fn epoch_lines(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .expect("metrics.jsonl")
-        .lines()
-        .filter(|l| l.contains("\"epoch\"") && !l.contains("\"event\""))
-        .count()
-}
-
-/// Every tensor of a safetensors file, by name.
-fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).expect("model file");
-    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
-    let mut out: Vec<(String, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| (name, view.data().to_vec()))
-        .collect();
-    out.sort();
-    out
-}
 
 #[test]
 fn a_resumed_run_ends_exactly_like_an_uninterrupted_one() {
@@ -70,19 +29,15 @@ fn a_resumed_run_ends_exactly_like_an_uninterrupted_one() {
     );
 
     assert_eq!(
-        epoch_lines(&parts),
+        epoch_lines(&parts).len(),
         4,
         "one log line per epoch, none repeated"
     );
-    let (a, b) = (
-        tensors(&whole.join("model.safetensors")),
-        tensors(&parts.join("model.safetensors")),
+    assert_same_tensors(
+        &whole.join("model.safetensors"),
+        &parts.join("model.safetensors"),
+        "the resumed run",
     );
-    assert_eq!(a.len(), b.len());
-    for ((name_a, data_a), (name_b, data_b)) in a.iter().zip(&b) {
-        assert_eq!(name_a, name_b);
-        assert!(data_a == data_b, "tensor {name_a} differs after the resume");
-    }
 }
 
 #[test]
@@ -96,7 +51,7 @@ fn resume_keeps_the_budget_and_refuses_another_split() {
     // Without --epochs the run's own budget (3) stands: nothing is left to train.
     ok(train(&run, &["--resume"]), "a resume without --epochs");
     assert_eq!(
-        epoch_lines(&run),
+        epoch_lines(&run).len(),
         3,
         "the resume must not train past 3 epochs"
     );
@@ -114,5 +69,62 @@ fn resume_keeps_the_budget_and_refuses_another_split() {
     ok(
         train(&run, &["--resume", "--seed", "3", "--limit", "200"]),
         "a resume that repeats the split",
+    );
+}
+
+/// Flags that would train on nothing are refused before any training, each naming the
+/// flag and the range it takes.
+#[test]
+fn flags_that_leave_nothing_to_train_on_are_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = dir.path().join("run");
+    for (flags, needle) in [
+        (
+            &["--val-frac", "1"][..],
+            "expected a fraction in [0, 1), got 1",
+        ),
+        (
+            &["--val-frac", "1.5"],
+            "expected a fraction in [0, 1), got 1.5",
+        ),
+        (
+            &["--val-frac", "-0.1"],
+            "expected a fraction in [0, 1), got -0.1",
+        ),
+        (
+            &["--val-frac", "NaN"],
+            "expected a fraction in [0, 1), got NaN",
+        ),
+        (
+            &["--limit", "0"],
+            "expected a whole number of at least 1, got 0",
+        ),
+        (
+            &["--epochs", "0"],
+            "expected a whole number of at least 1, got 0",
+        ),
+    ] {
+        let what = flags.join(" ");
+        let stderr = fails_with(train(&run, flags), &what, needle);
+        assert!(
+            stderr.contains(flags[0]),
+            "{what} must name {}: {stderr}",
+            flags[0]
+        );
+    }
+    // Splits of valid flags that leave one side empty.
+    fails_with(
+        train(&run, &["--limit", "3", "--val-frac", "0.1"]),
+        "3 images with --val-frac 0.1",
+        "--val-frac 0.1 of the 3 images",
+    );
+    fails_with(
+        train(&run, &["--limit", "1", "--val-frac", "0.9"]),
+        "1 image with --val-frac 0.9",
+        "no training images: --val-frac 0.9 holds out 1 of the 1 images",
+    );
+    assert!(
+        !run.join("last.safetensors").exists() && !run.join("model.safetensors").exists(),
+        "a refused run writes no model"
     );
 }

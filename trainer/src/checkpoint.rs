@@ -271,34 +271,40 @@ pub fn load_trainer(
     if let Some(e) = epochs {
         cfg.epochs = e;
     }
-    let names: Vec<String> = loaded
-        .model
-        .named_vars()
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let get = |key: String| {
-        loaded
-            .tensors
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| fmt_err(path, format!("tensor {key} missing")))
+    let vars = loaded.model.named_vars();
+    // Every companion tensor (Adam moments, best-epoch parameters) must have its
+    // parameter's shape and type. Checked here, when the run resumes: a wrong best.*
+    // tensor would otherwise surface only when the finished run restores its best
+    // epoch, after all the epochs it trained.
+    let companions = |prefix: &str| {
+        vars.iter()
+            .map(|(n, var)| {
+                let key = format!("{prefix}.{n}");
+                let t = loaded
+                    .tensors
+                    .get(&key)
+                    .ok_or_else(|| fmt_err(path, format!("tensor {key} missing")))?;
+                if t.dims() != var.dims() || t.dtype() != var.dtype() {
+                    return Err(fmt_err(
+                        path,
+                        format!(
+                            "tensor {key} is {:?} {:?}, expected {:?} {:?} like parameter {n}",
+                            t.dtype(),
+                            t.dims(),
+                            var.dtype(),
+                            var.dims()
+                        ),
+                    ));
+                }
+                Ok(t.clone())
+            })
+            .collect::<Result<Vec<_>, _>>()
     };
-    let m = names
-        .iter()
-        .map(|n| get(format!("adam.m.{n}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let v = names
-        .iter()
-        .map(|n| get(format!("adam.v.{n}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let best = if loaded.tensors.contains_key(&format!("best.{}", names[0])) {
-        Some(
-            names
-                .iter()
-                .map(|n| get(format!("best.{n}")))
-                .collect::<Result<Vec<_>, _>>()?,
-        )
+    let m = companions("adam.m")?;
+    let v = companions("adam.v")?;
+    let has_best = loaded.tensors.keys().any(|k| k.starts_with("best."));
+    let best = if has_best {
+        Some(companions("best")?)
     } else {
         None
     };

@@ -21,6 +21,17 @@ fn config(kind: ModelKind, likelihood: Likelihood) -> ModelConfig {
     }
 }
 
+/// A Bernoulli VAE on the CPU with the tests' small architecture.
+fn bernoulli_vae(seed: u64) -> Model {
+    Model::new(
+        config(ModelKind::Vae, Likelihood::Bernoulli),
+        Init::Torch,
+        seed,
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
 fn train_cfg(epochs: usize) -> TrainConfig {
     TrainConfig {
         epochs,
@@ -106,10 +117,12 @@ fn checkpoint_round_trip_and_exact_resume() {
     }
     let last = dir.path().join("last.safetensors");
     checkpoint::save_trainer(&last, &first, &meta(&first)).unwrap();
-    assert!(
-        !dir.path().join("last.safetensors.tmp").exists(),
-        "temp file left behind"
-    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "last.safetensors")
+        .collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
 
     // Saved and loaded parameters are identical.
     let loaded = checkpoint::load(&last, &dev).unwrap();
@@ -161,28 +174,71 @@ fn checkpoint_round_trip_and_exact_resume() {
     assert!(e.contains("junk.safetensors"), "{e}");
 }
 
+/// `layers` applied to `x` in f64, written out here so that the tests check the
+/// library's candle and fixed-point paths against arithmetic of their own.
+fn dense(layers: &[tinyvae_trainer::FloatLayer], x: &[f64]) -> Vec<f64> {
+    let mut h = x.to_vec();
+    for l in layers {
+        h = (0..l.out_dim)
+            .map(|o| {
+                let v = f64::from(l.bias[o])
+                    + (0..l.in_dim)
+                        .map(|i| f64::from(l.weight[o * l.in_dim + i]) * h[i])
+                        .sum::<f64>();
+                if l.relu {
+                    v.max(0.0)
+                } else {
+                    v
+                }
+            })
+            .collect();
+    }
+    h
+}
+
+/// `-log p(x | logits)` under a Bernoulli likelihood, in f64.
+fn bce(logits: &[f64], x: &[f64]) -> f64 {
+    logits
+        .iter()
+        .zip(x)
+        .map(|(&l, &x)| l.max(0.0) - x * l + (-l.abs()).exp().ln_1p())
+        .sum()
+}
+
+/// `KL(N(mu, exp(logvar)) || N(0, I))` in closed form.
+fn kl_closed_form(mu: &[f64], logvar: &[f64]) -> f64 {
+    mu.iter()
+        .zip(logvar)
+        .map(|(&m, &v)| 0.5 * (m * m + v.exp() - 1.0 - v))
+        .sum()
+}
+
+fn mean_and_var(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var)
+}
+
+/// The bounds' negative ELBO is `E_q[-log p(x|z)] + KL(q || p)`. Its KL part is not
+/// computed in closed form there (it is the mean of `log q(z|x) - log p(z)` over the
+/// samples), so this test estimates the reconstruction term with noise of its own, adds
+/// the closed-form KL of the encoder's outputs, and requires the two to agree within
+/// four standard errors of both Monte Carlo estimates. A missing or halved KL part
+/// moves the difference by the whole or half KL (tens of standard errors).
 #[test]
-fn iwae_bound_is_never_below_the_elbo() {
+fn iwae_and_elbo_bounds() {
     let data = common::mnist_train(300);
     let dev = Device::Cpu;
     let x = data.to_tensor(&dev).unwrap();
-    let mut t = Trainer::new(
-        Model::new(
-            config(ModelKind::Vae, Likelihood::Bernoulli),
-            Init::Torch,
-            4,
-            &dev,
-        )
-        .unwrap(),
-        train_cfg(2),
-    )
-    .unwrap();
+    let mut t = Trainer::new(bernoulli_vae(4), train_cfg(2)).unwrap();
     while !t.finished() {
         t.run_epoch(&x, None, &mut |_| {}).unwrap();
     }
-    let sub = x.narrow(0, 0, 40).unwrap();
-    let b = bounds(&t.model, &sub, 64, 9).unwrap();
-    assert_eq!(b.nll.len(), 40);
+    let (n, k, m) = (40, 256, 256);
+    let sub = x.narrow(0, 0, n).unwrap();
+    let b = bounds(&t.model, &sub, k, 9).unwrap();
+    assert_eq!(b.nll.len(), n);
     for (nll, ne) in b.nll.iter().zip(&b.neg_elbo) {
         assert!(nll.is_finite() && ne.is_finite());
         assert!(
@@ -190,11 +246,59 @@ fn iwae_bound_is_never_below_the_elbo() {
             "IWAE NLL estimate {nll} above the negative ELBO {ne}"
         );
     }
-    // More samples tighten the bound on average.
+
+    let (enc, dec) = (
+        t.model.encoder_layers().unwrap(),
+        t.model.decoder_layers().unwrap(),
+    );
+    let latent = t.model.config.latent;
+    let mut rng = tinyvae_datasets::rng::SeededRng::stream(123, "test-elbo", 0);
+    let (mut gap, mut var_gap, mut kl_sum) = (0.0, 0.0, 0.0);
+    for (i, &neg_elbo) in b.neg_elbo.iter().enumerate() {
+        let xi: Vec<f64> = data.image_f32(i).iter().map(|&p| f64::from(p)).collect();
+        let head = dense(&enc, &xi);
+        let (mu, logvar) = head.split_at(latent);
+        let kl = kl_closed_form(mu, logvar);
+        // Per sample: the reconstruction term, and the negative log weight whose mean
+        // over k samples is the bounds' estimate (for its variance).
+        let (mut recon, mut neg_log_w) = (Vec::new(), Vec::new());
+        for _ in 0..m {
+            let eps: Vec<f64> = (0..latent).map(|_| rng.normal()).collect();
+            let z: Vec<f64> = (0..latent)
+                .map(|j| mu[j] + (0.5 * logvar[j]).exp() * eps[j])
+                .collect();
+            let r = bce(&dense(&dec, &z), &xi);
+            let log_q_minus_log_p: f64 = (0..latent)
+                .map(|j| 0.5 * (z[j] * z[j] - eps[j] * eps[j] - logvar[j]))
+                .sum();
+            recon.push(r);
+            neg_log_w.push(r + log_q_minus_log_p);
+        }
+        let (r_mean, r_var) = mean_and_var(&recon);
+        let (_, w_var) = mean_and_var(&neg_log_w);
+        gap += neg_elbo - (r_mean + kl);
+        var_gap += w_var / k as f64 + r_var / m as f64;
+        kl_sum += kl;
+    }
+    let (gap, se, kl) = (gap / n as f64, var_gap.sqrt() / n as f64, kl_sum / n as f64);
+    println!(
+        "bounds: negative ELBO - (reconstruction + closed-form KL) = {gap:.4} nats per \
+         image, standard error {se:.4}; mean KL {kl:.3}"
+    );
+    assert!(
+        gap.abs() <= 4.0 * se,
+        "the bounds' negative ELBO is off by {gap:.4} nats per image (standard error \
+         {se:.4}, KL {kl:.3}): its KL part is wrong"
+    );
+    assert!(
+        0.5 * kl > 20.0 * se,
+        "the check must be able to see half the KL ({kl:.3} vs standard error {se:.4})"
+    );
+
+    // More samples tighten the bound on average; with one sample the two coincide.
     let b1 = bounds(&t.model, &sub, 1, 9).unwrap();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     assert!(mean(&b.nll) < mean(&b1.nll));
-    // k = 1: the two estimates coincide.
     for (a, c) in b1.nll.iter().zip(&b1.neg_elbo) {
         assert!((a - c).abs() < 1e-6);
     }
@@ -203,57 +307,38 @@ fn iwae_bound_is_never_below_the_elbo() {
 #[test]
 fn anomaly_score_is_neg_elbo_at_the_mean() {
     let dev = Device::Cpu;
-    let m = Model::new(
-        config(ModelKind::Vae, Likelihood::Bernoulli),
-        Init::Torch,
-        8,
-        &dev,
-    )
-    .unwrap();
+    let m = bernoulli_vae(8);
+    // An untrained head puts mu and logvar near 0, where the KL is below the
+    // tolerance; a head bias of 1 makes it several nats, so a missing KL fails.
+    for (name, var) in m.named_vars() {
+        if name == "encoder.1.bias" {
+            var.set(&var.as_tensor().ones_like().unwrap()).unwrap();
+        }
+    }
     let data = common::mnist_train(3);
     let x = data.to_tensor(&dev).unwrap();
     let s: Vec<f32> = loss::anomaly_score(&m, &x).unwrap().to_vec1().unwrap();
     // Recompute by hand from the float layers.
-    let dense = |layers: &[tinyvae_trainer::FloatLayer], mut h: Vec<f32>| {
-        for l in layers {
-            h = (0..l.out_dim)
-                .map(|o| {
-                    let v = l.bias[o]
-                        + (0..l.in_dim)
-                            .map(|i| l.weight[o * l.in_dim + i] * h[i])
-                            .sum::<f32>();
-                    if l.relu {
-                        v.max(0.0)
-                    } else {
-                        v
-                    }
-                })
-                .collect();
-        }
-        h
-    };
+    let (enc, dec) = (m.encoder_layers().unwrap(), m.decoder_layers().unwrap());
     for (i, &si) in s.iter().enumerate() {
-        let xi = data.image_f32(i);
-        let e = dense(&m.encoder_layers().unwrap(), xi.clone());
+        let xi: Vec<f64> = data.image_f32(i).iter().map(|&p| f64::from(p)).collect();
+        let e = dense(&enc, &xi);
         let (mu, lv) = e.split_at(8);
-        let logits = dense(&m.decoder_layers().unwrap(), mu.to_vec());
-        let bce: f64 = logits
-            .iter()
-            .zip(&xi)
-            .map(|(&l, &x)| {
-                let p = 1.0 / (1.0 + (-f64::from(l)).exp());
-                -(f64::from(x) * p.ln() + (1.0 - f64::from(x)) * (1.0 - p).ln())
-            })
-            .sum();
-        let kl: f64 = mu
-            .iter()
-            .zip(lv)
-            .map(|(&m, &v)| 0.5 * (f64::from(v).exp() + f64::from(m).powi(2) - 1.0 - f64::from(v)))
-            .sum();
+        let bce = bce(&dense(&dec, mu), &xi);
+        let kl = kl_closed_form(mu, lv);
+        // f32 against f64 over 784 pixels; tight enough that a missing KL term fails.
+        let tolerance = 1e-4 * (bce + kl) + 1e-3;
         assert!(
-            (f64::from(si) - (bce + kl)).abs() < 1e-2 * (bce + kl).abs().max(1.0),
-            "{si} vs {}",
-            bce + kl
+            (f64::from(si) - (bce + kl)).abs() <= tolerance,
+            "image {i}: score {si} vs reconstruction {bce} + KL {kl}"
+        );
+        assert!(
+            kl > 5.0 * tolerance,
+            "image {i}: KL {kl} too small to check"
+        );
+        println!(
+            "anomaly score check: image {i}: gap {:.2e}, tolerance {tolerance:.2e}, KL {kl:.3}",
+            (f64::from(si) - (bce + kl)).abs()
         );
     }
     let _ = Tensor::zeros(1, candle_core::DType::F32, &dev).unwrap();
@@ -267,13 +352,7 @@ fn a_diverged_epoch_is_an_error() {
     let data = common::mnist_train(64);
     let dev = Device::Cpu;
     let x = data.to_tensor(&dev).unwrap();
-    let model = Model::new(
-        config(ModelKind::Vae, Likelihood::Bernoulli),
-        Init::Torch,
-        1,
-        &dev,
-    )
-    .unwrap();
+    let model = bernoulli_vae(1);
     // Every parameter NaN (one NaN weight before a ReLU can be masked: ReLU maps NaN
     // to 0 in the CPU kernels, so the loss would stay finite).
     for (_, var) in model.named_vars() {
@@ -284,4 +363,32 @@ fn a_diverged_epoch_is_an_error() {
     let err = t.run_epoch(&x, None, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("diverged in epoch 1"), "{err}");
     assert_eq!(t.progress.epoch, 0, "a diverged epoch does not count");
+}
+
+/// A resume file whose best-epoch parameters do not fit the model is refused when it is
+/// loaded, naming the tensor and both shapes, not when the resumed run ends and restores
+/// its best epoch.
+#[test]
+fn a_misshapen_best_tensor_is_refused_at_resume() {
+    let dev = Device::Cpu;
+    let model = bernoulli_vae(6);
+    let mut t = Trainer::new(model, train_cfg(2)).unwrap();
+    let mut best = t.model.snapshot().unwrap();
+    let names: Vec<String> = t.model.named_vars().into_iter().map(|(n, _)| n).collect();
+    let wrong = names.iter().position(|n| n == "decoder.0.bias").unwrap();
+    best[wrong] = Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap();
+    t.best = Some(best);
+    let dir = tempfile::tempdir().unwrap();
+    let last = dir.path().join("last.safetensors");
+    checkpoint::save_trainer(&last, &t, &meta(&t)).unwrap();
+
+    let err = checkpoint::load_trainer(&last, &dev, None)
+        .err()
+        .expect("a misshapen best.* tensor must be refused at load")
+        .to_string();
+    assert!(
+        err.contains("last.safetensors") && err.contains("best.decoder.0.bias"),
+        "{err}"
+    );
+    assert!(err.contains("[3]") && err.contains("[64]"), "{err}");
 }

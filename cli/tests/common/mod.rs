@@ -1,6 +1,9 @@
 //! Checks on a finished `tinyvae` process, shared by the CLI tests.
+#![allow(dead_code)] // each test file uses only some of these
 
 use std::process::Output;
+
+pub mod train;
 
 /// Asserts that the command succeeded; shows its stderr when not.
 pub fn ok(out: Output, what: &str) {
