@@ -314,6 +314,12 @@ pub fn run(args: Args) -> Result<()> {
     let metrics_path = args.out.join("metrics.jsonl");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    for stale in tinyvae_shared::model_file::remove_stale_temp_files(&args.out) {
+        eprintln!(
+            "removed {}, left by a run that was killed while writing",
+            stale.display()
+        );
+    }
     let (mut trainer, init) = match resumed {
         Some((t, meta)) => {
             // The log holds exactly the epochs the checkpoint holds: a crash between an

@@ -8,7 +8,8 @@
 //! process while it writes (the file is several megabytes and is synced to disk, so the
 //! write takes milliseconds); the others kill after a random delay, in the loading of
 //! the data, in an epoch, or in the final evaluation. The test prints how many landed
-//! where.
+//! where. The last kill is always in a write: the final resume must remove the
+//! temporary file it left.
 
 mod common;
 
@@ -185,9 +186,17 @@ fn sigkill_at_random_moments_then_resume_ends_bit_for_bit_like_one_run() {
     let mut rng = SeededRng::stream(2024, "crash-test", 0);
     let mut landed = Landed::default();
     let mut epochs_at_kill = Vec::new();
+    let mut left_by_last_kill = 0;
     for kill in 1..=KILLS {
         let mut child = start(&run, &log);
-        if kill % 2 == 1 {
+        if kill == KILLS {
+            // In a checkpoint write (several megabytes, synced: milliseconds long).
+            while child.try_wait().expect("polling tinyvae").is_none()
+                && !writing(&temp_files(&run), "last.safetensors")
+            {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        } else if kill % 2 == 1 {
             // While a checkpoint is written: the first, second or third write of this
             // process.
             watch_writes(&mut child, &run, 1 + rng.below(3));
@@ -223,9 +232,14 @@ fn sigkill_at_random_moments_then_resume_ends_bit_for_bit_like_one_run() {
             landed.startup += 1;
         }
         // What a crash leaves behind besides the checkpoint; a later write never
-        // reads it.
-        for t in temps {
-            std::fs::remove_file(&t).expect("removing a stale temporary file");
+        // reads it. The test clears it (its watch looks for new temporary files), except
+        // after the last kill: the final resume must clear that itself.
+        if kill < KILLS {
+            for t in temps {
+                std::fs::remove_file(&t).expect("removing a stale temporary file");
+            }
+        } else {
+            left_by_last_kill = temps.len();
         }
         epochs_at_kill.push(check_state(&run, &reference, kill));
     }
@@ -250,6 +264,17 @@ fn sigkill_at_random_moments_then_resume_ends_bit_for_bit_like_one_run() {
         landed.log_rewrite,
         landed.model_write,
         landed.after_exit
+    );
+    // The last kill is one in a write: it leaves a temporary file for the resume to
+    // clear.
+    assert!(
+        left_by_last_kill > 0,
+        "the last kill left no temporary file"
+    );
+    let left = temp_files(&run);
+    assert!(
+        left.is_empty(),
+        "temporary files left after the final resume: {left:?}"
     );
     let lines: Vec<serde_json::Value> = logged_epochs(&run);
     assert_eq!(

@@ -113,6 +113,43 @@ pub fn save(
     write_atomic(path, &bytes).map_err(|(path, source)| DeviceModelError::Write { path, source })
 }
 
+/// Removes from `dir` the temporary files that [`write_atomic`] left behind when its
+/// process was killed mid-write (`<name>.<pid>-<n>.tmp` of a process that no longer
+/// runs): they hold no data anyone reads, only disk space. Files of a live process
+/// (another writer at work) and every other file stay. Where this cannot tell whether
+/// a process runs (no `/proc`), it removes nothing. Returns the paths removed.
+pub fn remove_stale_temp_files(dir: &Path) -> Vec<PathBuf> {
+    let proc_root = Path::new("/proc/self");
+    if !proc_root.exists() {
+        return Vec::new();
+    }
+    let own = std::process::id();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let pid = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(temp_file_pid);
+            pid.is_some_and(|pid| pid != own && !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .collect()
+}
+
+/// The writer's process id in a temporary file name of [`write_atomic`]
+/// (`<name>.<pid>-<n>.tmp`), or `None` for any other name.
+fn temp_file_pid(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".tmp")?;
+    let (rest, counter) = stem.rsplit_once('-')?;
+    let (_, pid) = rest.rsplit_once('.')?;
+    counter.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
 /// Distinguishes the temporary files of writers in one process.
 static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -150,4 +187,47 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_writers_temporary_files_are_removed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let own = std::process::id();
+        // Above Linux's largest pid (2^22): never a running process.
+        let dead = dir.path().join("last.safetensors.9999999-3.tmp");
+        let live = dir.path().join(format!("last.safetensors.{own}-0.tmp"));
+        let others = ["notes.tmp", "last.safetensors", "a.b-c.tmp", "x.12-y.tmp"];
+        for p in others
+            .iter()
+            .map(|n| dir.path().join(n))
+            .chain([&dead, &live].map(|p| p.clone()))
+        {
+            std::fs::write(&p, b"x").expect("writing a file");
+        }
+        let removed = remove_stale_temp_files(dir.path());
+        if Path::new("/proc/self").exists() {
+            assert_eq!(removed, vec![dead.clone()]);
+            assert!(!dead.exists());
+        } else {
+            assert!(removed.is_empty());
+        }
+        assert!(live.exists());
+        for n in others {
+            assert!(dir.path().join(n).exists(), "{n} was removed");
+        }
+    }
+
+    #[test]
+    fn a_temporary_file_name_gives_its_writers_pid() {
+        assert_eq!(temp_file_pid("last.safetensors.4242-17.tmp"), Some(4242));
+        assert_eq!(temp_file_pid("metrics.jsonl.1-0.tmp"), Some(1));
+        assert_eq!(temp_file_pid("last.safetensors.tmp"), None);
+        assert_eq!(temp_file_pid("a.b-c.tmp"), None);
+        assert_eq!(temp_file_pid("x.12-y.tmp"), None);
+        assert_eq!(temp_file_pid("x.12-3"), None);
+    }
 }
