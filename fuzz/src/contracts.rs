@@ -202,11 +202,8 @@ pub fn split_idx(data: &[u8]) -> (&[u8], Option<&[u8]>) {
     let magic = LABELS_MAGIC.to_be_bytes();
     let at = data
         .windows(4)
-        .enumerate()
-        .skip(4)
-        .filter(|(_, w)| *w == magic)
-        .map(|(i, _)| i)
-        .last();
+        .rposition(|w| w == magic)
+        .filter(|&i| i >= 4);
     match at {
         Some(i) => (&data[..i], Some(&data[i..])),
         None => (data, None),
