@@ -103,7 +103,20 @@ pub fn parse<'a>(
 /// Reads an images file and, when given, its labels file.
 pub fn load_pair(images: &Path, labels: Option<&Path>) -> Result<Dataset, DataError> {
     let bytes = read_maybe_gz(images)?;
-    let (dims, data) = parse(images, &bytes, IMAGES_MAGIC, "images, 3 dimensions")?;
+    let label_bytes = labels.map(read_maybe_gz).transpose()?;
+    let labels = labels.zip(label_bytes.as_deref());
+    pair_from_bytes(images, &bytes, labels)
+}
+
+/// Builds a data set from the (gunzipped) bytes of an images file and, when given, of
+/// its labels file; the paths only name the files in errors. Every input gives a data
+/// set whose sizes agree or a [`DataError`], never a panic.
+pub fn pair_from_bytes(
+    images: &Path,
+    bytes: &[u8],
+    labels: Option<(&Path, &[u8])>,
+) -> Result<Dataset, DataError> {
+    let (dims, data) = parse(images, bytes, IMAGES_MAGIC, "images, 3 dimensions")?;
     let (n, h, w) = (dims[0], dims[1], dims[2]);
     if n == 0 {
         return Err(DataError::Empty {
@@ -119,9 +132,8 @@ pub fn load_pair(images: &Path, labels: Option<&Path>) -> Result<Dataset, DataEr
     let pixels = data.to_vec();
     let labels = match labels {
         None => None,
-        Some(lp) => {
-            let lbytes = read_maybe_gz(lp)?;
-            let (ldims, ldata) = parse(lp, &lbytes, LABELS_MAGIC, "labels, 1 dimension")?;
+        Some((lp, lbytes)) => {
+            let (ldims, ldata) = parse(lp, lbytes, LABELS_MAGIC, "labels, 1 dimension")?;
             if ldims[0] != n {
                 return Err(DataError::CountMismatch {
                     images_path: images.to_path_buf(),

@@ -68,6 +68,13 @@ pub fn load(path: &Path) -> Result<DeviceModelFile, DeviceModelError> {
         path: path.to_owned(),
         source,
     })?;
+    from_bytes(path, bytes)
+}
+
+/// Validates the bytes of a device model file (a safetensors file or a bare image);
+/// `path` only names the file in errors. Every input gives a validated model or a
+/// [`DeviceModelError::Bad`], never a panic.
+pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<DeviceModelFile, DeviceModelError> {
     let bad = |reason: String| DeviceModelError::Bad {
         path: path.to_owned(),
         reason,
@@ -95,21 +102,27 @@ pub fn load(path: &Path) -> Result<DeviceModelFile, DeviceModelError> {
     Ok(DeviceModelFile { image, metadata })
 }
 
+/// The bytes of a device model file holding `image` with `metadata` (what [`save`]
+/// writes and [`from_bytes`] reads back).
+pub fn to_bytes(
+    image: &[u8],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, safetensors::SafeTensorError> {
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![image.len()], image)?;
+    safetensors::serialize([(DEVICE_IMAGE_TENSOR, view)], Some(metadata))
+}
+
 /// Writes `image` with `metadata` to `path` atomically.
 pub fn save(
     path: &Path,
     image: &[u8],
     metadata: HashMap<String, String>,
 ) -> Result<(), DeviceModelError> {
-    let bad = |reason: String| DeviceModelError::Bad {
+    let bytes = to_bytes(image, metadata).map_err(|e| DeviceModelError::Bad {
         path: path.to_owned(),
-        reason,
-    };
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![image.len()], image)
-            .map_err(|e| bad(e.to_string()))?;
-    let bytes = safetensors::serialize([(DEVICE_IMAGE_TENSOR, view)], Some(metadata))
-        .map_err(|e| bad(e.to_string()))?;
+        reason: e.to_string(),
+    })?;
     write_atomic(path, &bytes).map_err(|(path, source)| DeviceModelError::Write { path, source })
 }
 

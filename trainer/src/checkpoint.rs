@@ -213,8 +213,15 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 /// Reads a checkpoint written by [`save_model`] or [`save_trainer`].
 pub fn load(path: &Path, device: &Device) -> Result<Loaded, CheckpointError> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
+    load_bytes(path, &bytes, device)
+}
+
+/// Reads a checkpoint from the bytes of its file; `path` only names the file in
+/// errors. Every input gives a checkpoint whose tensors fit its architecture or a
+/// [`CheckpointError`], never a panic.
+pub fn load_bytes(path: &Path, bytes: &[u8], device: &Device) -> Result<Loaded, CheckpointError> {
     let (_, header) =
-        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| fmt_err(path, e))?;
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| fmt_err(path, e))?;
     let raw = header.metadata().clone().unwrap_or_default();
     match raw.get("format") {
         Some(f) if f == FORMAT => {}
@@ -238,7 +245,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded, CheckpointError> {
         config: config.clone(),
     };
     let tensors =
-        candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| fmt_err(path, e))?;
+        candle_core::safetensors::load_buffer(bytes, device).map_err(|e| fmt_err(path, e))?;
     let model =
         Model::from_tensors(config, &tensors, device).map_err(|source| CheckpointError::Model {
             path: path.to_path_buf(),

@@ -20,6 +20,8 @@
 #![cfg_attr(not(test), no_std)]
 
 mod log;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod walk;
 
 use embedded_graphics::pixelcolor::Gray4;

@@ -3,17 +3,9 @@
 //! Every reply is checked against the host's run of the same shared code, and every
 //! screen against the host's rendering of it.
 
-use std::collections::VecDeque;
-use std::convert::Infallible;
-
-use embedded_graphics::pixelcolor::Gray4;
-use embedded_graphics::prelude::{DrawTarget, OriginDimensions, Pixel, Size};
-use embedded_graphics::primitives::Rectangle;
+use tinyvae_app::testing::{self, Counter, Line, Memory, Panel, PAUSE, STEP};
 use tinyvae_app::walk::Walk;
-use tinyvae_app::{
-    draw_boot_screen, App, Buffers, Display, Footprint, InstructionCounter, Parts, IDLE_AFTER,
-    MODEL_IMAGE,
-};
+use tinyvae_app::{draw_boot_screen, App, Buffers, IDLE_AFTER, MODEL_IMAGE};
 use tinyvae_screens::{self as screen, FrameBuffer};
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
@@ -23,130 +15,6 @@ use tinyvae_shared::protocol::{
     MAX_PAYLOAD, PROTOCOL_VERSION,
 };
 
-/// A serial line in memory: the host writes `input`, the app's replies collect in
-/// `output`.
-#[derive(Default)]
-struct Line {
-    input: VecDeque<u8>,
-    output: Vec<u8>,
-}
-
-impl embedded_io::ErrorType for Line {
-    type Error = Infallible;
-}
-
-impl embedded_io::ReadReady for Line {
-    fn read_ready(&mut self) -> Result<bool, Infallible> {
-        Ok(!self.input.is_empty())
-    }
-}
-
-impl embedded_io::Read for Line {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
-        let n = buf.len().min(self.input.len());
-        for slot in &mut buf[..n] {
-            *slot = self.input.pop_front().unwrap_or(0);
-        }
-        Ok(n)
-    }
-}
-
-impl embedded_io::Write for Line {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
-        self.output.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> Result<(), Infallible> {
-        Ok(())
-    }
-}
-
-/// A display whose panel is a second frame buffer, updated only by `flush`.
-struct Panel {
-    drawing: FrameBuffer,
-    shown: FrameBuffer,
-    flushes: usize,
-}
-
-impl OriginDimensions for Panel {
-    fn size(&self) -> Size {
-        self.drawing.size()
-    }
-}
-
-impl DrawTarget for Panel {
-    type Color = Gray4;
-    type Error = Infallible;
-
-    fn draw_iter<I: IntoIterator<Item = Pixel<Gray4>>>(
-        &mut self,
-        pixels: I,
-    ) -> Result<(), Infallible> {
-        self.drawing.draw_iter(pixels)
-    }
-
-    fn fill_contiguous<I: IntoIterator<Item = Gray4>>(
-        &mut self,
-        area: &Rectangle,
-        colors: I,
-    ) -> Result<(), Infallible> {
-        self.drawing.fill_contiguous(area, colors)
-    }
-}
-
-impl Display for Panel {
-    fn flush(&mut self) {
-        self.shown = self.drawing.clone();
-        self.flushes += 1;
-    }
-}
-
-/// Advances `STEP` instructions per reading, so that a measured window reads back
-/// exactly `STEP` and the idle timer runs out after a known number of polls.
-struct Counter {
-    now: u64,
-    start: u64,
-}
-
-const STEP: u64 = 1_000;
-const PAUSE: u64 = 2_000;
-
-impl InstructionCounter for Counter {
-    fn now(&mut self) -> u64 {
-        self.now += STEP;
-        self.now
-    }
-
-    fn start_measurement(&mut self) {
-        self.start = self.now();
-    }
-
-    fn measured(&mut self) -> u64 {
-        self.now() - self.start
-    }
-
-    fn pause(&mut self) {
-        self.now += PAUSE;
-    }
-}
-
-struct Memory;
-
-impl Footprint for Memory {
-    fn flash_used(&self) -> u32 {
-        150_000
-    }
-
-    fn ram_static(&self) -> u32 {
-        15_000
-    }
-
-    fn stack_high_water(&self) -> u32 {
-        4_000
-    }
-}
-
 type TestApp = App<'static, Line, Panel, Counter, Memory>;
 
 fn model() -> Model<'static> {
@@ -154,17 +22,7 @@ fn model() -> Model<'static> {
 }
 
 fn app_with(model: Option<Model<'static>>) -> TestApp {
-    let parts = Parts {
-        serial: Line::default(),
-        display: Panel {
-            drawing: FrameBuffer::new(),
-            shown: FrameBuffer::new(),
-            flushes: 0,
-        },
-        counter: Counter { now: 0, start: 0 },
-        footprint: Memory,
-    };
-    App::new(model, Box::leak(Box::new(Buffers::new())), parts)
+    App::new(model, Box::leak(Box::new(Buffers::new())), testing::parts())
 }
 
 fn app() -> TestApp {
