@@ -1,0 +1,66 @@
+//! The `checkpoint_load` fuzz target's corpus (`fuzz/corpus/checkpoint_load/`, seeds
+//! and every crash found, see RELIABILITY.md), replayed through the ordinary build on
+//! every `cargo test`: the fuzz target's instrumented build of candle and tract takes
+//! far longer than CI allows, so CI fuzzes the other targets and replays this one.
+//!
+//! Every file must load as a checkpoint or a device model file, or give a typed error
+//! naming the file; the seeds written from real checkpoints must load.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use tinyvae_shared::model_file;
+use tinyvae_trainer::checkpoint;
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/checkpoint_load");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_checkpoint_fuzz_corpus_loads_or_gives_named_errors() {
+    let files = corpus();
+    assert!(!files.is_empty(), "the checkpoint corpus is empty");
+    let (mut checkpoints, mut device_models) = (0, 0);
+    for path in &files {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        match checkpoint::load_bytes(path, &bytes, &Device::Cpu) {
+            Ok(_) => checkpoints += 1,
+            Err(e) => assert!(
+                e.to_string().contains(&path.display().to_string()),
+                "{name}: the error does not name the file: {e}"
+            ),
+        }
+        match model_file::from_bytes(path, bytes) {
+            Ok(_) => device_models += 1,
+            Err(e) => assert!(
+                e.to_string().contains(&path.display().to_string()),
+                "{name}: the error does not name the file: {e}"
+            ),
+        }
+        // The seeds written whole from a real file must load as what they are.
+        if name.starts_with("seed-checkpoint-") && !name.ends_with("-header") {
+            assert!(
+                checkpoint::load_bytes(
+                    path,
+                    &std::fs::read(path).unwrap_or_default(),
+                    &Device::Cpu
+                )
+                .is_ok(),
+                "{name} is a real checkpoint and must load"
+            );
+        }
+    }
+    println!(
+        "checkpoint corpus: {} files, {checkpoints} load as checkpoints, {device_models} as device model files",
+        files.len()
+    );
+    assert!(checkpoints >= 3 && device_models >= 2);
+}
