@@ -2,8 +2,9 @@
 //! `tinyvae_app::testing`, against a plain reference of what it must answer.
 //!
 //! The input's first byte holds flags (bit 0: repair every frame's CRC, so the fuzzer
-//! reaches the request decoder and the requests; bit 1: run without a model), the rest
-//! is the line. The app is polled until the line is drained, then once more, when it
+//! reaches the request decoder and the requests; bit 1: run without a model; bit 2:
+//! run the small model of [`small_model`] instead of the embedded one), the rest is
+//! the line. The app is polled until the line is drained, then once more, when it
 //! must be idle. Its output must be one valid response frame per unit of the line
 //! ([`crate::reference`]), each the response the reference computes with the host's
 //! pipeline, bit for bit, and its counters must match the reference's.
@@ -197,6 +198,29 @@ impl<'m> Reference<'m> {
     }
 }
 
+/// A 6x6-pixel synthetic model (hidden 10, latent 3): the same request loop and the
+/// same kernels' remainder paths with a few hundred multiply-accumulates a request
+/// instead of the embedded model's 100,000, so the fuzzer gets through far more inputs.
+fn small_model() -> &'static Model<'static> {
+    use tinyvae_shared::testing::{synthetic_model, SyntheticShape};
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    static MODEL: OnceLock<Model<'static>> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let shape = SyntheticShape {
+            width: 6,
+            height: 6,
+            hidden: 10,
+            latent: 3,
+        };
+        let bytes = BYTES.get_or_init(|| {
+            synthetic_model(7, shape)
+                .to_bytes()
+                .expect("the synthetic model validates")
+        });
+        Model::parse(bytes).expect("the small model parses")
+    })
+}
+
 /// Runs the app on `data` (flags byte, then the line) and checks every reply.
 pub fn check_request_handler(data: &[u8]) {
     let Some((&flags, line)) = data.split_first() else {
@@ -207,7 +231,11 @@ pub fn check_request_handler(data: &[u8]) {
     } else {
         line.to_vec()
     };
-    let model = (flags & 2 == 0).then(model);
+    let model = match (flags & 2 != 0, flags & 4 != 0) {
+        (true, _) => None,
+        (false, false) => Some(model()),
+        (false, true) => Some(small_model()),
+    };
 
     let mut buffers = Box::new(Buffers::new());
     let mut app = App::new(model.cloned(), &mut buffers, testing::parts());

@@ -200,19 +200,26 @@ pub fn seeds() -> Vec<Seed> {
     }
     out.push(seed("frame_decode", "session", session(28, 16)));
 
-    // request_handler: flags byte (bit 0 repairs CRCs, bit 1 drops the model), then the line.
+    // request_handler: flags byte (bit 0 repairs CRCs, bit 1 drops the model, bit 2
+    // runs the small model), then the line.
     for (name, request) in requests(28, 16) {
         let mut bytes = vec![0];
         bytes.extend(frame(&request));
         out.push(seed("request_handler", name, bytes));
     }
-    for (name, flags) in [
-        ("session", 0),
-        ("session-repaired", 1),
-        ("session-no-model", 2),
+    for (name, request) in requests(6, 3) {
+        let mut bytes = vec![4];
+        bytes.extend(frame(&request));
+        out.push(seed("request_handler", format!("small-{name}"), bytes));
+    }
+    for (name, flags, side, latent) in [
+        ("session", 0, 28, 16),
+        ("session-repaired", 1, 28, 16),
+        ("session-no-model", 2, 28, 16),
+        ("small-session", 4, 6, 3),
     ] {
         let mut bytes = vec![flags];
-        bytes.extend(session(28, 16));
+        bytes.extend(session(side, latent));
         out.push(seed("request_handler", name, bytes));
     }
 
