@@ -113,6 +113,16 @@ fn corruption_accepted(body: &[u8], original: &[u8]) -> bool {
     decode_frame::<Request>(&mut copy).is_ok() && body != original
 }
 
+/// Fails naming how many cases in `accepted` got through and the first few.
+fn assert_none_accepted(accepted: &[usize], what: &str) {
+    assert!(
+        accepted.is_empty(),
+        "{} {what}, first cases {:?}",
+        accepted.len(),
+        &accepted[..accepted.len().min(10)]
+    );
+}
+
 #[test]
 fn mutated_frames_never_panic_and_the_crc_rejects_every_change() {
     let frames = valid_frames();
@@ -134,12 +144,7 @@ fn mutated_frames_never_panic_and_the_crc_rejects_every_change() {
     );
     // CRC-32 lets a random corruption through with probability 2^-32: over 100,000
     // cases, one acceptance would be a one-in-40,000 event, so any is a defect.
-    assert!(
-        accepted.is_empty(),
-        "{} corrupted frames decoded, first cases {:?}",
-        accepted.len(),
-        &accepted[..accepted.len().min(10)]
-    );
+    assert_none_accepted(&accepted, "corrupted frames decoded");
 }
 
 #[test]
@@ -201,12 +206,7 @@ fn mutated_and_truncated_models_are_typed_errors() {
         accepted.len()
     );
     // The image's CRC-32 (and the length fields) must reject every one.
-    assert!(
-        accepted.is_empty(),
-        "{} corrupted models accepted, first cases {:?}",
-        accepted.len(),
-        &accepted[..accepted.len().min(10)]
-    );
+    assert_none_accepted(&accepted, "corrupted models accepted");
 }
 
 #[test]
