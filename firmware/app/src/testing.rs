@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::vec::Vec;
 
-use embedded_graphics::pixelcolor::Gray4;
+use embedded_graphics::pixelcolor::{Gray4, GrayColor};
 use embedded_graphics::prelude::{DrawTarget, OriginDimensions, Pixel, Size};
 use embedded_graphics::primitives::Rectangle;
 use tinyvae_screens::FrameBuffer;
@@ -99,6 +99,16 @@ impl DrawTarget for Panel {
         colors: I,
     ) -> Result<(), Infallible> {
         self.drawing.fill_contiguous(area, colors)
+    }
+
+    fn fill_solid(&mut self, area: &Rectangle, color: Gray4) -> Result<(), Infallible> {
+        self.drawing.fill_rect(area, color.luma());
+        Ok(())
+    }
+
+    fn clear(&mut self, color: Gray4) -> Result<(), Infallible> {
+        self.drawing.fill(color.luma());
+        Ok(())
     }
 }
 
