@@ -22,6 +22,14 @@
 //! inputs' words into `SMLAD` operands (1.5 instructions per MAC) and the Cortex-M0
 //! runs `MULS` (4.25); see the `kernel` module.
 //!
+//! ## Inputs at the zero point cost nothing
+//!
+//! An input equal to the layer's input zero point adds `w * 0` to every sum. On the
+//! Cortex-M cores a layer whose inputs are mostly there (an image's background,
+//! hidden units after ReLU) runs a loop over a list of the others instead (see the
+//! `kernel` module): integer sums do not depend on which zero terms were added, so
+//! the bits are the same as the dense loop's and the host's.
+//!
 //! ## Per output
 //!
 //! The kernel computes the dot products of eight groups, then their outputs, so that
@@ -134,7 +142,7 @@ impl DenseLayer<'_> {
             return 0;
         }
         let input = &input[..self.in_dim.min(input.len())];
-        let (xs, inputs) = kernel::widen(input, self.input_zero_point, widened);
+        let inputs = kernel::prepare(input, self.input_zero_point, widened);
         let (bias, _) = self.bias.as_chunks::<4>();
         let (multiplier, _) = self.multiplier.as_chunks::<4>();
         let (shift, _) = self.shift.as_chunks::<4>();
@@ -163,7 +171,7 @@ impl DenseLayer<'_> {
                 shift,
                 zero_point,
             };
-            kernel::run(weights, xs, inputs, group_len, &params, out, &convert);
+            kernel::run(weights, &inputs, group_len, &params, out, &convert);
             return n;
         }
         let params = kernel::LayerParams {
@@ -172,7 +180,7 @@ impl DenseLayer<'_> {
             shift,
             zero_point,
         };
-        kernel::run(weights, xs, inputs, group_len, &params, out, convert);
+        kernel::run(weights, &inputs, group_len, &params, out, convert);
         n
     }
 
