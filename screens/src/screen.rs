@@ -127,7 +127,7 @@ impl FrameBuffer {
                 let row = y * (WIDTH / 2);
                 self.bytes[row + pair_start..row + pair_end].fill(level << 4 | level);
             }
-            if x1 % 2 == 1 && x1 - 1 >= x0 {
+            if x1 % 2 == 1 && x1 > x0 {
                 self.set(x1 - 1, y, level);
             }
         }
