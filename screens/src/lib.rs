@@ -16,7 +16,7 @@
 extern crate std;
 
 // `screen` names the core's types through these paths.
-pub(crate) use tinyvae_shared::{fixed, protocol};
+pub(crate) use tinyvae_shared::{fixed, math, protocol};
 
 pub mod screen;
 

@@ -15,6 +15,8 @@
 //! function accepts any image, size and score without panicking: pixels missing from a
 //! short buffer draw black, and a zero-sized image draws nothing.
 
+use core::num::NonZeroU32;
+
 use embedded_graphics::mono_font::ascii::{FONT_5X8, FONT_6X10};
 use embedded_graphics::mono_font::{MonoFont, MonoTextStyle};
 use embedded_graphics::pixelcolor::Gray4;
@@ -23,6 +25,7 @@ use embedded_graphics::primitives::{PrimitiveStyle, Rectangle};
 use embedded_graphics::text::{Baseline, Text};
 
 use crate::fixed::Q16;
+use crate::math::div_rem_u64;
 use crate::protocol::ScoreReport;
 
 /// Panel width in pixels.
@@ -124,7 +127,7 @@ impl FrameBuffer {
                 let row = y * (WIDTH / 2);
                 self.bytes[row + pair_start..row + pair_end].fill(level << 4 | level);
             }
-            if x1 % 2 == 1 && x1 - 1 >= x0 {
+            if x1 % 2 == 1 && x1 > x0 {
                 self.set(x1 - 1, y, level);
             }
         }
@@ -215,12 +218,15 @@ fn push_q16(line: &mut Line, value: Q16) {
 /// The screens format a handful of integers; doing it by hand rather than with
 /// `core::fmt` keeps the formatting machinery (several KiB) out of the firmware.
 fn push_decimal(line: &mut Line, mut value: u64) {
+    const TEN: NonZeroU32 = NonZeroU32::new(10).unwrap();
     let mut digits = [0u8; 20];
     let mut n = 0;
     loop {
-        digits[n] = b'0' + (value % 10) as u8;
+        // `div_rem_u64`, not `/` and `%`: no 64-bit division call on the device.
+        let (quotient, digit) = div_rem_u64(value, TEN);
+        digits[n] = b'0' + digit as u8;
         n += 1;
-        value /= 10;
+        value = quotient;
         if value == 0 || n == digits.len() {
             break;
         }
@@ -345,13 +351,16 @@ const BAR_AT_THRESHOLD: i64 = 40;
 
 /// The bar height for a score against a threshold, 0..=`IMAGE_AREA - 2`.
 fn bar_height(report: &ScoreReport) -> usize {
-    let max = (IMAGE_AREA - 2) as i64;
-    let height = if report.threshold > 0 {
-        (report.score.max(0) as i64 * BAR_AT_THRESHOLD / report.threshold as i64).min(max)
-    } else if report.score > report.threshold {
-        max
-    } else {
-        0
+    let max = (IMAGE_AREA - 2) as u64;
+    let height = match NonZeroU32::new(report.threshold.max(0) as u32) {
+        // score * 40 / threshold, both non-negative: a u64 numerator below 2^37 over
+        // a 31-bit divisor (`div_rem_u64`: no 64-bit division call on the device).
+        Some(threshold) => {
+            let scaled = u64::from(report.score.max(0) as u32) * BAR_AT_THRESHOLD as u64;
+            div_rem_u64(scaled, threshold).0.min(max)
+        }
+        None if report.score > report.threshold => max,
+        None => 0,
     };
     height as usize
 }
@@ -618,7 +627,16 @@ mod tests {
 
     #[test]
     fn integer_formatting_matches_core_fmt() {
-        for v in [0u64, 7, 10, 99, 12345, u64::from(u32::MAX), u64::MAX] {
+        let mut values = std::vec![0u64, 7, 10, 99, 12345, u64::from(u32::MAX), u64::MAX];
+        values.extend((1..20).flat_map(|k| [10u64.pow(k) - 1, 10u64.pow(k), 10u64.pow(k) + 1]));
+        let mut x: u64 = 0x1F83_D9AB_FB41_BD6B;
+        for i in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push(x >> (i % 64));
+        }
+        for v in values {
             let mut line = Line::new();
             push_decimal(&mut line, v);
             assert_eq!(line.as_str(), std::format!("{v}"));
@@ -627,6 +645,49 @@ mod tests {
             let mut line = Line::new();
             push_hex32(&mut line, v);
             assert_eq!(line.as_str(), std::format!("{v:08x}"));
+        }
+    }
+
+    #[test]
+    fn bar_height_equals_the_i64_formula() {
+        // The formula before `div_rem_u64` replaced its 64-bit division.
+        fn by_i64(score: Q16, threshold: Q16) -> usize {
+            let max = (IMAGE_AREA - 2) as i64;
+            let height = if threshold > 0 {
+                (score.max(0) as i64 * BAR_AT_THRESHOLD / threshold as i64).min(max)
+            } else if score > threshold {
+                max
+            } else {
+                0
+            };
+            height as usize
+        }
+        let mut values = std::vec![i32::MIN, -65_536, -1, 0, 1, 2, 39, 40, 41, 65_536, i32::MAX];
+        values.extend([i32::MAX / 40, i32::MAX / 40 + 1, 107_374_182, 1 << 30]);
+        let mut x: u64 = 0xDA94_2042_E4DD_58B5;
+        for i in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push((x as i32) >> (i % 32));
+        }
+        for &score in &values {
+            for &threshold in &values {
+                let expected = by_i64(score, threshold);
+                let got = bar_height(&report_of(score, threshold));
+                assert_eq!(got, expected, "{score} / {threshold}");
+            }
+        }
+    }
+
+    /// A report of `score` (all reconstruction) against `threshold`.
+    fn report_of(score: Q16, threshold: Q16) -> ScoreReport {
+        ScoreReport {
+            reconstruction: score,
+            kl: 0,
+            score,
+            threshold,
+            anomalous: score > threshold,
         }
     }
 
@@ -657,13 +718,7 @@ mod tests {
                 let img = image(len);
                 for &score in &scores {
                     for &threshold in &scores {
-                        let report = ScoreReport {
-                            reconstruction: score,
-                            kl: 0,
-                            score,
-                            threshold,
-                            anomalous: score > threshold,
-                        };
+                        let report = report_of(score, threshold);
                         draw_scored(&mut fb, &img, &img, w.min(4096), h.min(4096), &report);
                     }
                 }

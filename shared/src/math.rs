@@ -69,6 +69,8 @@
 //! print("LN_RECIP_LN_Q56 =", [rnd(-(Decimal(r) / Decimal(2**32)).ln() * 2**56) for r in recip])
 //! ```
 
+use core::num::NonZeroU32;
+
 use crate::fixed::Q16;
 
 /// `ln 2` in Q48 (error `< 2^-49`).
@@ -217,6 +219,68 @@ pub(crate) fn mul_hi_u64(a: u64, b: u64) -> u64 {
     // At most 3 (2^32 - 1): no wrap.
     let mid = ((a0 * b0) >> 32) + (a0b1 & LO) + (a1b0 & LO);
     a1 * b1 + (a0b1 >> 32) + (a1b0 >> 32) + (mid >> 32)
+}
+
+/// `(n / d, n % d)`, exact, from 32-bit divisions only.
+///
+/// A `u64` `/` or `%` is a compiler-builtins call on 32-bit Arm (`__aeabi_uldivmod`,
+/// about 1 KiB of flash with its helpers). This takes the high word's quotient with
+/// one 32-bit division and the low word's with [`div_rem_narrow`]: three `UDIV`s on
+/// the M3 (`__aeabi_uidivmod` on the M0) and a few multiplies, the same bits as `n / d`
+/// everywhere. Never inlined: one copy serves every caller (a call costs a few
+/// instructions; the divisions it replaces took about a hundred).
+#[inline(never)]
+pub fn div_rem_u64(n: u64, d: NonZeroU32) -> (u64, u32) {
+    let (hi, lo) = ((n >> 32) as u32, n as u32);
+    let (q_hi, r_hi) = (hi / d, hi % d);
+    let (q_lo, r) = div_rem_narrow(r_hi, lo, d);
+    ((u64::from(q_hi) << 32) | u64::from(q_lo), r)
+}
+
+/// `(n / d, n % d)` for `n = hi 2^32 + lo` with `hi < d`, so that the quotient fits in
+/// 32 bits: Knuth's algorithm D with two 16-bit quotient digits (Hacker's Delight,
+/// 2nd ed., figure 9-3, `divlu`).
+///
+/// `d` is shifted left until its top bit is set (and `n` with it); each digit is then
+/// estimated from the top 32 bits of the partial remainder over the divisor's top 16
+/// bits, which overshoots by at most 2, and corrected by comparing the next digit's
+/// product. Every intermediate fits in 32 bits (the two remainders `un21` and the
+/// final one wrap, but their true values are below `d 2^s`).
+fn div_rem_narrow(hi: u32, lo: u32, d: NonZeroU32) -> (u32, u32) {
+    const B: u32 = 1 << 16;
+    let s = d.leading_zeros();
+    let v = d.get() << s;
+    // The divisor's top half has its top bit set, so it is at least 2^15: the `|`
+    // changes nothing but lets the compiler see the divisions cannot trap.
+    let vn1 = NonZeroU32::new(v >> 16).unwrap_or(NonZeroU32::MIN) | 1 << 15;
+    let vn0 = v & 0xFFFF;
+    // hi < d, so hi << s loses nothing; `(lo >> 1) >> (31 - s)` is `lo >> (32 - s)`,
+    // and 0 for s = 0.
+    let un32 = (hi << s) | ((lo >> 1) >> (31 - s));
+    let un10 = lo << s;
+    let (un1, un0) = (un10 >> 16, un10 & 0xFFFF);
+    let digit = |un: u32, next: u32| {
+        let (mut q, mut rhat) = (un / vn1, un % vn1);
+        // `q < B` is checked first, so `q * vn0 < 2^32`; rhat < B, so
+        // `rhat * B + next < 2^32`.
+        while q >= B || q * vn0 > (rhat << 16) + next {
+            q -= 1;
+            rhat += vn1.get();
+            if rhat >= B {
+                break;
+            }
+        }
+        q
+    };
+    let q1 = digit(un32, un1);
+    let un21 = (un32 << 16)
+        .wrapping_add(un1)
+        .wrapping_sub(q1.wrapping_mul(v));
+    let q0 = digit(un21, un0);
+    let r = (un21 << 16)
+        .wrapping_add(un0)
+        .wrapping_sub(q0.wrapping_mul(v));
+    ((q1 << 16) | q0, r >> s)
 }
 
 /// `e^x` as a mantissa and a binary exponent: returns `(p, n)` with
@@ -477,6 +541,99 @@ mod tests {
             x ^= x << 17;
             let y = x.rotate_left(29) ^ 0xD1B5_4A32_D192_ED03;
             assert_eq!(mul_hi_u64(x, y), ((x as u128 * y as u128) >> 64) as u64);
+        }
+    }
+
+    /// `div_rem_u64` against the native `u64` division.
+    fn check_div(n: u64, d: u32) {
+        let Some(nz) = NonZeroU32::new(d) else {
+            return;
+        };
+        let d64 = u64::from(d);
+        assert_eq!(div_rem_u64(n, nz), (n / d64, (n % d64) as u32), "{n} / {d}");
+    }
+
+    #[test]
+    fn div_rem_u64_is_exact_at_the_edges() {
+        let divisors = [
+            1,
+            2,
+            3,
+            10,
+            255,
+            65_025,
+            0x7FFF,
+            0x8000,
+            0x8001,
+            0xFFFF,
+            0x1_0000,
+            0x1_0001,
+            (1 << 30) - 1,
+            1 << 30,
+            (1 << 30) + 1,
+            (1 << 31) - 1,
+            1 << 31,
+            (1 << 31) + 1,
+            u32::MAX - 1,
+            u32::MAX,
+        ];
+        for &d in &divisors {
+            let d64 = u64::from(d);
+            let numerators = [
+                0,
+                1,
+                d64 - 1,
+                d64,
+                d64 + 1,
+                u64::from(u32::MAX),
+                1 << 32,
+                (1 << 32) + 1,
+                1 << 62,
+                (d64 << 32) - 1,
+                d64 << 32,
+                (d64 << 32) | 0xFFFF_FFFF,
+                d64 * d64,
+                d64 * d64 - 1,
+                u64::MAX / d64 * d64,
+                u64::MAX / d64 * d64 - 1,
+                u64::MAX - 1,
+                u64::MAX,
+            ];
+            for &n in &numerators {
+                check_div(n, d);
+            }
+        }
+        // Where the first digit's estimate overshoots: remainders just below the
+        // divisor, with every low half.
+        for d in [
+            0x8000_0001u32,
+            0x8000_FFFF,
+            0xFFFF_0001,
+            0x8765_4321,
+            0xC000_0000,
+        ] {
+            for hi in [d - 1, d - 2, d / 2, 0x8000_0000 % d] {
+                for lo in [0, 1, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_0000, u32::MAX] {
+                    check_div((u64::from(hi) << 32) | u64::from(lo), d);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn div_rem_u64_is_exact_on_random_values() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for i in 0..2_000_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let y = x.rotate_left(23) ^ 0x9E37_79B9_7F4A_7C15;
+            // Divisors of every width, numerators of every width.
+            let d = (y as u32) >> (i % 32);
+            let n = x >> ((i / 32) % 64);
+            check_div(n, d);
+            // The Gaussian's 2^62 / root, root in [2^30, 2^31).
+            check_div(1 << 62, (1 << 30) | (y as u32 >> 2));
         }
     }
 

@@ -5,11 +5,13 @@
 //! generator ([`Rng`], xoshiro128++ seeded through SplitMix64: 32-bit state words,
 //! cheap on a Cortex-M3) and the same integer-only Gaussian transform ([`Gaussian`]).
 
+use core::num::NonZeroU32;
+
 use rand_core::{Rng as _, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
 
 use crate::fixed::Q16;
-use crate::math::{isqrt_u64, ln_q56};
+use crate::math::{div_rem_u64, isqrt_u64, ln_q56};
 
 /// A seeded pseudo-random generator: xoshiro128++.
 ///
@@ -124,10 +126,11 @@ fn polar_pair(u: i32, v: i32, s: u64) -> (Q16, Q16) {
     let k = (s.leading_zeros() - 2) / 2;
     let root = isqrt_u64(s << (2 * k)) as u64;
     // 1 / sqrt(s) as 2^62 / root in (2^31, 2^32]: the one 64-bit division per pair
-    // (a compiler-rt call on the M3, roughly a hundred cycles; the quotient needs 33
-    // bits, so a single 32-bit UDIV cannot produce it). `max(1)` only tells the
-    // compiler that root is nonzero, so no panic path is emitted.
-    let inv_root = (1u64 << 62) / root.max(1);
+    // (the quotient needs 33 bits, so a single 32-bit UDIV cannot produce it;
+    // `div_rem_u64` does it with three). root >= 2^30, so the `MIN` fallback (which
+    // keeps a panic path out) is never taken.
+    let root_nz = NonZeroU32::new(root as u32).unwrap_or(NonZeroU32::MIN);
+    let inv_root = div_rem_u64(1 << 62, root_nz).0;
     (
         polar_coordinate(u, k, inv_root, radius_q28),
         polar_coordinate(v, k, inv_root, radius_q28),

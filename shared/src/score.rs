@@ -8,9 +8,17 @@
 //! badly or sits far from the prior, so its score is high; the threshold turns the score
 //! into a verdict.
 
+use core::num::NonZeroU32;
+
 use crate::fixed::{saturate_i64, Q16};
+use crate::math::div_rem_u64;
 use crate::model::{Likelihood, OutputTables};
 use crate::protocol::ScoreReport;
+
+/// 255, the brightest pixel: the Bernoulli target is `pixel / 255`.
+const PIXEL_MAX: NonZeroU32 = NonZeroU32::new(255).unwrap();
+/// 255^2: the Gaussian term's squared error is in [0, 1] units.
+const PIXEL_MAX_SQUARED: NonZeroU32 = NonZeroU32::new(255 * 255).unwrap();
 
 /// The reconstruction term for `pixels` against the decoder's int8 `logits`, Q16.
 ///
@@ -29,7 +37,7 @@ pub fn reconstruction(
             for (&p, &q) in pixels.iter().zip(logits) {
                 sum += 255 * tables.softplus(q) as i64 - p as i64 * tables.logit(q) as i64;
             }
-            saturate_i64(div_round(sum, 255))
+            saturate_i64(div_round(sum, PIXEL_MAX))
         }
         Likelihood::Gaussian => {
             let mut sum: i64 = 0;
@@ -37,17 +45,21 @@ pub fn reconstruction(
                 let d = p as i64 - tables.pixel(q) as i64;
                 sum += d * d;
             }
-            saturate_i64(div_round(sum << 16, 255 * 255))
+            saturate_i64(div_round(sum << 16, PIXEL_MAX_SQUARED))
         }
     }
 }
 
-/// `round(n / d)` for `d > 0`, halves away from zero.
-fn div_round(n: i64, d: i64) -> i64 {
+/// `round(n / d)`, halves away from zero: `(|n| + d / 2) / d` with the sign of `n`,
+/// by [`div_rem_u64`] (no 64-bit division call on the device).
+fn div_round(n: i64, d: NonZeroU32) -> i64 {
+    // The same as `(n + d / 2) / d` (`n - d / 2` for a negative `n`) in i64 wherever
+    // that does not overflow; the callers' sums stay far below 2^62.
+    let q = div_rem_u64(n.unsigned_abs() + u64::from(d.get() / 2), d).0 as i64;
     if n >= 0 {
-        (n + d / 2) / d
+        q
     } else {
-        (n - d / 2) / d
+        -q
     }
 }
 
@@ -67,12 +79,56 @@ pub fn report(reconstruction: Q16, kl: Q16, threshold: Q16) -> ScoreReport {
 mod tests {
     use super::*;
 
+    fn nz(d: u32) -> NonZeroU32 {
+        NonZeroU32::new(d).unwrap()
+    }
+
+    /// The `i64` formula `div_round` had before it avoided 64-bit division.
+    fn div_round_i64(n: i64, d: i64) -> i64 {
+        if n >= 0 {
+            (n + d / 2) / d
+        } else {
+            (n - d / 2) / d
+        }
+    }
+
     #[test]
     fn division_rounds_half_away_from_zero() {
-        assert_eq!(div_round(7, 2), 4);
-        assert_eq!(div_round(-7, 2), -4);
-        assert_eq!(div_round(5, 3), 2);
-        assert_eq!(div_round(-5, 3), -2);
+        assert_eq!(div_round(7, nz(2)), 4);
+        assert_eq!(div_round(-7, nz(2)), -4);
+        assert_eq!(div_round(5, nz(3)), 2);
+        assert_eq!(div_round(-5, nz(3)), -2);
+    }
+
+    #[test]
+    fn division_equals_the_i64_formula() {
+        let mut x: u64 = 0x853C_49E6_748F_EA9B;
+        for d in [1i64, 2, 3, 255, 255 * 255, 65_536, (1 << 31) - 1, 1 << 31] {
+            let edges = [
+                0,
+                1,
+                -1,
+                d / 2,
+                -d / 2,
+                d / 2 - 1,
+                -(d / 2) + 1,
+                d,
+                -d,
+                i64::MAX - d,
+                i64::MIN + d,
+            ];
+            for n in edges {
+                assert_eq!(div_round(n, nz(d as u32)), div_round_i64(n, d), "{n} / {d}");
+            }
+            for i in 0..200_000u32 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Every magnitude, both signs, within the i64 formula's range.
+                let n = (x as i64) >> (i % 63 + 1);
+                assert_eq!(div_round(n, nz(d as u32)), div_round_i64(n, d), "{n} / {d}");
+            }
+        }
     }
 
     #[test]

@@ -246,7 +246,10 @@ where
             FrameEvent::Pending => {}
             FrameEvent::Overflow => {
                 self.stats.frames = self.stats.frames.wrapping_add(1);
-                self.reply(&Response::Error(ErrorCode::FrameTooLong));
+                // A local, not `&Response::Error(..)`: a promoted constant would put a
+                // whole `Response` (1,176 bytes, nearly all zeros) in flash.
+                let response = Response::Error(ErrorCode::FrameTooLong);
+                self.reply(&response);
             }
             FrameEvent::Frame(n) => {
                 self.stats.frames = self.stats.frames.wrapping_add(1);
@@ -267,11 +270,10 @@ where
             Ok(n) => (n, matches!(response, Response::Error(_))),
             // A response that does not fit is a firmware bug: say so rather than
             // leave the host waiting. The error frame is a few bytes and always fits.
-            Err(_) => (
-                encode_frame(&Response::Error(ErrorCode::ResponseTooLarge), scratch, out)
-                    .unwrap_or(0),
-                true,
-            ),
+            Err(_) => {
+                let too_large = Response::Error(ErrorCode::ResponseTooLarge);
+                (encode_frame(&too_large, scratch, out).unwrap_or(0), true)
+            }
         };
         if is_error {
             self.stats.errors = self.stats.errors.wrapping_add(1);

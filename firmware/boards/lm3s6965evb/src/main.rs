@@ -14,8 +14,9 @@ mod pl011;
 mod pl022;
 mod ssd0323;
 mod stack;
+mod vectors;
 
-use cortex_m_rt::{entry, exception};
+use cortex_m_rt::entry;
 use panic_halt as _;
 use static_cell::ConstStaticCell;
 use tinyvae_app::{App, Buffers, Parts};
@@ -29,16 +30,6 @@ static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
 static FRAME: ConstStaticCell<FrameBuffer> = ConstStaticCell::new(FrameBuffer::new());
 /// The UART's receive ring, likewise.
 static RX: ConstStaticCell<pl011::RxQueue> = ConstStaticCell::new(pl011::RxQueue::new());
-
-/// Every device interrupt without a handler of its own comes here (the board has no
-/// peripheral access crate, so no vector table of named handlers); only UART0's is
-/// ever unmasked.
-#[exception]
-unsafe fn DefaultHandler(irqn: i16) {
-    if pl011::is_uart0(irqn) {
-        pl011::on_interrupt();
-    }
-}
 
 #[entry]
 fn main() -> ! {

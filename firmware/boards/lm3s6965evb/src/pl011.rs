@@ -70,11 +70,6 @@ pub struct Uart0 {
     rx: Consumer<'static, u8>,
 }
 
-/// Whether `irqn` (the interrupt number `DefaultHandler` got) is UART0's.
-pub fn is_uart0(irqn: i16) -> bool {
-    i32::from(irqn) == i32::from(Uart0Irq.number())
-}
-
 /// UART0's interrupt: moves received bytes into the ring until the UART is empty or
 /// the ring is full (then masks itself until the reader has made room).
 pub fn on_interrupt() {
