@@ -23,10 +23,13 @@
 //! build's would make cargo rebuild one whenever the other ran, since the firmware's
 //! build script reruns when `TINYVAE_MODEL` changes.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use tinyvae_datasets::corrupt::Corruption;
+use tinyvae_datasets::rng::SeededRng;
 use tinyvae_shared::protocol::DeviceInfo;
 
 pub use tinyvae_link::emulate::Core;
@@ -341,6 +344,39 @@ pub fn boot_firmware(core: Core, elf: &Path, boot_screen: Option<PathBuf>) -> De
         client,
         info,
     }
+}
+
+/// Named test images of `width` x `height` (the bundled digits' size): the digits with
+/// indices in `plain` ("digit #i"), the digits in `faulted` each with one simulated
+/// sensor fault of the trainer's data module (cycling through [`Corruption::ALL`],
+/// seeded by the index: "<fault> #i"), and one flat image per level in `flat`
+/// ("flat <level>").
+pub fn test_images(
+    width: usize,
+    height: usize,
+    plain: Range<usize>,
+    faulted: Range<usize>,
+    flat: &[u8],
+) -> Vec<(String, Vec<u8>)> {
+    let digits = test_digits();
+    assert_eq!((digits.width, digits.height), (width, height));
+    let mut images: Vec<(String, Vec<u8>)> = plain
+        .map(|i| (format!("digit #{i}"), digits.image_u8(i).to_vec()))
+        .collect();
+    for i in faulted {
+        let fault = Corruption::ALL[i % Corruption::ALL.len()];
+        let image = fault.apply(
+            digits.image_u8(i),
+            width,
+            height,
+            &mut SeededRng::new(i as u64),
+        );
+        images.push((format!("{} #{i}", fault.name()), image));
+    }
+    for &level in flat {
+        images.push((format!("flat {level}"), vec![level; width * height]));
+    }
+    images
 }
 
 /// The bundled test digits (2,004 MNIST images, 28x28, labelled), read by the

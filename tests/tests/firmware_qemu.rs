@@ -9,11 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use tinyvae_datasets::corrupt::Corruption;
-use tinyvae_datasets::rng::SeededRng;
 use tinyvae_e2e::harness::{
     boot, boot_firmware, boot_with_screendump, elf_footprint, firmware_elf, model_image,
-    odd_firmware_elf, odd_model_image, test_digits, workspace_root, Core, Device,
+    odd_firmware_elf, odd_model_image, test_digits, test_images, workspace_root, Core, Device,
 };
 use tinyvae_e2e::serial::SerialError;
 use tinyvae_screens::{self as screen, FrameBuffer, DUMP_HEIGHT, DUMP_WIDTH};
@@ -102,25 +100,7 @@ fn assert_footprint_matches_the_elf(info: &DeviceInfo, elf: &std::path::Path) {
 /// The images the parity test scores: real digits, digits with every simulated sensor
 /// fault of the trainer's data module, and extremes.
 fn parity_images(width: usize, height: usize) -> Vec<(String, Vec<u8>)> {
-    let digits = test_digits();
-    assert_eq!((digits.width, digits.height), (width, height));
-    let mut images: Vec<(String, Vec<u8>)> = (0..150)
-        .map(|i| (format!("digit #{i}"), digits.image_u8(i).to_vec()))
-        .collect();
-    for i in 150..206 {
-        let fault = Corruption::ALL[i % Corruption::ALL.len()];
-        let faulted = fault.apply(
-            digits.image_u8(i),
-            width,
-            height,
-            &mut SeededRng::new(i as u64),
-        );
-        images.push((format!("{} #{i}", fault.name()), faulted));
-    }
-    for level in [0u8, 255, 128] {
-        images.push((format!("flat {level}"), vec![level; width * height]));
-    }
-    images
+    test_images(width, height, 0..150, 150..206, &[0, 255, 128])
 }
 
 /// Encodes each image on `device` and checks mu, logvar and the score against the
