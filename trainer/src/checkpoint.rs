@@ -1,71 +1,22 @@
-//! Checkpoints: safetensors files with the parameters (PyTorch layout, names
-//! `encoder.{i}.weight|bias`, `decoder.{i}.weight|bias`) and string metadata:
+//! Checkpoints: safetensors files with the parameters and string metadata, written
+//! atomically (to `<path>.tmp`, then renamed, so a crash never leaves a half-written
+//! checkpoint behind).
 //!
-//! | key | value |
-//! |---|---|
-//! | `format` | `tinyvae-1` |
-//! | `architecture` | JSON [`ModelConfig`] |
-//! | `data` | JSON [`DataInfo`] |
-//! | `train` | JSON [`TrainConfig`] |
-//! | `seed`, `epoch` | decimal |
-//! | `metrics` | JSON: the last epoch's metrics (and test results when known) |
-//! | `progress` | JSON [`Progress`] (resume files only) |
-//!
-//! A resume file (`last.safetensors`) also holds the Adam moments
-//! (`adam.m.<name>`, `adam.v.<name>`) and the best-epoch parameters
-//! (`best.<name>`). Files are written to `<path>.tmp` and renamed, so a crash
-//! never leaves a half-written checkpoint behind.
+//! What a checkpoint file is (its keys, the metadata types, the tensors it must hold)
+//! is `tinyvae-checkpoint`'s: its types are re-exported here, and [`load_bytes`] and
+//! [`load_trainer`] run its validator ([`tinyvae_checkpoint::check`],
+//! [`tinyvae_checkpoint::check_resume`]) before they build any candle tensor.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use serde::{Deserialize, Serialize};
+use tinyvae_checkpoint::CheckError;
 
-use crate::model::{Init, Model, ModelConfig, ModelError};
-use crate::train::{Progress, TrainConfig, Trainer};
+use crate::model::{Model, ModelError};
+use crate::train::Trainer;
 
-/// Value of the `format` metadata key.
-pub const FORMAT: &str = "tinyvae-1";
-
-/// Where the training data came from.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct DataInfo {
-    /// Path of the data.
-    pub source: String,
-    /// Images used for training (after the validation split).
-    pub train_images: usize,
-    /// Images held out for validation.
-    pub val_images: usize,
-    /// The class kept for one-class training, if any.
-    pub normal_class: Option<String>,
-    /// The seed the train/validation split was drawn with (absent in older checkpoints).
-    #[serde(default)]
-    pub split_seed: Option<u64>,
-    /// The fraction held out for validation (absent in older checkpoints).
-    #[serde(default)]
-    pub val_frac: Option<f64>,
-    /// The cap on training images (`--limit`), if one was set.
-    #[serde(default)]
-    pub limit: Option<usize>,
-}
-
-/// Everything a checkpoint says besides the tensors.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CheckpointMeta {
-    /// Architecture.
-    pub config: ModelConfig,
-    /// Weight initialisation used.
-    pub init: Init,
-    /// Training data.
-    pub data: DataInfo,
-    /// Hyperparameters.
-    pub train: TrainConfig,
-    /// Epochs completed.
-    pub epoch: usize,
-    /// Free-form metrics (JSON).
-    pub metrics: serde_json::Value,
-}
+pub use tinyvae_checkpoint::{CheckpointMeta, DataInfo, FORMAT};
 
 /// Checkpoint errors, each naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -103,24 +54,27 @@ fn fmt_err(path: &Path, detail: impl ToString) -> CheckpointError {
     }
 }
 
+impl From<CheckError> for CheckpointError {
+    fn from(e: CheckError) -> Self {
+        match e {
+            CheckError::Format { path, detail } => CheckpointError::Format { path, detail },
+            CheckError::Config { path, detail } => CheckpointError::Model {
+                path,
+                source: ModelError::Config(detail),
+            },
+            CheckError::Tensor { path, name, detail } => CheckpointError::Model {
+                path,
+                source: ModelError::Tensor { name, detail },
+            },
+        }
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn base_metadata(meta: &CheckpointMeta) -> Result<HashMap<String, String>, serde_json::Error> {
-    let mut m = HashMap::new();
-    m.insert("format".into(), FORMAT.into());
-    m.insert("architecture".into(), serde_json::to_string(&meta.config)?);
-    m.insert("init".into(), serde_json::to_string(&meta.init)?);
-    m.insert("data".into(), serde_json::to_string(&meta.data)?);
-    m.insert("train".into(), serde_json::to_string(&meta.train)?);
-    m.insert("seed".into(), meta.train.seed.to_string());
-    m.insert("epoch".into(), meta.epoch.to_string());
-    m.insert("metrics".into(), serde_json::to_string(&meta.metrics)?);
-    Ok(m)
 }
 
 /// Writes `bytes` to `path` atomically (see [`tinyvae_shared::model_file::write_atomic`]).
@@ -154,7 +108,7 @@ pub fn save_model(
     write(
         path,
         tensors,
-        base_metadata(meta).map_err(|e| fmt_err(path, e))?,
+        tinyvae_checkpoint::metadata(meta).map_err(|e| fmt_err(path, e))?,
     )
 }
 
@@ -178,12 +132,8 @@ pub fn save_trainer(
             tensors.push((format!("best.{n}"), best[i].clone()));
         }
     }
-    let mut md = base_metadata(meta).map_err(|e| fmt_err(path, e))?;
-    md.insert(
-        "progress".into(),
-        serde_json::to_string(&trainer.progress).map_err(|e| fmt_err(path, e))?,
-    );
-    md.insert("adam_step".into(), trainer.adam.step.to_string());
+    let md = tinyvae_checkpoint::resume_metadata(meta, &trainer.progress, trainer.adam.step)
+        .map_err(|e| fmt_err(path, e))?;
     write(path, tensors, md)
 }
 
@@ -199,17 +149,6 @@ pub struct Loaded {
     pub raw: HashMap<String, String>,
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    raw: &HashMap<String, String>,
-    key: &str,
-) -> Result<T, CheckpointError> {
-    let s = raw
-        .get(key)
-        .ok_or_else(|| fmt_err(path, format!("metadata key {key:?} missing")))?;
-    serde_json::from_str(s).map_err(|e| fmt_err(path, format!("metadata {key:?}: {e}")))
-}
-
 /// Reads a checkpoint written by [`save_model`] or [`save_trainer`].
 pub fn load(path: &Path, device: &Device) -> Result<Loaded, CheckpointError> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
@@ -218,39 +157,29 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded, CheckpointError> {
 
 /// Reads a checkpoint from the bytes of its file; `path` only names the file in
 /// errors. Every input gives a checkpoint whose tensors fit its architecture or a
-/// [`CheckpointError`], never a panic.
+/// [`CheckpointError`], never a panic: the bytes pass [`tinyvae_checkpoint::check`]
+/// before candle reads them.
 pub fn load_bytes(path: &Path, bytes: &[u8], device: &Device) -> Result<Loaded, CheckpointError> {
-    let (_, header) =
-        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| fmt_err(path, e))?;
-    let raw = header.metadata().clone().unwrap_or_default();
-    match raw.get("format") {
-        Some(f) if f == FORMAT => {}
-        other => {
-            return Err(fmt_err(
-                path,
-                format!("format {other:?}, expected {FORMAT:?}"),
-            ))
-        }
-    }
-    let config: ModelConfig = parse_json(path, &raw, "architecture")?;
-    let meta = CheckpointMeta {
-        init: parse_json(path, &raw, "init")?,
-        data: parse_json(path, &raw, "data")?,
-        train: parse_json(path, &raw, "train")?,
-        epoch: raw
-            .get("epoch")
-            .and_then(|e| e.parse().ok())
-            .ok_or_else(|| fmt_err(path, "metadata \"epoch\" missing or not a number"))?,
-        metrics: parse_json(path, &raw, "metrics")?,
-        config: config.clone(),
-    };
+    let checked = tinyvae_checkpoint::check(path, bytes)?;
+    from_checked(path, bytes, checked.meta, checked.raw, device)
+}
+
+/// The candle half of loading: the tensors of a file the validator accepted.
+fn from_checked(
+    path: &Path,
+    bytes: &[u8],
+    meta: CheckpointMeta,
+    raw: HashMap<String, String>,
+    device: &Device,
+) -> Result<Loaded, CheckpointError> {
     let tensors =
         candle_core::safetensors::load_buffer(bytes, device).map_err(|e| fmt_err(path, e))?;
-    let model =
-        Model::from_tensors(config, &tensors, device).map_err(|source| CheckpointError::Model {
+    let model = Model::from_tensors(meta.config.clone(), &tensors, device).map_err(|source| {
+        CheckpointError::Model {
             path: path.to_path_buf(),
             source,
-        })?;
+        }
+    })?;
     Ok(Loaded {
         model,
         meta,
@@ -260,57 +189,40 @@ pub fn load_bytes(path: &Path, bytes: &[u8], device: &Device) -> Result<Loaded, 
 }
 
 /// Reads a resume file into a trainer that continues where it stopped. The
-/// number of epochs may be raised with `epochs`.
+/// number of epochs may be raised with `epochs`. The file passes
+/// [`tinyvae_checkpoint::check_resume`] first: progress, optimizer state, and every
+/// Adam moment and best-epoch tensor in its parameter's shape and type, so a wrong
+/// `best.*` tensor is refused now rather than when the finished run restores its best
+/// epoch, after all the epochs it trained.
 pub fn load_trainer(
     path: &Path,
     device: &Device,
     epochs: Option<usize>,
 ) -> Result<(Trainer, CheckpointMeta), CheckpointError> {
-    let loaded = load(path, device)?;
-    let progress: Progress = parse_json(path, &loaded.raw, "progress")?;
-    let step: u64 = loaded
-        .raw
-        .get("adam_step")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| fmt_err(path, "not a resume file (no optimizer state)"))?;
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let (checked, state) = tinyvae_checkpoint::check_resume(path, &bytes)?;
+    let loaded = from_checked(path, &bytes, checked.meta, checked.raw, device)?;
     let mut cfg = loaded.meta.train.clone();
     let raised = epochs.is_some_and(|e| e > cfg.epochs);
     if let Some(e) = epochs {
         cfg.epochs = e;
     }
     let vars = loaded.model.named_vars();
-    // Every companion tensor (Adam moments, best-epoch parameters) must have its
-    // parameter's shape and type. Checked here, when the run resumes: a wrong best.*
-    // tensor would otherwise surface only when the finished run restores its best
-    // epoch, after all the epochs it trained.
     let companions = |prefix: &str| {
         vars.iter()
-            .map(|(n, var)| {
+            .map(|(n, _)| {
                 let key = format!("{prefix}.{n}");
-                let t = loaded
+                loaded
                     .tensors
                     .get(&key)
-                    .ok_or_else(|| fmt_err(path, format!("tensor {key} missing")))?;
-                if t.dims() != var.dims() || t.dtype() != var.dtype() {
-                    return Err(fmt_err(
-                        path,
-                        format!(
-                            "tensor {key} is {:?} {:?}, expected {:?} {:?} like parameter {n}",
-                            t.dtype(),
-                            t.dims(),
-                            var.dtype(),
-                            var.dims()
-                        ),
-                    ));
-                }
-                Ok(t.clone())
+                    .cloned()
+                    .ok_or_else(|| fmt_err(path, format!("tensor {key} missing")))
             })
             .collect::<Result<Vec<_>, _>>()
     };
     let m = companions("adam.m")?;
     let v = companions("adam.v")?;
-    let has_best = loaded.tensors.keys().any(|k| k.starts_with("best."));
-    let best = if has_best {
+    let best = if state.has_best {
         Some(companions("best")?)
     } else {
         None
@@ -318,9 +230,9 @@ pub fn load_trainer(
     let mut trainer = Trainer::new(loaded.model, cfg).map_err(|e| fmt_err(path, e))?;
     trainer
         .adam
-        .set_moments(m, v, step)
+        .set_moments(m, v, state.adam_step)
         .map_err(|e| fmt_err(path, e))?;
-    trainer.progress = progress;
+    trainer.progress = state.progress;
     // A raised epoch budget lets an early-stopped run continue; anything else keeps
     // the run's own verdict.
     if raised {

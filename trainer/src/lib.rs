@@ -9,7 +9,8 @@
 //!   (including [`model::loss::anomaly_score`]) and the fused BCE op ([`model::bce`]).
 //! * [`train`] — Adam, KL warm-up, validation, early stopping, exact resume; the fused
 //!   CPU step and candle's autograd on other devices.
-//! * [`checkpoint`] — safetensors with metadata, written atomically.
+//! * [`checkpoint`] — safetensors with metadata, written atomically; the file format,
+//!   its metadata types and its validator are `tinyvae-checkpoint`'s.
 //! * [`eval`] — negative ELBO, IWAE NLL estimate, reconstruction error.
 //! * [`pictures`] — samples, reconstructions, interpolations, traversals, loss curves.
 //! * [`quantize`] — the float reference of the device pipeline, calibration, the

@@ -23,126 +23,11 @@ pub mod loss;
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use serde::{Deserialize, Serialize};
 
 use tinyvae_datasets::rng::SeededRng;
-pub use tinyvae_shared::model::Likelihood;
+// The architecture is part of the checkpoint format: it lives in `tinyvae-checkpoint`.
+pub use tinyvae_checkpoint::config::{ConfigError, Init, Likelihood, ModelConfig, ModelKind};
 pub use tinyvae_shared::quantize::FloatLayer;
-
-/// VAE or plain autoencoder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// Variational autoencoder: Gaussian posterior, KL term, samples from the prior.
-    Vae,
-    /// Deterministic autoencoder with the same layers, no KL term.
-    Ae,
-}
-
-/// How the initial weights are drawn (always from [`SeededRng`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Init {
-    /// PyTorch `nn.Linear` default: weight and bias uniform in ±1/sqrt(fan_in).
-    Torch,
-    /// Kaiming normal (std sqrt(2/fan_in)), zero bias: candle-nn's `linear` default.
-    Kaiming,
-}
-
-/// Names on the command line and in checkpoints (serde's lowercase names).
-macro_rules! named_enum {
-    ($ty:ident, $expected:literal, $($variant:ident = $name:literal),+) => {
-        impl $ty {
-            /// The lowercase name used on the command line and in checkpoints.
-            pub const fn name(self) -> &'static str {
-                match self { $($ty::$variant => $name),+ }
-            }
-        }
-
-        impl std::fmt::Display for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-
-        impl std::str::FromStr for $ty {
-            type Err = tinyvae_shared::model::UnknownName;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($name => Ok($ty::$variant),)+
-                    _ => Err(tinyvae_shared::model::UnknownName { expected: $expected }),
-                }
-            }
-        }
-    };
-}
-
-named_enum!(ModelKind, "vae or ae", Vae = "vae", Ae = "ae");
-named_enum!(
-    Init,
-    "torch or kaiming",
-    Torch = "torch",
-    Kaiming = "kaiming"
-);
-
-/// Architecture of a model, stored in every checkpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// VAE or AE.
-    pub kind: ModelKind,
-    /// Input image width.
-    pub width: usize,
-    /// Input image height.
-    pub height: usize,
-    /// Hidden layer sizes of the encoder (the decoder mirrors them).
-    pub hidden: Vec<usize>,
-    /// Latent size.
-    pub latent: usize,
-    /// Reconstruction likelihood.
-    pub likelihood: Likelihood,
-}
-
-impl ModelConfig {
-    /// Pixels per input image.
-    pub fn input_dim(&self) -> usize {
-        self.width * self.height
-    }
-
-    /// Outputs of the encoder's last layer: `2*latent` for a VAE, `latent` for an AE.
-    pub fn encoder_out_dim(&self) -> usize {
-        match self.kind {
-            ModelKind::Vae => 2 * self.latent,
-            ModelKind::Ae => self.latent,
-        }
-    }
-
-    /// `(in, out)` of every encoder layer.
-    pub fn encoder_dims(&self) -> Vec<(usize, usize)> {
-        let mut sizes = vec![self.input_dim()];
-        sizes.extend(&self.hidden);
-        sizes.push(self.encoder_out_dim());
-        sizes.windows(2).map(|w| (w[0], w[1])).collect()
-    }
-
-    /// `(in, out)` of every decoder layer.
-    pub fn decoder_dims(&self) -> Vec<(usize, usize)> {
-        let mut sizes = vec![self.latent];
-        sizes.extend(self.hidden.iter().rev());
-        sizes.push(self.input_dim());
-        sizes.windows(2).map(|w| (w[0], w[1])).collect()
-    }
-
-    /// Checks that every size is positive.
-    pub fn validate(&self) -> Result<(), ModelError> {
-        if self.input_dim() == 0 || self.latent == 0 || self.hidden.contains(&0) {
-            return Err(ModelError::Config(format!(
-                "sizes must be positive: {self:?}"
-            )));
-        }
-        Ok(())
-    }
-}
 
 /// Errors from building, running or loading a model.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +46,12 @@ pub enum ModelError {
         /// What is wrong.
         detail: String,
     },
+}
+
+impl From<ConfigError> for ModelError {
+    fn from(e: ConfigError) -> Self {
+        ModelError::Config(e.0)
+    }
 }
 
 /// A trainable dense layer.
