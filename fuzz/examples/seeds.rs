@@ -9,7 +9,7 @@ fn main() -> std::io::Result<()> {
     let seeds = tinyvae_fuzz::seeds::seeds().into_iter();
     // Trainer checkpoints need candle: without the feature, their seeds stay as they are.
     #[cfg(feature = "checkpoint")]
-    let seeds = seeds.chain(tinyvae_fuzz::checkpoint::seeds());
+    let seeds = seeds.chain(tinyvae_fuzz::checkpoint_candle::seeds());
     let seeds: Vec<_> = seeds.collect();
     for seed in &seeds {
         let dir = root.join(seed.target);

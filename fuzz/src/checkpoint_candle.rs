@@ -1,23 +1,38 @@
-//! `checkpoint_load`, trainer checkpoints (feature `checkpoint`, which brings candle).
+//! `checkpoint_candle`: the trainer's whole checkpoint loader, validator and candle
+//! (feature `checkpoint`, which brings candle and tract), and the checkpoint seeds of
+//! both checkpoint targets, written by the trainer.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use tinyvae_trainer::checkpoint::{self, CheckpointMeta, DataInfo};
+use tinyvae_trainer::checkpoint::{self, CheckpointError, CheckpointMeta, DataInfo};
 use tinyvae_trainer::model::{Init, Likelihood, ModelKind};
 use tinyvae_trainer::train::{TrainConfig, Trainer};
 use tinyvae_trainer::{Model, ModelConfig};
 
 use crate::seeds::Seed;
 
-/// `checkpoint::load_bytes` never panics; what it accepts says it is a tinyvae
-/// checkpoint, holds every parameter of its architecture in the right shape, and runs
-/// a forward pass with outputs of the architecture's sizes.
-pub fn check_checkpoint(data: &[u8]) {
+/// `checkpoint::load_bytes` never panics; it accepts only what the validator
+/// (`tinyvae_checkpoint::check`) accepts, with the same metadata, and refuses those
+/// only for candle's own reasons (a tensor type candle cannot read), never for the
+/// architecture; what it accepts says it is a tinyvae checkpoint, holds every parameter
+/// of its architecture in the right shape, and runs a forward pass with outputs of the
+/// architecture's sizes.
+pub fn check_candle_checkpoint(data: &[u8]) {
     let path = Path::new("fuzz.safetensors");
-    let Ok(loaded) = checkpoint::load_bytes(path, data, &Device::Cpu) else {
-        return;
+    let checked = tinyvae_checkpoint::check(path, data);
+    let loaded = match checkpoint::load_bytes(path, data, &Device::Cpu) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            assert!(
+                checked.is_err() || matches!(err, CheckpointError::Format { .. }),
+                "the validator accepted what the model refuses: {err}"
+            );
+            return;
+        }
     };
+    let checked = checked.expect("what candle loads, the validator accepts");
+    assert_eq!(checked.meta, loaded.meta);
     assert_eq!(
         loaded.raw.get("format").map(String::as_str),
         Some(checkpoint::FORMAT)
@@ -65,8 +80,8 @@ fn meta(config: ModelConfig, epoch: usize) -> CheckpointMeta {
     }
 }
 
-/// Trainer checkpoints of tiny models: a VAE model file, an AE model file, and a
-/// VAE resume file (with Adam moments).
+/// Trainer checkpoints of tiny models: a VAE model file, an AE model file, and VAE
+/// resume files with Adam moments, one of them with best-epoch parameters too.
 pub fn seeds() -> Vec<Seed> {
     let dir = std::env::temp_dir().join(format!("tinyvae-fuzz-seeds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
@@ -88,14 +103,16 @@ pub fn seeds() -> Vec<Seed> {
         checkpoint::save_model(&path, &model, &meta(config.clone(), 2)).expect("saves");
         out.extend(crate::seeds::file_seeds("checkpoint_load", name, &path));
         if kind == ModelKind::Vae {
-            let trainer = Trainer::new(model, meta(config.clone(), 1).train).expect("a trainer");
-            let path = dir.join("resume");
-            checkpoint::save_trainer(&path, &trainer, &meta(config, 1)).expect("saves");
-            out.extend(crate::seeds::file_seeds(
-                "checkpoint_load",
-                "checkpoint-resume",
-                &path,
-            ));
+            let mut trainer =
+                Trainer::new(model, meta(config.clone(), 1).train).expect("a trainer");
+            for name in ["checkpoint-resume", "checkpoint-resume-best"] {
+                if name.ends_with("best") {
+                    trainer.best = Some(trainer.model.snapshot().expect("a snapshot"));
+                }
+                let path = dir.join(name);
+                checkpoint::save_trainer(&path, &trainer, &meta(config.clone(), 1)).expect("saves");
+                out.extend(crate::seeds::file_seeds("checkpoint_load", name, &path));
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,8 +5,9 @@
 //! The targets (`fuzz_targets/*.rs`) are thin: each calls one `check_*` function here,
 //! which panics when a documented contract does not hold.
 
-#[cfg(feature = "checkpoint")]
 pub mod checkpoint;
+#[cfg(feature = "checkpoint")]
+pub mod checkpoint_candle;
 pub mod contracts;
 pub mod device;
 pub mod reference;

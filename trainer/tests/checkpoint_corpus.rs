@@ -1,7 +1,8 @@
-//! The `checkpoint_load` fuzz target's corpus (`fuzz/corpus/checkpoint_load/`, seeds
-//! and every crash found, see RELIABILITY.md), replayed through the ordinary build on
-//! every `cargo test`: the fuzz target's instrumented build of candle and tract takes
-//! far longer than CI allows, so CI fuzzes the other targets and replays this one.
+//! The checkpoint fuzz targets' corpus (`fuzz/corpus/checkpoint_load/`, seeds and every
+//! crash found, see RELIABILITY.md), replayed through the trainer's whole loader (the
+//! validator, then candle) on every `cargo test`. CI fuzzes the validator alone
+//! (`checkpoint_load`); the whole loader's target (`checkpoint_candle`) needs an
+//! instrumented build of candle and tract that takes far longer than CI allows.
 //!
 //! Every file must load as a checkpoint or a device model file, or give a typed error
 //! naming the file; the seeds written from real checkpoints must load.
