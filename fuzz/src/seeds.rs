@@ -270,15 +270,25 @@ fn header_seed(target: &'static str, name: &str, file: Vec<u8>) -> Vec<Seed> {
 
 /// A safetensors file with its header's keys sorted: writers put the metadata in hash
 /// map order, which changes from run to run; sorted, the seeds are the same each time.
+/// The data starts where the header's declared length ends: the writer pads the header
+/// with spaces after its JSON, which belong to the header, not the data. The sorted
+/// header is padded the same way (to a multiple of 8 bytes) but with the spaces inside
+/// its JSON object, so that its `-header` seed (see [`crate::repair::safetensors`],
+/// which ends the header where the JSON ends) repairs into the same file.
 fn sorted_header(file: &[u8]) -> Vec<u8> {
-    let rest = crate::repair::unwrap_safetensors(file).expect("a safetensors file");
-    let mut values = serde_json::Deserializer::from_slice(&rest).into_iter::<serde_json::Value>();
-    let mut header = values.next().expect("a header").expect("a JSON header");
-    let data = &rest[values.byte_offset()..];
+    let len = u64::from_le_bytes(file[..8].try_into().expect("a length prefix"));
+    let end = 8 + usize::try_from(len).expect("a header length");
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&file[8..end]).expect("a JSON header");
     header.sort_all_objects();
-    let text = serde_json::to_vec(&header).expect("JSON");
+    let mut text = serde_json::to_vec(&header).expect("JSON");
+    let close = text.pop().expect("a JSON object");
+    while !(text.len() + 1).is_multiple_of(8) {
+        text.push(b' ');
+    }
+    text.push(close);
     let mut out = (text.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(&text);
-    out.extend_from_slice(data);
+    out.extend_from_slice(&file[end..]);
     out
 }
