@@ -105,13 +105,8 @@ pub(super) enum Inputs<'w> {
 
 /// Prepares `input` for the group loops: as a list of the inputs off the zero point
 /// where that is the cheaper loop (on the Cortex-M cores, when at most three quarters of
-/// the inputs are off it), else widened. Both give the same sums.
-///
-/// A digit leaves about 150 of its 784 pixels off the background, and ReLU leaves
-/// about half of the hidden units at the zero point: the sparse loop reads only
-/// their weight words, so the first encoder layer does a fifth of its
-/// multiply-accumulates. x86 keeps its SIMD loop over every input (`AVX2` does
-/// 16 MACs an instruction).
+/// the inputs are off it; see the module docs), else widened. Both give the same sums.
+/// x86 keeps its SIMD loop over every input (`AVX2` does 16 MACs an instruction).
 #[inline]
 pub(super) fn prepare<'w>(input: &[i8], zero_point: i32, widened: &'w mut [i32]) -> Inputs<'w> {
     #[cfg(not(target_arch = "x86_64"))]
@@ -147,11 +142,7 @@ pub(super) fn sparse_list(input: &[i8], zero_point: i32, list: &mut [i32]) -> Op
 /// One i32 per input, except on the Cortex-M4: two inputs packed as i16 halves per
 /// word, the operand `SMLAD` takes (`x - zero_point` is within -255..=255).
 #[inline]
-pub(super) fn widen<'w>(
-    input: &[i8],
-    zero_point: i32,
-    widened: &'w mut [i32],
-) -> (&'w [i32], usize) {
+fn widen<'w>(input: &[i8], zero_point: i32, widened: &'w mut [i32]) -> (&'w [i32], usize) {
     #[cfg(tinyvae_kernel = "dsp")]
     {
         dsp::widen_pairs(input, zero_point, widened)
@@ -168,8 +159,9 @@ pub(super) fn widen<'w>(
 
 /// Writes `out[j] = convert(requantize(bias[j] + dot[j]) + zero_point)` for every
 /// output `j` of `out` (as many as `params` has), where `dot[j] = sum_i w[j][i] x[i]`
-/// (wrapping) over `min(inputs, group_len / 4)` inputs of `xs` (as [`widen`] made it)
-/// and the weights come in groups of `group_len` bytes.
+/// (wrapping) over the `inputs` as [`prepare`] made them (dense: the first
+/// `min(inputs, group_len / 4)` of them; sparse: the listed ones) and the weights come
+/// in groups of `group_len` bytes.
 ///
 /// One pass per group of four outputs: the group's dot products, then each output's
 /// parameters read straight from the model bytes, requantized and stored. Zipping the
