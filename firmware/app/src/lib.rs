@@ -20,6 +20,7 @@
 #![cfg_attr(not(test), no_std)]
 
 mod log;
+pub mod rx;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod walk;

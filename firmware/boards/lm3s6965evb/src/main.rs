@@ -6,20 +6,20 @@
 #![no_std]
 #![no_main]
 
-mod clock;
 mod hw;
 #[cfg(feature = "defmt")]
 mod logging;
 mod pl011;
 mod pl022;
 mod ssd0323;
-mod stack;
 mod vectors;
 
 use cortex_m_rt::entry;
 use panic_halt as _;
 use static_cell::ConstStaticCell;
+use tinyvae_app::rx::RxQueue;
 use tinyvae_app::{App, Buffers, Parts};
+use tinyvae_board_support::{stack, systick};
 use tinyvae_screens::FrameBuffer;
 use tinyvae_shared::model::Model;
 
@@ -29,7 +29,7 @@ static BUFFERS: ConstStaticCell<Buffers> = ConstStaticCell::new(Buffers::new());
 /// The OLED's frame, likewise.
 static FRAME: ConstStaticCell<FrameBuffer> = ConstStaticCell::new(FrameBuffer::new());
 /// The UART's receive ring, likewise.
-static RX: ConstStaticCell<pl011::RxQueue> = ConstStaticCell::new(pl011::RxQueue::new());
+static RX: ConstStaticCell<RxQueue> = ConstStaticCell::new(RxQueue::new());
 
 #[entry]
 fn main() -> ! {
@@ -49,7 +49,9 @@ fn main() -> ! {
         }
     };
     let serial = pl011::Uart0::init(rx);
-    let counter = clock::Clock::start(core.SYST, divider);
+    // Under `-icount shift=0` a SysTick tick is 5 ns of QEMU's 200 MHz clock times
+    // the divider: 5 instructions each (see `hw::init_clocks`).
+    let counter = systick::Clock::start(core.SYST, 5 * u64::from(divider));
     let display = ssd0323::Ssd0323::init(pl022::Ssi0::init(), frame);
     let model = Model::parse(tinyvae_app::MODEL_IMAGE).ok();
     let parts = Parts {

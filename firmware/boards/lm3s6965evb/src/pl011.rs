@@ -1,13 +1,12 @@
 //! UART0 (an ARM PL011): the serial line that carries the protocol's frames, as the
 //! app's `embedded_io` byte stream.
 //!
-//! Receiving is interrupt-driven: the UART0 interrupt moves every received byte into a
-//! ring buffer ([`RX_CAPACITY`] bytes, a `heapless::spsc` queue), which the app reads.
-//! Bytes that arrive while the app decodes or draws wait there instead of in the
-//! UART. When the ring is full the handler masks the receive interrupt and leaves the
-//! bytes in the UART (QEMU then holds the host's input back); the reader unmasks it as
-//! soon as it has taken a byte, so nothing is lost however fast the host sends.
-//! Sending is polled.
+//! Receiving is interrupt-driven into the app's shared ring ([`tinyvae_app::rx`]): the
+//! UART0 interrupt moves every received byte into it, and bytes that arrive while the
+//! app decodes or draws wait there instead of in the UART. When the ring is full the
+//! handler masks the receive interrupt and leaves the bytes in the UART (QEMU then
+//! holds the host's input back); the reader unmasks it as soon as it has taken a
+//! byte, so nothing is lost however fast the host sends. Sending is polled.
 
 use core::cell::RefCell;
 use core::convert::Infallible;
@@ -15,7 +14,7 @@ use core::convert::Infallible;
 use cortex_m::interrupt::{InterruptNumber, Mutex};
 use cortex_m::peripheral::NVIC;
 use embedded_io::{ErrorType, Read, ReadReady, Write};
-use heapless::spsc::{Consumer, Producer, Queue};
+use tinyvae_app::rx::{self, Fill, Resume, RxProducer, RxQueue, RxReader};
 
 use crate::hw::{self, Reg};
 
@@ -40,11 +39,6 @@ const CTL_RXE: u32 = 1 << 9;
 /// Receive (bit 4) and receive-timeout (bit 6) interrupts, in IM and ICR.
 const INT_RX: u32 = 1 << 4 | 1 << 6;
 
-/// The ring's size; it holds one byte less (a 784-pixel request frame fits).
-pub const RX_CAPACITY: usize = 1024;
-/// The received bytes, between the interrupt handler and the reader.
-pub type RxQueue = Queue<u8, RX_CAPACITY>;
-
 /// UART0's interrupt line on the LM3S6965.
 #[derive(Clone, Copy)]
 struct Uart0Irq;
@@ -57,7 +51,7 @@ unsafe impl InterruptNumber for Uart0Irq {
 }
 
 /// The ring's writing end, for the interrupt handler.
-static RX_PRODUCER: Mutex<RefCell<Option<Producer<'static, u8>>>> = Mutex::new(RefCell::new(None));
+static RX_PRODUCER: Mutex<RefCell<Option<RxProducer<'static>>>> = Mutex::new(RefCell::new(None));
 
 /// Polls for a free transmit slot this many times before giving up on a byte.
 const TX_WAIT_LIMIT: u32 = 1_000_000;
@@ -67,7 +61,7 @@ pub struct Uart0 {
     /// Whether the 16-byte FIFOs are on yet.
     fifo_on: bool,
     /// The ring's reading end.
-    rx: Consumer<'static, u8>,
+    rx: RxReader<'static, ResumeRx>,
 }
 
 /// UART0's interrupt: moves received bytes into the ring until the UART is empty or
@@ -79,17 +73,14 @@ pub fn on_interrupt() {
             IM.clear_bits(INT_RX);
             return;
         };
-        while FR.read() & FR_RXFE == 0 {
-            if !producer.ready() {
-                // Full: leave the rest in the UART, its interrupt pending but masked.
-                IM.clear_bits(INT_RX);
-                return;
-            }
-            // Break, framing and parity errors (bits 8..11 of DR) are dropped with
-            // the byte's status: the frame CRC catches the damage.
-            let _ = producer.enqueue((DR.read() & 0xFF) as u8);
+        // Break, framing and parity errors (bits 8..11 of DR) are dropped with the
+        // byte's status: the frame CRC catches the damage.
+        let source = || (FR.read() & FR_RXFE == 0).then(|| (DR.read() & 0xFF) as u8);
+        match rx::fill(producer, source) {
+            // Full: leave the rest in the UART, its interrupt pending but masked.
+            Fill::Full => IM.clear_bits(INT_RX),
+            Fill::Drained => ICR.write(INT_RX),
         }
-        ICR.write(INT_RX);
     });
 }
 
@@ -116,26 +107,10 @@ impl Uart0 {
         unsafe { NVIC::unmask(Uart0Irq) };
         let mut uart = Self {
             fifo_on: false,
-            rx: consumer,
+            rx: RxReader::new(consumer, ResumeRx),
         };
         uart.enable_fifo_when_idle();
         uart
-    }
-
-    /// Lets the handler fill the ring again after it masked itself on a full ring.
-    ///
-    /// The UART raises its receive interrupt when a byte arrives, and QEMU sends no
-    /// more while the UART is full, so bytes already waiting are handed to the handler
-    /// by pending its interrupt here rather than left for an edge that never comes.
-    fn resume_rx(&mut self) {
-        cortex_m::interrupt::free(|_| {
-            if IM.read() & INT_RX != INT_RX {
-                IM.set_bits(INT_RX);
-                if FR.read() & FR_RXFE == 0 {
-                    NVIC::pend(Uart0Irq);
-                }
-            }
-        });
     }
 
     /// Turns the FIFOs on, but only while nothing is waiting in the receiver.
@@ -154,13 +129,33 @@ impl Uart0 {
     }
 }
 
+/// The reader's flow control: lets the handler fill the ring again after it masked
+/// itself on a full ring.
+pub struct ResumeRx;
+
+impl Resume for ResumeRx {
+    /// The UART raises its receive interrupt when a byte arrives, and QEMU sends no
+    /// more while the UART is full, so bytes already waiting are handed to the handler
+    /// by pending its interrupt here rather than left for an edge that never comes.
+    fn resume(&mut self) {
+        cortex_m::interrupt::free(|_| {
+            if IM.read() & INT_RX != INT_RX {
+                IM.set_bits(INT_RX);
+                if FR.read() & FR_RXFE == 0 {
+                    NVIC::pend(Uart0Irq);
+                }
+            }
+        });
+    }
+}
+
 impl ErrorType for Uart0 {
     type Error = Infallible;
 }
 
 impl ReadReady for Uart0 {
     fn read_ready(&mut self) -> Result<bool, Infallible> {
-        Ok(self.rx.ready())
+        self.rx.read_ready()
     }
 }
 
@@ -171,19 +166,10 @@ impl Read for Uart0 {
         if buf.is_empty() {
             return Ok(0);
         }
-        while !self.rx.ready() {
+        while self.rx.is_empty() {
             cortex_m::asm::wfi();
         }
-        let mut n = 0;
-        for slot in buf.iter_mut() {
-            let Some(byte) = self.rx.dequeue() else {
-                break;
-            };
-            *slot = byte;
-            n += 1;
-        }
-        self.resume_rx();
-        Ok(n)
+        self.rx.read(buf)
     }
 }
 

@@ -31,7 +31,8 @@ fn top() -> usize {
     addr_of!(_stack_start) as usize
 }
 
-/// Paints the free stack. Call first thing in `main`.
+/// Paints the free stack. Call first thing in `main`, before any interrupt is
+/// enabled.
 #[inline(never)]
 pub fn paint() {
     let sp = cortex_m::register::msp::read() as usize;

@@ -1,16 +1,19 @@
-//! Instruction counting with SysTick.
+//! A 64-bit counter from SysTick, for parts and emulators without a cycle counter.
 //!
-//! QEMU does not emulate the DWT cycle counter, but under `-icount shift=0` its virtual
-//! clock advances exactly one nanosecond per instruction, and SysTick (clocked by the
-//! system clock, 5 ns per tick once SYSDIV = 0, see [`crate::hw::init_clocks`]) turns
-//! that into a deterministic count: 5 instructions per tick. The 24-bit down-counter
-//! wraps every 2^24 ticks (about 84 million instructions); the SysTick exception counts
-//! the wraps for a 64-bit clock.
+//! SysTick counts the core clock down in 24 bits and raises its exception on each
+//! wrap; the exception counts the wraps for a 64-bit clock. What a tick is worth is the
+//! board's to say ([`Clock::start`]'s `per_tick`):
+//!
+//! * QEMU does not emulate the DWT cycle counter, but under `-icount shift=0` its
+//!   virtual clock advances exactly one nanosecond per instruction, and the
+//!   LM3S6965's SysTick ticks every 5 ns (200 MHz / SYSDIV): 5 instructions a tick, a
+//!   deterministic instruction count.
+//! * The RP2040's Cortex-M0+ has no DWT cycle counter either: there a tick is one
+//!   core cycle.
 //!
 //! A measurement restarts the counter ([`Clock::start_measurement`]) so that it does not
 //! depend on where in a tick the work began: the same work then reads back the same
-//! count, whatever ran before it (the idle walk included). On a real Cortex-M3 the
-//! count is system clock cycles times the divider instead.
+//! count, whatever ran before it (the idle walk included).
 //!
 //! [`Clock`] is the app's [`InstructionCounter`].
 
@@ -25,9 +28,7 @@ use tinyvae_app::InstructionCounter;
 const RELOAD: u32 = 0x00FF_FFFF;
 /// Ticks per wrap.
 const PERIOD: u64 = RELOAD as u64 + 1;
-/// Nanoseconds of QEMU's undivided system clock (200 MHz).
-const NS_PER_UNDIVIDED_TICK: u64 = 5;
-/// Instructions the idle loop spends between two polls of the line.
+/// Cycles the idle loop spends between two polls of the line.
 const IDLE_SPIN: u32 = 2_000;
 
 /// Wraps since the last restart, counted by the SysTick exception.
@@ -49,13 +50,14 @@ pub struct Clock {
     syst: SYST,
     /// Ticks counted before the last restart.
     base: u64,
-    /// Instructions per tick under `-icount shift=0`.
+    /// Instructions (or cycles) per tick.
     per_tick: u64,
 }
 
 impl Clock {
-    /// Starts SysTick from the processor clock with the given system clock divider.
-    pub fn start(mut syst: SYST, divider: u32) -> Self {
+    /// Starts SysTick from the processor clock; each tick counts `per_tick`
+    /// instructions or cycles.
+    pub fn start(mut syst: SYST, per_tick: u64) -> Self {
         syst.disable_counter();
         syst.set_clock_source(SystClkSource::Core);
         syst.set_reload(RELOAD);
@@ -65,7 +67,7 @@ impl Clock {
         Self {
             syst,
             base: 0,
-            per_tick: NS_PER_UNDIVIDED_TICK * divider.max(1) as u64,
+            per_tick: per_tick.max(1),
         }
     }
 
@@ -88,7 +90,7 @@ impl Clock {
 }
 
 impl InstructionCounter for Clock {
-    /// Instructions since boot (resolution: one tick, 5 instructions on QEMU).
+    /// Instructions (or cycles) since boot; the resolution is one tick.
     fn now(&mut self) -> u64 {
         (self.base + self.ticks_since_restart()) * self.per_tick
     }
@@ -110,7 +112,9 @@ impl InstructionCounter for Clock {
 
     /// Runs a moment without touching a peripheral. QEMU emulates register accesses
     /// far more slowly than plain instructions, so an idle loop that only polled would
-    /// make the idle timer crawl; two microseconds of latency are nothing to the host.
+    /// make the idle timer crawl; a few microseconds of latency are nothing to the
+    /// host. (Not `wfi`: with the line quiet, nothing might wake the core before the
+    /// idle screen is due.)
     fn pause(&mut self) {
         cortex_m::asm::delay(IDLE_SPIN);
     }
