@@ -11,6 +11,7 @@
 //! * [`idx`] — IDX files (MNIST layout, gzipped or not).
 //! * [`folder`] — folders of PNG/JPEG/BMP images (class sub-folders are labels).
 //! * [`corrupt`] — seeded, simulated sensor faults.
+//! * [`demo_frames`] — the clean and faulted digits a board's stand-alone demo carries.
 //! * [`rng`] — [`rng::SeededRng`], the host's seeded generator (splits, shuffles, faults,
 //!   and the trainer's weights and noise).
 //! * [`grid`] — image grids as PNG.
@@ -19,6 +20,7 @@
 
 pub mod corrupt;
 pub mod dataset;
+pub mod demo_frames;
 pub mod error;
 pub mod folder;
 pub mod grid;

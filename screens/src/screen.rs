@@ -441,6 +441,34 @@ pub fn draw_scored<D: Screen>(
     text(fb, &line, 40, verdict_y, &FONT_5X8, 11);
 }
 
+/// The stand-alone demo's screen for one of its built-in frames: [`draw_scored`], with
+/// what the frame really is (`truth`: "digit 7", "noise") in a box over the input's
+/// top-left corner, so a viewer can judge the verdict.
+pub fn draw_demo_scored<D: Screen>(
+    fb: &mut D,
+    input: &[u8],
+    reconstruction: &[u8],
+    width: usize,
+    height: usize,
+    report: &ScoreReport,
+    truth: &str,
+) {
+    draw_scored(fb, input, reconstruction, width, height, report);
+    // Five pixels a character, one of margin each side; at most what fits over the
+    // input square.
+    let chars = truth.len().min(IMAGE_AREA / 5 - 1);
+    let box_w = (chars * 5 + 2) as u32;
+    rect(fb, 0, 0, box_w, 9, PrimitiveStyle::with_fill(Gray4::BLACK));
+    text(
+        fb,
+        truth.get(..chars).unwrap_or("?"),
+        1,
+        0,
+        &FONT_5X8,
+        WHITE,
+    );
+}
+
 /// Draws the decoded image in the left 64x64 square and a caption on the right,
 /// wrapping each caption line at the 12 characters that fit.
 fn draw_image_with_caption<D: Screen>(

@@ -9,12 +9,14 @@
 
 use std::time::{Duration, Instant};
 
+use tinyvae_app::idle::{DemoStep, Idle, DEMO_FRAMES, DEMO_SAMPLES};
 use tinyvae_e2e::harness::{
     boot, boot_firmware, boot_with_screendump, elf_footprint, firmware_elf, model_image,
     odd_firmware_elf, odd_model_image, test_digits, test_images, workspace_root, Core, Device,
 };
 use tinyvae_e2e::serial::SerialError;
 use tinyvae_screens::{self as screen, FrameBuffer, DUMP_HEIGHT, DUMP_WIDTH};
+use tinyvae_shared::demo_frames::DemoFrames;
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
@@ -323,9 +325,9 @@ fn screen_after_generate_matches_the_host_rendering(core: Core) {
     let mut ws = Workspace::new();
     let dir = workspace_root().join("target/e2e-screens");
     std::fs::create_dir_all(&dir).expect("screens folder");
-    // The firmware shows the generated image until its idle walk starts, about a
+    // The firmware shows the generated image until its idle demo starts, about a
     // virtual second later; the dump follows the reply within milliseconds, but a
-    // stalled CI machine could let the walk win, so a mismatch is retried twice
+    // stalled CI machine could let the demo win, so a mismatch is retried twice
     // (a real difference fails every attempt).
     let mut failures = Vec::new();
     for attempt in 0..3u64 {
@@ -374,7 +376,7 @@ fn screen_after_generate_matches_the_host_rendering(core: Core) {
 }
 
 /// The boot screen, dumped as soon as the firmware has drawn it (before the first
-/// request, long before the idle walk), is the host's rendering of the model's boot
+/// request, long before the idle demo), is the host's rendering of the model's boot
 /// screen: the screenshot the README shows as "boot" is that screen.
 fn boot_screen_matches_the_host_rendering(core: Core) {
     let model = model();
@@ -456,6 +458,61 @@ fn pipelined_requests_are_all_answered(core: Core) {
     }
 }
 
+/// With no host talking, the board runs its stand-alone demo: it scores the frames
+/// built into its flash, then generates samples. Screendumps taken while it runs show
+/// consecutive demo screens, each the host's rendering of the same step: the verdict
+/// and the reconstruction on the device's OLED are the host's, bit for bit.
+fn standalone_demo_matches_the_host_rendering(core: Core) {
+    let mut device = boot(core);
+    let model = model();
+    let mut ws = Workspace::new();
+    let mut idle = Idle::new(model.latent, model.input_width, model.input_height);
+    let round = DemoFrames::parse(DEMO_FRAMES).map_or(0, |f| f.len()) + DEMO_SAMPLES as usize;
+    let (w, h) = (model.input_width, model.input_height);
+    let wanted: Vec<Vec<u8>> = (0..round)
+        .map(|_| {
+            let mut fb = FrameBuffer::new();
+            match idle.next_demo_step() {
+                DemoStep::Score { caption, pixels } => {
+                    let scored = pipeline::score_image(&model, &mut ws, pixels, model.threshold)
+                        .expect("host scores");
+                    let (r, report) = (&scored.reconstruction, &scored.score);
+                    screen::draw_demo_scored(&mut fb, pixels, r, w, h, report, caption);
+                }
+                DemoStep::Generate { seed } => {
+                    let (_, image) =
+                        pipeline::generate(&model, &mut ws, seed, Q16_ONE).expect("host");
+                    screen::draw_generated(&mut fb, &image, w, h, seed);
+                }
+            }
+            screen::screendump_pixels(&fb)
+        })
+        .collect();
+    let dir = workspace_root().join("target/e2e-screens");
+    std::fs::create_dir_all(&dir).expect("screens folder");
+    let dump = dir.join(format!("demo-{core:?}-{}.png", std::process::id()));
+    let mut seen = vec![false; round];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(seen[0] && seen[1]) {
+        assert!(
+            Instant::now() < deadline,
+            "the first two demo screens were not both seen in 60 s: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        device
+            .emulator
+            .screendump(&dump)
+            .unwrap_or_else(|e| panic!("screendump: {e}"));
+        let have = read_dump(&dump);
+        for (step, want) in wanted.iter().enumerate() {
+            if have.iter().zip(want).all(|(a, b)| *a == Some(*b)) {
+                seen[step] = true;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&dump);
+}
+
 fn emulator_is_gone_after_drop(core: Core) {
     let device = boot(core);
     let pid = device.emulator.pid();
@@ -491,4 +548,5 @@ on_every_core!(
     boot_screen_matches_the_host_rendering,
     pipelined_requests_are_all_answered,
     odd_shaped_model_matches_the_host_bit_for_bit,
+    standalone_demo_matches_the_host_rendering,
 );

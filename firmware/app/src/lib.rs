@@ -19,6 +19,7 @@
 //! so a screendump taken after a reply shows that reply's screen.
 #![cfg_attr(not(test), no_std)]
 
+pub mod idle;
 mod log;
 pub mod rx;
 #[cfg(feature = "testing")]
@@ -29,7 +30,7 @@ use embedded_graphics::pixelcolor::Gray4;
 use embedded_graphics::prelude::DrawTarget;
 use embedded_io::{Read, ReadReady, Write};
 use tinyvae_screens as screen;
-use tinyvae_shared::fixed::Q16;
+use tinyvae_shared::fixed::{Q16, Q16_ONE};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::protocol::{
@@ -37,7 +38,7 @@ use tinyvae_shared::protocol::{
     Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD, PROTOCOL_VERSION,
 };
 
-use crate::walk::Walk;
+use crate::idle::{DemoStep, Idle, IdleScreen};
 
 /// Four-byte alignment for the model image: the M4 kernel reads weights with `LDRD`
 /// and the M0 reads the per-channel parameters as words only from aligned bytes (on
@@ -52,8 +53,9 @@ static ALIGNED_MODEL: &Aligned<[u8]> =
 /// aligned).
 pub static MODEL_IMAGE: &[u8] = &ALIGNED_MODEL.0;
 
-/// Instructions without a byte on the line before the idle walk starts: three
-/// seconds on a 50 MHz part, one to two under QEMU (~100 million a second when idle).
+/// Instructions without a byte on the line before the idle screens start (see
+/// [`idle`]): three seconds on a 50 MHz part, one to two under QEMU (~100 million a
+/// second when idle).
 pub const IDLE_AFTER: u64 = 150_000_000;
 /// Instructions from the end of one walk frame to the start of the next: a slow walk
 /// of a few frames a second (a frame itself costs ~0.6 million: decode, draw, flush).
@@ -145,11 +147,12 @@ pub struct App<'a, S, D, C, F> {
     stats: Stats,
     buffers: &'a mut Buffers,
     parts: Parts<S, D, C, F>,
-    walk: Option<Walk>,
+    /// The idle screens (none without a model).
+    idle: Option<Idle>,
     /// When the last byte arrived or the last reply left, in instructions.
     last_activity: u64,
-    /// When the walk may draw its next frame.
-    next_walk_frame: u64,
+    /// When the idle screen may draw its next frame.
+    next_idle_frame: u64,
 }
 
 /// Clips a size to the protocol's u16 fields.
@@ -173,16 +176,18 @@ where
         parts: Parts<S, D, C, F>,
     ) -> Self {
         let threshold = model.as_ref().map_or(0, |m| m.threshold);
-        let walk = model.as_ref().map(|m| Walk::new(m.latent));
+        let idle = model
+            .as_ref()
+            .map(|m| Idle::new(m.latent, m.input_width, m.input_height));
         let mut app = Self {
             model,
             threshold,
             stats: Stats::default(),
             buffers,
             parts,
-            walk,
+            idle,
             last_activity: 0,
-            next_walk_frame: 0,
+            next_idle_frame: 0,
         };
         app.show_boot();
         app.last_activity = app.parts.counter.now();
@@ -210,7 +215,22 @@ where
         self.parts.display.flush();
     }
 
-    /// Serves the line forever, walking the latent space when idle.
+    /// The idle screen being shown when the line is quiet (`None` without a model).
+    pub fn idle_screen(&self) -> Option<IdleScreen> {
+        self.idle.as_ref().map(Idle::screen)
+    }
+
+    /// Switches to the next idle screen and shows it at the next [`App::poll`], even
+    /// if the host spoke a moment ago: what a board's button does.
+    pub fn next_idle_screen(&mut self) {
+        if let Some(idle) = &mut self.idle {
+            idle.next_screen();
+            self.last_activity = self.parts.counter.now().wrapping_sub(IDLE_AFTER);
+            self.next_idle_frame = 0;
+        }
+    }
+
+    /// Serves the line forever, showing the idle screens when it is quiet.
     pub fn run(&mut self) -> ! {
         loop {
             self.poll();
@@ -218,8 +238,8 @@ where
     }
 
     /// One turn of the main loop: serves the bytes waiting on the line, or (after
-    /// [`IDLE_AFTER`] without any) draws the next walk frame when it is due, or
-    /// pauses. Returns whether it took bytes from the line.
+    /// [`IDLE_AFTER`] without any) draws the idle screen's next frame when it is due,
+    /// or pauses. Returns whether it took bytes from the line.
     pub fn poll(&mut self) -> bool {
         // A line that reports an error has nothing to read: the CRC catches whatever
         // the error damaged.
@@ -233,9 +253,13 @@ where
             return n > 0;
         }
         let now = self.parts.counter.now();
-        if now.wrapping_sub(self.last_activity) >= IDLE_AFTER && now >= self.next_walk_frame {
-            self.walk_frame();
-            self.next_walk_frame = self.parts.counter.now().saturating_add(WALK_FRAME_EVERY);
+        if now.wrapping_sub(self.last_activity) >= IDLE_AFTER && now >= self.next_idle_frame {
+            self.idle_frame();
+            let every = self
+                .idle
+                .as_ref()
+                .map_or(WALK_FRAME_EVERY, Idle::frame_every);
+            self.next_idle_frame = self.parts.counter.now().saturating_add(every);
         } else {
             self.parts.counter.pause();
         }
@@ -436,21 +460,51 @@ where
         }
     }
 
-    /// Draws the next frame of the idle walk, unless a byte arrives meanwhile.
-    fn walk_frame(&mut self) {
-        let (Some(model), Some(walk)) = (&self.model, &mut self.walk) else {
+    /// Draws the idle screen's next frame, unless a byte arrives meanwhile.
+    fn idle_frame(&mut self) {
+        let (Some(model), Some(idle)) = (&self.model, &mut self.idle) else {
             return;
         };
-        let (z, frame) = walk.next_point();
-        let Ok(image) = pipeline::decode(model, &mut self.buffers.workspace, &z) else {
-            return;
-        };
-        // The host spoke while the frame was decoded: serve it first, drop the frame.
-        if self.parts.serial.read_ready().unwrap_or(true) {
-            return;
-        }
+        let workspace = &mut self.buffers.workspace;
         let (w, h) = (model.input_width, model.input_height);
-        screen::draw_walk(&mut self.parts.display, &image, w, h, frame);
+        let display = &mut self.parts.display;
+        match idle.screen() {
+            IdleScreen::Walk => {
+                let (z, frame) = idle.walk().next_point();
+                let Ok(image) = pipeline::decode(model, workspace, &z) else {
+                    return;
+                };
+                // The host spoke while the frame was decoded: serve it first, drop
+                // the frame.
+                if self.parts.serial.read_ready().unwrap_or(true) {
+                    return;
+                }
+                screen::draw_walk(display, &image, w, h, frame);
+            }
+            IdleScreen::Demo => match idle.next_demo_step() {
+                DemoStep::Score { caption, pixels } => {
+                    let threshold = self.threshold;
+                    let Ok(scored) = pipeline::score_image(model, workspace, pixels, threshold)
+                    else {
+                        return;
+                    };
+                    if self.parts.serial.read_ready().unwrap_or(true) {
+                        return;
+                    }
+                    let recon = &scored.reconstruction;
+                    screen::draw_demo_scored(display, pixels, recon, w, h, &scored.score, caption);
+                }
+                DemoStep::Generate { seed } => {
+                    let Ok((_, image)) = pipeline::generate(model, workspace, seed, Q16_ONE) else {
+                        return;
+                    };
+                    if self.parts.serial.read_ready().unwrap_or(true) {
+                        return;
+                    }
+                    screen::draw_generated(display, &image, w, h, seed);
+                }
+            },
+        }
         self.parts.display.flush();
     }
 }

@@ -3,10 +3,12 @@
 //! Every reply is checked against the host's run of the same shared code, and every
 //! screen against the host's rendering of it.
 
+use tinyvae_app::idle::{DemoStep, Idle, IdleScreen, DEMO_FRAMES, DEMO_FRAME_EVERY, DEMO_SAMPLES};
 use tinyvae_app::testing::{self, Counter, Line, Memory, Panel, PAUSE, STEP};
 use tinyvae_app::walk::Walk;
 use tinyvae_app::{draw_boot_screen, App, Buffers, IDLE_AFTER, MODEL_IMAGE};
 use tinyvae_screens::{self as screen, FrameBuffer};
+use tinyvae_shared::demo_frames::DemoFrames;
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
@@ -317,8 +319,39 @@ fn requests_sent_back_to_back_are_answered_in_order() {
     ));
 }
 
+/// The host's rendering of the demo's step.
+fn demo_screen(m: &Model<'_>, step: DemoStep<'_>) -> FrameBuffer {
+    let mut want = FrameBuffer::new();
+    let ws = &mut Workspace::new();
+    match step {
+        DemoStep::Score { caption, pixels } => {
+            let scored = pipeline::score_image(m, ws, pixels, m.threshold).expect("scores");
+            let (r, report) = (&scored.reconstruction, &scored.score);
+            screen::draw_demo_scored(&mut want, pixels, r, 28, 28, report, caption);
+        }
+        DemoStep::Generate { seed } => {
+            let (_, image) = pipeline::generate(m, ws, seed, Q16_ONE).expect("generates");
+            screen::draw_generated(&mut want, &image, 28, 28, seed);
+        }
+    }
+    want
+}
+
+/// Polls until the display flushes once more; returns the polls it took.
+fn poll_until_flush(app: &mut TestApp) -> u64 {
+    let flushes = app.parts().display.flushes;
+    let mut polls = 0;
+    while app.parts().display.flushes == flushes {
+        app.poll();
+        polls += 1;
+        assert!(polls < 10_000_000, "no idle frame");
+    }
+    assert_eq!(app.parts().display.flushes, flushes + 1);
+    polls
+}
+
 #[test]
-fn idle_walk_starts_after_a_quiet_spell_and_yields_to_the_host() {
+fn the_demo_starts_after_a_quiet_spell_and_yields_to_the_host() {
     let mut app = app();
     let m = model();
     let boot_flushes = app.parts().display.flushes;
@@ -334,19 +367,84 @@ fn idle_walk_starts_after_a_quiet_spell_and_yields_to_the_host() {
     assert_eq!(
         app.parts().display.flushes,
         boot_flushes + 1,
-        "one walk frame"
+        "one demo frame"
     );
+    assert_eq!(app.idle_screen(), Some(IdleScreen::Demo));
+    let mut idle = Idle::new(m.latent, 28, 28);
+    assert!(
+        app.parts().display.shown == demo_screen(&m, idle.next_demo_step()),
+        "the first demo frame differs"
+    );
+    // The host speaks: served at once.
+    assert!(matches!(
+        request(&mut app, &Request::Stats),
+        Response::Stats(_)
+    ));
+}
+
+#[test]
+fn the_demo_scores_its_frames_then_generates_in_rounds() {
+    let mut app = app();
+    let m = model();
+    let mut idle = Idle::new(m.latent, 28, 28);
+    let round = DemoFrames::parse(DEMO_FRAMES).map_or(0, |f| f.len()) as u64 + DEMO_SAMPLES;
+    let mut verdicts = Vec::new();
+    for i in 0..round + 2 {
+        let polls = poll_until_flush(&mut app);
+        if i > 0 {
+            // One frame every DEMO_FRAME_EVERY instructions, give or take a poll.
+            let instructions = polls * (STEP + PAUSE);
+            assert!(
+                instructions.abs_diff(DEMO_FRAME_EVERY) < 4 * (STEP + PAUSE) + 4 * STEP,
+                "frame {i} came after {instructions} instructions"
+            );
+        }
+        let step = idle.next_demo_step();
+        if let DemoStep::Score { pixels, .. } = step {
+            let scored = pipeline::score_image(&m, &mut Workspace::new(), pixels, m.threshold)
+                .expect("scores");
+            verdicts.push(scored.score.anomalous);
+        }
+        assert!(
+            app.parts().display.shown == demo_screen(&m, step),
+            "demo screen {i} differs"
+        );
+    }
+    // The demo's own frames are not requests: no counter moved.
+    let Response::Stats(stats) = request(&mut app, &Request::Stats) else {
+        panic!("Stats expected");
+    };
+    assert_eq!((stats.scored, stats.generated), (0, 0));
+    // A demo worth watching shows both verdicts.
+    assert!(
+        verdicts.contains(&true) && verdicts.contains(&false),
+        "{verdicts:?}"
+    );
+}
+
+#[test]
+fn the_button_switches_to_the_walk_at_once_and_back() {
+    let mut app = app();
+    let m = model();
+    // Busy with the host a moment ago.
+    assert!(matches!(
+        request(&mut app, &Request::Stats),
+        Response::Stats(_)
+    ));
+    app.next_idle_screen();
+    assert_eq!(app.idle_screen(), Some(IdleScreen::Walk));
+    assert_eq!(poll_until_flush(&mut app), 1, "shown at the next poll");
     let mut walk = Walk::new(m.latent);
     let (z, step) = walk.next_point();
     let image = pipeline::decode(&m, &mut Workspace::new(), &z).expect("host decodes");
     let mut want = FrameBuffer::new();
     screen::draw_walk(&mut want, &image, 28, 28, step);
     assert!(app.parts().display.shown == want, "walk frame differs");
-    // The host speaks: served at once.
-    assert!(matches!(
-        request(&mut app, &Request::Stats),
-        Response::Stats(_)
-    ));
+    app.next_idle_screen();
+    assert_eq!(app.idle_screen(), Some(IdleScreen::Demo));
+    assert_eq!(poll_until_flush(&mut app), 1);
+    let mut idle = Idle::new(m.latent, 28, 28);
+    assert!(app.parts().display.shown == demo_screen(&m, idle.next_demo_step()));
 }
 
 #[test]

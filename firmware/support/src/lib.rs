@@ -7,10 +7,11 @@
 //! * [`systick`]: a 64-bit counter from SysTick and its wrap exception (instructions
 //!   under QEMU's `-icount`, core cycles on a part without a cycle counter, the
 //!   RP2040's Cortex-M0+);
-//! * [`dwt`]: a 64-bit cycle counter from the DWT's `CYCCNT` (Cortex-M3/M4/M7 parts;
-//!   QEMU does not emulate it).
+//! * `dwt` (feature `dwt`): a 64-bit cycle counter from the DWT's `CYCCNT`
+//!   (Cortex-M3/M4/M7 parts; ARMv6-M has none and QEMU does not emulate it).
 #![no_std]
 
+#[cfg(feature = "dwt")]
 pub mod dwt;
 pub mod stack;
 pub mod systick;
