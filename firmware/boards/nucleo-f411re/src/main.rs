@@ -1,8 +1,8 @@
 //! tinyvae on ST's Nucleo-F411RE: an STM32F411RE (Cortex-M4F with the DSP extension,
 //! run at 100 MHz from the internal 16 MHz oscillator through the PLL). USART2, the
 //! ST-LINK's virtual COM port, carries the protocol; an SSD1306 OLED on I2C1 shows what
-//! the app does; the DWT counts core cycles; the user button B1 cycles the idle
-//! screens. Everything else is `tinyvae_app`.
+//! the app does; the DWT counts core cycles; the user button B1 switches the idle
+//! screen (the stand-alone demo or the latent walk). Everything else is `tinyvae_app`.
 //!
 //! # Why stm32f4xx-hal
 //!
@@ -134,8 +134,8 @@ fn main() -> ! {
     let mut app = App::new(model, buffers, parts);
     loop {
         app.poll();
-        // The app's idle-screen cycling is not there yet (being added on `main`):
-        // the press is read and debounced, and changes nothing for now.
-        let _pressed = button.was_pressed();
+        if button.was_pressed() {
+            app.next_idle_screen();
+        }
     }
 }
