@@ -17,10 +17,6 @@
 
 mod usb;
 
-use core::convert::Infallible;
-
-use embedded_graphics::pixelcolor::Gray4;
-use embedded_graphics::prelude::{DrawTarget, OriginDimensions, Pixel, Size};
 use rp2040_hal::clocks::{init_clocks_and_plls, Clock as _};
 use rp2040_hal::fugit::RateExtU32;
 use rp2040_hal::gpio::{FunctionI2c, Pin, Pins, PullUp};
@@ -29,6 +25,7 @@ use static_cell::ConstStaticCell;
 use tinyvae_app::rx::RxQueue;
 use tinyvae_app::{App, Buffers, Parts};
 use tinyvae_board_support::{stack, systick};
+use tinyvae_oled::{Config, Oled};
 use tinyvae_shared::model::Model;
 
 #[cfg(not(feature = "defmt"))]
@@ -94,7 +91,7 @@ fn main() -> ! {
     // The internal pull-ups back the module's own (most SSD1306 boards carry them).
     let sda: Pin<_, FunctionI2c, PullUp> = pins.gpio4.reconfigure();
     let scl: Pin<_, FunctionI2c, PullUp> = pins.gpio5.reconfigure();
-    let _i2c = I2C::i2c0(
+    let i2c = I2C::i2c0(
         pac.I2C0,
         sda,
         scl,
@@ -102,7 +99,9 @@ fn main() -> ! {
         &mut pac.RESETS,
         clocks.system_clock.freq(),
     );
-    let display = NoDisplay;
+    // Sets the module up; one that does not answer costs a NACKed address byte a
+    // flush, and the protocol is served all the same.
+    let display = Oled::new(i2c, Config::default());
     // The Pico has no VBUS detection on the RP2040's pin (VBUS is sensed on GPIO24):
     // force "VBUS present", the device is bus-powered anyway.
     let bus = rp2040_hal::usb::UsbBus::new(
@@ -153,28 +152,4 @@ impl tinyvae_app::Footprint for Footprint {
     fn stack_high_water(&self) -> u32 {
         stack::Footprint.stack_high_water()
     }
-}
-
-// TEMPORARY until tinyvae-oled lands.
-struct NoDisplay;
-impl OriginDimensions for NoDisplay {
-    fn size(&self) -> Size {
-        Size::new(128, 64)
-    }
-}
-impl DrawTarget for NoDisplay {
-    type Color = Gray4;
-    type Error = Infallible;
-    fn draw_iter<I: IntoIterator<Item = Pixel<Gray4>>>(
-        &mut self,
-        pixels: I,
-    ) -> Result<(), Infallible> {
-        for p in pixels {
-            core::hint::black_box(p);
-        }
-        Ok(())
-    }
-}
-impl tinyvae_app::Display for NoDisplay {
-    fn flush(&mut self) {}
 }
