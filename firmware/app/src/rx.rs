@@ -16,13 +16,16 @@
 //! * [`RxReader`] is the app's end: [`embedded_io::Read`] and [`ReadReady`] over the
 //!   ring, calling the board's [`Resume`] after every read that took bytes, which
 //!   unmasks the interrupt (and pends it if bytes are waiting).
+//! * [`Line`] is what a board hands the app as its serial line: the ring's reader
+//!   for input and the board's transmitter (any [`embedded_io::Write`]) for output, so
+//!   a board writes only its transmitter and its interrupt handler.
 //!
 //! `heapless::spsc` makes the split lock-free: the handler owns the producer, the app
 //! the consumer, and a single-core part needs no critical section around either.
 
 use core::convert::Infallible;
 
-use embedded_io::{ErrorType, Read, ReadReady};
+use embedded_io::{ErrorType, Read, ReadReady, Write};
 use heapless::spsc::{Consumer, Producer, Queue};
 
 /// The ring's size; it holds one byte less, which is more than the longest request
@@ -65,14 +68,19 @@ pub fn fill(producer: &mut RxProducer<'_>, mut source: impl FnMut() -> Option<u8
     }
 }
 
-/// The board's half of flow control: what to do once the reader has made room.
+/// The board's half of flow control: what to do once the reader has made room, and
+/// how to wait for input.
 pub trait Resume {
     /// Lets the handler fill the ring again (unmask the receive interrupt; pend it if
     /// bytes are already waiting in the peripheral, since no new edge may come).
     fn resume(&mut self);
+
+    /// Waits a moment for input while a blocking read finds the ring empty: a board
+    /// sleeps until the next interrupt (`wfi`). The default spins.
+    fn wait(&mut self) {}
 }
 
-/// A [`Resume`] for sources that never stop (tests, USB stacks polled by the reader).
+/// A [`Resume`] for sources that never stop (tests).
 impl Resume for () {
     fn resume(&mut self) {}
 }
@@ -111,10 +119,15 @@ impl<R: Resume> ReadReady for RxReader<'_, R> {
 }
 
 impl<R: Resume> Read for RxReader<'_, R> {
-    /// Takes what the ring holds, up to `buf.len()`, without waiting: returns 0 on an
-    /// empty ring (the app reads only after [`ReadReady`] said a byte is there; a
-    /// board that wants to sleep until one arrives does so around this call).
+    /// Waits for a byte ([`Resume::wait`]; the app asks only when [`ReadReady`] said
+    /// one is there), then takes what the ring holds, up to `buf.len()`.
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.is_empty() {
+            self.resume.wait();
+        }
         let mut n = 0;
         for slot in buf.iter_mut() {
             let Some(byte) = self.consumer.dequeue() else {
@@ -127,6 +140,47 @@ impl<R: Resume> Read for RxReader<'_, R> {
             self.resume.resume();
         }
         Ok(n)
+    }
+}
+
+/// A board's serial line: input from the receive ring, output through the board's
+/// transmitter `T`.
+pub struct Line<'a, R, T> {
+    rx: RxReader<'a, R>,
+    tx: T,
+}
+
+impl<'a, R: Resume, T> Line<'a, R, T> {
+    /// The line that reads `rx` and writes `tx`.
+    pub fn new(rx: RxReader<'a, R>, tx: T) -> Self {
+        Self { rx, tx }
+    }
+}
+
+impl<R, T: ErrorType> ErrorType for Line<'_, R, T> {
+    type Error = T::Error;
+}
+
+impl<R: Resume, T: ErrorType> ReadReady for Line<'_, R, T> {
+    fn read_ready(&mut self) -> Result<bool, T::Error> {
+        Ok(!self.rx.is_empty())
+    }
+}
+
+impl<R: Resume, T: ErrorType> Read for Line<'_, R, T> {
+    /// See [`RxReader`]'s `read`: reading the ring cannot fail.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, T::Error> {
+        Ok(self.rx.read(buf).unwrap_or(0))
+    }
+}
+
+impl<R: Resume, T: Write> Write for Line<'_, R, T> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, T::Error> {
+        self.tx.write(buf)
+    }
+
+    fn flush(&mut self) -> Result<(), T::Error> {
+        self.tx.flush()
     }
 }
 
@@ -204,6 +258,10 @@ mod tests {
             }
         };
         let read = |reader: &mut RxReader<'_, Unmask>, got: &mut Vec<u8>, n: usize| {
+            // As the app does: a blocking read only when a byte is there.
+            if reader.is_empty() {
+                return;
+            }
             let mut buf = vec![0u8; n];
             let k = reader.read(&mut buf).unwrap_or(0);
             got.extend_from_slice(&buf[..k]);
@@ -270,6 +328,6 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(reader.read(&mut buf).ok(), Some(3));
         assert_eq!(&buf[..3], &[1, 2, 3]);
-        assert_eq!(reader.read(&mut buf).ok(), Some(0));
+        assert_eq!(reader.read_ready().ok(), Some(false));
     }
 }

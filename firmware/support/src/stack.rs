@@ -72,19 +72,26 @@ fn static_ram() -> u32 {
 }
 
 /// Flash used by the image: code, read-only data (the model included) and the
-/// initial values of .data.
+/// initial values of .data, counted from the start of the part's flash.
+///
+/// The start is each board's `__tinyvae_flash_start` (its memory.x): cortex-m-rt knows
+/// only where its vector table goes, and flash does not always begin there (the
+/// RP2040's second-stage bootloader sits before it) nor at address 0 (0x0800_0000 on
+/// an STM32).
 fn flash_used() -> u32 {
     extern "C" {
+        static __tinyvae_flash_start: u32;
         static __sidata: u32;
         static __sdata: u32;
         static __edata: u32;
     }
-    let (load, start, end) = (
+    let (flash_start, load, start, end) = (
+        addr_of!(__tinyvae_flash_start) as usize,
         addr_of!(__sidata) as usize,
         addr_of!(__sdata) as usize,
         addr_of!(__edata) as usize,
     );
-    (load + end.saturating_sub(start)) as u32
+    (load + end.saturating_sub(start)).saturating_sub(flash_start) as u32
 }
 
 /// The app's memory report, from cortex-m-rt's linker symbols and the painted stack.

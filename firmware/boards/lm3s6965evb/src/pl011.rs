@@ -13,8 +13,8 @@ use core::convert::Infallible;
 
 use cortex_m::interrupt::{InterruptNumber, Mutex};
 use cortex_m::peripheral::NVIC;
-use embedded_io::{ErrorType, Read, ReadReady, Write};
-use tinyvae_app::rx::{self, Fill, Resume, RxProducer, RxQueue, RxReader};
+use embedded_io::{ErrorType, Write};
+use tinyvae_app::rx::{self, Fill, Line, Resume, RxProducer, RxQueue, RxReader};
 
 use crate::hw::{self, Reg};
 
@@ -56,13 +56,14 @@ static RX_PRODUCER: Mutex<RefCell<Option<RxProducer<'static>>>> = Mutex::new(Ref
 /// Polls for a free transmit slot this many times before giving up on a byte.
 const TX_WAIT_LIMIT: u32 = 1_000_000;
 
-/// UART0 at 115200 8N1 (QEMU ignores the rate).
+/// UART0's transmitter, at 115200 8N1 (QEMU ignores the rate).
 pub struct Uart0 {
     /// Whether the 16-byte FIFOs are on yet.
     fifo_on: bool,
-    /// The ring's reading end.
-    rx: RxReader<'static, ResumeRx>,
 }
+
+/// The protocol's line: the receive ring in, UART0 out.
+pub type Serial = Line<'static, ResumeRx, Uart0>;
 
 /// UART0's interrupt: moves received bytes into the ring until the UART is empty or
 /// the ring is full (then masks itself until the reader has made room).
@@ -86,11 +87,11 @@ pub fn on_interrupt() {
 
 impl Uart0 {
     /// Configures UART0 and its pins (PA0 RX, PA1 TX), FIFOs off for now, and starts
-    /// receiving into `rx` by interrupt.
+    /// receiving into `rx` by interrupt; returns the line.
     ///
     /// Call it once the stack is painted: the interrupt's frames must not land on a
     /// stack that is being painted.
-    pub fn init(rx: &'static mut RxQueue) -> Self {
+    pub fn init(rx: &'static mut RxQueue) -> Serial {
         hw::gpio_peripheral(hw::GPIO_A, 0b11);
         CTL.write(0);
         // 115200 baud from a 50 MHz clock: 50e6 / (16 * 115200) = 27 + 8/64.
@@ -105,12 +106,9 @@ impl Uart0 {
         // SAFETY: the handler only touches the UART and the ring's producer, which
         // nothing else uses; unmasking cannot break a critical section (none is open).
         unsafe { NVIC::unmask(Uart0Irq) };
-        let mut uart = Self {
-            fifo_on: false,
-            rx: RxReader::new(consumer, ResumeRx),
-        };
+        let mut uart = Self { fifo_on: false };
         uart.enable_fifo_when_idle();
-        uart
+        Line::new(RxReader::new(consumer, ResumeRx), uart)
     }
 
     /// Turns the FIFOs on, but only while nothing is waiting in the receiver.
@@ -147,30 +145,15 @@ impl Resume for ResumeRx {
             }
         });
     }
+
+    /// Sleeps until the next interrupt (a byte, or SysTick's wrap).
+    fn wait(&mut self) {
+        cortex_m::asm::wfi();
+    }
 }
 
 impl ErrorType for Uart0 {
     type Error = Infallible;
-}
-
-impl ReadReady for Uart0 {
-    fn read_ready(&mut self) -> Result<bool, Infallible> {
-        self.rx.read_ready()
-    }
-}
-
-impl Read for Uart0 {
-    /// Waits for a byte (the app asks only when [`ReadReady`] said one is there), then
-    /// takes what the ring holds, up to `buf.len()`.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.rx.is_empty() {
-            cortex_m::asm::wfi();
-        }
-        self.rx.read(buf)
-    }
 }
 
 impl Write for Uart0 {

@@ -16,12 +16,12 @@ use core::convert::Infallible;
 
 use cortex_m::interrupt::Mutex;
 use cortex_m::peripheral::NVIC;
-use embedded_io::{ErrorType, Read, ReadReady, Write};
+use embedded_io::{ErrorType, Write};
 use stm32f4xx_hal::nb;
 use stm32f4xx_hal::pac::{interrupt, Interrupt, USART2};
 use stm32f4xx_hal::prelude::*;
-use stm32f4xx_hal::serial::{Rx, Serial, Tx};
-use tinyvae_app::rx::{self, Fill, Resume, RxProducer, RxQueue, RxReader};
+use stm32f4xx_hal::serial::{Rx, Serial as HalSerial, Tx};
+use tinyvae_app::rx::{self, Fill, Line, Resume, RxProducer, RxQueue, RxReader};
 
 /// Polls for room in the transmitter this many times before giving up on a byte
 /// (at 100 MHz a byte takes ~8,700 cycles to leave; a poll is a few cycles).
@@ -70,19 +70,20 @@ fn USART2() {
     });
 }
 
-/// USART2 at 115200 8N1.
+/// USART2's transmitter, at 115200 8N1.
 pub struct Usart2 {
     tx: Tx<USART2>,
-    /// The ring's reading end.
-    rx: RxReader<'static, ResumeRx>,
 }
+
+/// The protocol's line: the receive ring in, USART2 out.
+pub type Serial = Line<'static, ResumeRx, Usart2>;
 
 impl Usart2 {
     /// Splits `serial` and starts receiving into `ring` by interrupt.
     ///
     /// Call it once the stack is painted: the interrupt's frames must not land on a
     /// stack that is being painted.
-    pub fn start(serial: Serial<USART2>, ring: &'static mut RxQueue) -> Self {
+    pub fn start(serial: HalSerial<USART2>, ring: &'static mut RxQueue) -> Serial {
         let (tx, mut rx) = serial.split();
         let (producer, consumer) = ring.split();
         rx.listen();
@@ -97,10 +98,7 @@ impl Usart2 {
         // producer, which nothing else uses outside a critical section; unmasking
         // cannot break a critical section (none is open here).
         unsafe { NVIC::unmask(Interrupt::USART2) };
-        Self {
-            tx,
-            rx: RxReader::new(consumer, ResumeRx),
-        }
+        Line::new(RxReader::new(consumer, ResumeRx), Self { tx })
     }
 }
 
@@ -127,6 +125,11 @@ impl Resume for ResumeRx {
             }
         });
     }
+
+    /// Sleeps until the next interrupt (a byte arriving raises USART2's).
+    fn wait(&mut self) {
+        cortex_m::asm::wfi();
+    }
 }
 
 /// Retries `attempt` while it would block, at most [`TX_WAIT_LIMIT`] times. A
@@ -142,26 +145,6 @@ fn bounded<E>(mut attempt: impl FnMut() -> nb::Result<(), E>) {
 
 impl ErrorType for Usart2 {
     type Error = Infallible;
-}
-
-impl ReadReady for Usart2 {
-    fn read_ready(&mut self) -> Result<bool, Infallible> {
-        self.rx.read_ready()
-    }
-}
-
-impl Read for Usart2 {
-    /// Waits for a byte (the app asks only when [`ReadReady`] said one is there), then
-    /// takes what the ring holds, up to `buf.len()`.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.rx.is_empty() {
-            cortex_m::asm::wfi();
-        }
-        self.rx.read(buf)
-    }
 }
 
 impl Write for Usart2 {

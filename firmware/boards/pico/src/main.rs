@@ -43,8 +43,6 @@ static BOOT2: [u8; 256] = rp2040_boot2::BOOT_LOADER_W25Q080;
 const XOSC_HZ: u32 = 12_000_000;
 /// The OLED's I2C clock: the SSD1306's fast mode.
 const I2C_HZ: u32 = 400_000;
-/// Where flash starts (and boot2 with it).
-const FLASH_START: u32 = 0x1000_0000;
 
 /// The app's large buffers, zero-initialized in .bss rather than built on the stack
 /// (`ConstStaticCell::take` hands out the static itself, without a copy).
@@ -121,7 +119,7 @@ fn main() -> ! {
         serial,
         display,
         counter,
-        footprint: Footprint,
+        footprint: stack::Footprint,
     };
     App::new(model, buffers, parts).run()
 }
@@ -130,26 +128,5 @@ fn main() -> ! {
 fn idle() -> ! {
     loop {
         cortex_m::asm::wfi();
-    }
-}
-
-/// The app's memory report: the shared one, with flash counted from where it starts.
-///
-/// `tinyvae_board_support::stack::Footprint::flash_used` is the end address of the
-/// loaded image, which is its size only where flash starts at address 0 (the
-/// LM3S6965). The RP2040's flash starts at 0x1000_0000; the count includes boot2.
-struct Footprint;
-
-impl tinyvae_app::Footprint for Footprint {
-    fn flash_used(&self) -> u32 {
-        stack::Footprint.flash_used().saturating_sub(FLASH_START)
-    }
-
-    fn ram_static(&self) -> u32 {
-        stack::Footprint.ram_static()
-    }
-
-    fn stack_high_water(&self) -> u32 {
-        stack::Footprint.stack_high_water()
     }
 }

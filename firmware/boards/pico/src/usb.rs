@@ -24,11 +24,11 @@ use core::cell::RefCell;
 
 use cortex_m::peripheral::NVIC;
 use critical_section::Mutex;
-use embedded_io::{ErrorKind, ErrorType, Read, ReadReady, Write};
+use embedded_io::{ErrorKind, ErrorType, Write};
 use rp2040_hal::pac::{interrupt, Interrupt};
 use rp2040_hal::usb::UsbBus;
 use static_cell::StaticCell;
-use tinyvae_app::rx::{self, Fill, Resume, RxProducer, RxQueue, RxReader};
+use tinyvae_app::rx::{self, Fill, Line, Resume, RxProducer, RxQueue, RxReader};
 use usb_device::bus::UsbBusAllocator;
 use usb_device::device::{
     StringDescriptors, UsbDevice, UsbDeviceBuilder, UsbDeviceState, UsbVidPid,
@@ -169,16 +169,22 @@ impl Resume for ResumeRx {
             unsafe { NVIC::unmask(Interrupt::USBCTRL_IRQ) };
         }
     }
+
+    /// Sleeps until the next interrupt (USB's, or SysTick's every 134 ms).
+    fn wait(&mut self) {
+        cortex_m::asm::wfi();
+    }
 }
+
+/// The protocol's line: the receive ring in, USB out.
+pub type Serial = Line<'static, ResumeRx, UsbSerial>;
 
 /// What a write or flush that dropped the rest of a frame returns: the host stopped
 /// reading or went away.
 const DROPPED: ErrorKind = ErrorKind::TimedOut;
 
-/// The protocol's line over USB, as the app's `embedded_io` byte stream.
+/// The protocol's transmitter over USB.
 pub struct UsbSerial {
-    /// The ring's reading end.
-    rx: RxReader<'static, ResumeRx>,
     /// A write gave up: the rest of this frame goes nowhere, until the app's flush
     /// ends the frame (so a dropped frame costs the wait once, not once per call).
     dropping: bool,
@@ -191,7 +197,7 @@ impl UsbSerial {
     ///
     /// Call it once the stack is painted: the interrupt's frames must not land on a
     /// stack that is being painted.
-    pub fn init(bus: UsbBus, rx: &'static mut RxQueue) -> Option<Self> {
+    pub fn init(bus: UsbBus, rx: &'static mut RxQueue) -> Option<Serial> {
         let bus = USB_BUS.try_init(UsbBusAllocator::new(bus))?;
         // The class first: it allocates its endpoints before the device is built.
         let serial = SerialPort::new(bus);
@@ -216,10 +222,8 @@ impl UsbSerial {
         // SAFETY: the handler touches only the shared USB state, now in place, behind
         // its critical section; no critical section is open here.
         unsafe { NVIC::unmask(Interrupt::USBCTRL_IRQ) };
-        Some(Self {
-            rx: RxReader::new(consumer, ResumeRx),
-            dropping: false,
-        })
+        let tx = Self { dropping: false };
+        Some(Line::new(RxReader::new(consumer, ResumeRx), tx))
     }
 
     /// Retries `attempt` while it reports a full buffer, up to [`TX_WAIT_LIMIT`] times.
@@ -238,27 +242,6 @@ impl UsbSerial {
 
 impl ErrorType for UsbSerial {
     type Error = ErrorKind;
-}
-
-impl ReadReady for UsbSerial {
-    fn read_ready(&mut self) -> Result<bool, ErrorKind> {
-        Ok(self.rx.read_ready().unwrap_or(false))
-    }
-}
-
-impl Read for UsbSerial {
-    /// Waits for a byte (the app asks only when [`ReadReady`] said one is there), then
-    /// takes what the ring holds, up to `buf.len()`.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        while self.rx.is_empty() {
-            // The USB interrupt (or SysTick's, every 134 ms) wakes the core.
-            cortex_m::asm::wfi();
-        }
-        Ok(self.rx.read(buf).unwrap_or(0))
-    }
 }
 
 impl Write for UsbSerial {
