@@ -379,7 +379,8 @@ mod tests {
         let out = "The following debug probes were found:\n\
                    [0]: STLink V2-1 -- 0483:374b:066DFF (ST-LINK)\n\
                    [1]: Debugprobe on Pico (CMSIS-DAP) -- 2e8a:000c:E6614 (CMSIS-DAP)\n\
-                   [x]: not a probe\n";
+                   [x]: not a probe\n\
+                   []: not one either\n";
         assert_eq!(
             parse_probe_list(out),
             [

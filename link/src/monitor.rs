@@ -225,11 +225,12 @@ mod tests {
 
         m.record(answer(80.0, 100.0, 500, Some(false))); // true negative
         m.record(answer(150.0, 100.0, 700, Some(true))); // true positive
+        m.record(answer(130.0, 100.0, 650, Some(false))); // false positive
         m.record(answer(120.0, 100.0, 600, Some(false))); // false positive
         m.record(answer(90.0, 100.0, 900, Some(true))); // false negative
         m.record(answer(200.0, 100.0, 100, None)); // flagged, truth unknown
 
-        assert_eq!((m.frames(), m.flagged(), m.passed()), (5, 3, 2));
+        assert_eq!((m.frames(), m.flagged(), m.passed()), (6, 4, 2));
         let c = m.confusion().expect("some truth");
         assert_eq!(
             (
@@ -238,11 +239,11 @@ mod tests {
                 c.true_negative,
                 c.false_negative
             ),
-            (1, 1, 1, 1)
+            (1, 2, 1, 1)
         );
         // Only the last three frames are plotted and enter the median.
         let frames: Vec<u64> = m.history().map(|p| p.frame).collect();
-        assert_eq!(frames, [2, 3, 4]);
+        assert_eq!(frames, [3, 4, 5]);
         let flags: Vec<bool> = m.history().map(|p| p.anomalous).collect();
         assert_eq!(flags, [true, false, true]);
         assert_eq!(m.last_instructions(), Some(100));
@@ -251,15 +252,15 @@ mod tests {
 
         m.record_error("no response".into());
         assert_eq!((m.errors(), m.last_error()), (1, Some("no response")));
-        assert_eq!(m.frames(), 5, "an error is not a frame");
+        assert_eq!(m.frames(), 6, "an error is not a frame");
 
         let summary = m.summary();
         assert!(
-            summary.starts_with("5 frames: 2 normal, 3 anomalous"),
+            summary.starts_with("6 frames: 2 normal, 4 anomalous"),
             "{summary}"
         );
         assert!(
-            summary.contains("1 of 2 anomalies caught, 1 false alarms in 2 normal"),
+            summary.contains("1 of 2 anomalies caught, 2 false alarms in 3 normal"),
             "{summary}"
         );
         assert!(summary.contains("median 600 instructions"), "{summary}");
