@@ -175,6 +175,8 @@ fn session(
         } else {
             next.saturating_duration_since(Instant::now())
         };
+        // A stream of events (keys held down, resizes) must not starve the requests:
+        // after one event, the request goes out if it is due.
         if event::poll(wait)? {
             if let Event::Key(key) = event::read()? {
                 if key.kind == KeyEventKind::Press {
@@ -184,12 +186,15 @@ fn session(
                         KeyCode::Char('c') if key.modifiers.contains(KeyModifiers::CONTROL) => {
                             return Ok(())
                         }
-                        KeyCode::Char(' ') => header.paused = !header.paused,
+                        // Plain space only: Ctrl-Space is a NUL byte, which some
+                        // terminals (and `script` at the end of its input) send.
+                        KeyCode::Char(' ') if key.modifiers.is_empty() => {
+                            header.paused = !header.paused
+                        }
                         _ => {}
                     }
                 }
             }
-            continue;
         }
         if header.paused || Instant::now() < next {
             continue;
