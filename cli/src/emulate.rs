@@ -42,6 +42,19 @@ pub struct EmulateArgs {
     pub qemu: PathBuf,
 }
 
+impl EmulateArgs {
+    /// The arguments of a bare `tinyvae emulate`, from clap itself so that the
+    /// defaults live only in the attributes above (`tinyvae flash --board lm3s6965evb`
+    /// starts from them).
+    pub fn defaults() -> anyhow::Result<Self> {
+        use clap::{Args, FromArgMatches};
+        let command = Self::augment_args(clap::Command::new("emulate"));
+        Ok(Self::from_arg_matches(
+            &command.try_get_matches_from(["emulate"])?,
+        )?)
+    }
+}
+
 /// Runs `tinyvae emulate` until Ctrl-C (or SIGTERM/SIGHUP), then stops QEMU.
 pub fn run(args: &EmulateArgs) -> anyhow::Result<()> {
     let elf = match &args.firmware {

@@ -1,7 +1,7 @@
 //! The `tinyvae` command: every piece of command-line code (clap arguments, printing,
 //! progress bars, anyhow) and nothing else. Each subcommand is a module with its `Args`
 //! and a `run` that calls the libraries: `tinyvae-trainer` (train, evaluate, export,
-//! card), `tinyvae-link` (serial, emulate, demo), `tinyvae-datasets` and
+//! card), `tinyvae-link` (serial, emulate, flash, demo), `tinyvae-datasets` and
 //! `tinyvae-shared`.
 
 mod args;
@@ -10,6 +10,7 @@ mod demo;
 mod emulate;
 mod eval;
 mod export;
+mod flash;
 mod infer;
 mod interpolate;
 mod oneclass;
@@ -61,6 +62,9 @@ enum Command {
     Serial(serial::SerialArgs),
     /// Run the firmware in QEMU and serve its UART on a pty.
     Emulate(emulate::EmulateArgs),
+    /// Build the firmware for a board and flash it (probe-rs, UF2, or QEMU for the
+    /// emulated board).
+    Flash(flash::Args),
     /// The whole system on the emulated board: detection, generation, OLED screenshots.
     Demo(demo::Args),
 }
@@ -86,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         Command::Card(a) => card::run(a),
         Command::Serial(a) => serial::run(&a),
         Command::Emulate(a) => emulate::run(&a),
+        Command::Flash(a) => flash::run(&a),
         Command::Demo(a) => demo::run(a),
     }
 }

@@ -19,14 +19,25 @@ impl Confusion {
     pub fn tally(verdicts: &[bool], truth: &[bool]) -> Self {
         let mut c = Self::default();
         for (&v, &t) in verdicts.iter().zip(truth) {
-            match (t, v) {
-                (true, true) => c.true_positive += 1,
-                (false, true) => c.false_positive += 1,
-                (false, false) => c.true_negative += 1,
-                (true, false) => c.false_negative += 1,
-            }
+            c.add(v, t);
         }
         c
+    }
+
+    /// Counts one verdict (true = flagged anomalous) against its truth; the live
+    /// monitor tallies as answers arrive.
+    pub fn add(&mut self, verdict: bool, truth: bool) {
+        match (truth, verdict) {
+            (true, true) => self.true_positive += 1,
+            (false, true) => self.false_positive += 1,
+            (false, false) => self.true_negative += 1,
+            (true, false) => self.false_negative += 1,
+        }
+    }
+
+    /// How many verdicts were counted.
+    pub fn total(&self) -> usize {
+        self.true_positive + self.false_positive + self.true_negative + self.false_negative
     }
 
     /// The table as aligned text.

@@ -11,13 +11,15 @@ use tinyvae_shared::rng::Rng;
 use tinyvae_datasets::grid::{grid_image, GridLayout};
 use tinyvae_datasets::metrics::auroc;
 use tinyvae_datasets::{self as data, Dataset};
+use tinyvae_link::boards;
 use tinyvae_link::confusion::Confusion;
 use tinyvae_link::info::{describe, differences};
 use tinyvae_link::serial::DeviceClient;
 use tinyvae_shared::model_file;
 
 use super::{
-    BenchArgs, EncodeArgs, GenerateArgs, InfoArgs, SerialArgs, SerialCommand, SetThresholdArgs,
+    BenchArgs, EncodeArgs, GenerateArgs, ImageSource, InfoArgs, SerialArgs, SerialCommand,
+    SetThresholdArgs,
 };
 
 pub(super) fn run(args: &SerialArgs) -> anyhow::Result<()> {
@@ -25,11 +27,13 @@ pub(super) fn run(args: &SerialArgs) -> anyhow::Result<()> {
         args.timeout.is_finite() && args.timeout > 0.0,
         "--timeout must be a positive number of seconds"
     );
-    let mut client = DeviceClient::open(&args.port, args.baud)?;
+    let port = resolve_port(&args.port)?;
+    let mut client = DeviceClient::open(&port, args.baud)?;
     client.set_timeout(Duration::from_secs_f64(args.timeout));
     match &args.command {
         SerialCommand::Info(a) => info(&mut client, a),
         SerialCommand::Encode(a) => encode(&mut client, a),
+        SerialCommand::Monitor(a) => super::monitor::run(&mut client, &port, a),
         SerialCommand::Generate(a) => generate(&mut client, a),
         SerialCommand::Bench(a) => bench(&mut client, a),
         SerialCommand::SetThreshold(a) => set_threshold(&mut client, a),
@@ -42,6 +46,19 @@ pub(super) fn run(args: &SerialArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The port to open: `port` itself, or for `auto` the first serial port whose USB id
+/// belongs to a board in [`tinyvae_link::boards::BOARDS`], saying on stderr which one
+/// and why (stdout stays the command's output).
+fn resolve_port(port: &str) -> anyhow::Result<String> {
+    if port != "auto" {
+        return Ok(port.to_owned());
+    }
+    let seen = boards::ports_seen().context("listing the serial ports")?;
+    let auto = boards::choose_port(&seen)?;
+    eprintln!("{}", auto.explain());
+    Ok(auto.chosen.port)
 }
 
 fn info(client: &mut DeviceClient, args: &InfoArgs) -> anyhow::Result<()> {
@@ -113,11 +130,11 @@ fn load_for_device(
 
 /// One image to score: its name, label (if known) and whether it is anomalous (if
 /// known).
-struct Item<'a> {
-    name: String,
-    image: &'a [u8],
-    label: Option<String>,
-    anomalous: Option<bool>,
+pub(super) struct Item {
+    pub name: String,
+    pub image: Vec<u8>,
+    pub label: Option<String>,
+    pub anomalous: Option<bool>,
 }
 
 /// The class name of image `i`, if the set is labelled.
@@ -131,63 +148,80 @@ fn class_of(set: &Dataset, i: usize) -> Option<String> {
     )
 }
 
-fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
-    let info = client.info()?;
-    let normal = load_for_device(&args.images, args.labels.as_deref(), args.limit, &info)?;
-    let by_class = !args.anomalous_classes.is_empty();
+/// The images of `source`, sized for the device, in groups: the normal set, then the
+/// anomalous set and the corrupted copies when asked for; and whether their truth is
+/// known. `encode` sends the groups one after the other, `monitor` interleaves them.
+pub(super) fn load_items(
+    source: &ImageSource,
+    info: &DeviceInfo,
+) -> anyhow::Result<(Vec<Vec<Item>>, bool)> {
+    let normal = load_for_device(&source.images, source.labels.as_deref(), source.limit, info)?;
+    let by_class = !source.anomalous_classes.is_empty();
     ensure!(
         !by_class || normal.labels.is_some(),
         "--anomalous-classes needs labels (--labels, or a labels file beside --images)"
     );
     ensure!(
-        !(by_class && args.anomalous.is_some()),
+        !(by_class && source.anomalous.is_some()),
         "use either --anomalous or --anomalous-classes, not both"
     );
-    let anomalous = match &args.anomalous {
-        Some(path) => Some(load_for_device(path, None, args.limit, &info)?),
+    let anomalous = match &source.anomalous {
+        Some(path) => Some(load_for_device(path, None, source.limit, info)?),
         None => None,
     };
-    let corrupted = args
+    let corrupted = source
         .corrupt
         .then(|| data::corrupt::corrupt_dataset(&normal, 0x5eed));
     // Ground truth exists when some images are known anomalous.
     let has_truth = by_class || anomalous.is_some() || corrupted.is_some();
 
     let mut items = Vec::new();
+    let mut groups = Vec::new();
     for i in 0..normal.len() {
         let label = class_of(&normal, i);
         let truth = if by_class {
-            label.as_ref().map(|l| args.anomalous_classes.contains(l))
+            label.as_ref().map(|l| source.anomalous_classes.contains(l))
         } else {
             has_truth.then_some(false)
         };
         items.push(Item {
             name: format!("#{i}"),
-            image: normal.image_u8(i),
+            image: normal.image_u8(i).to_vec(),
             label,
             anomalous: truth,
         });
     }
+    groups.push(std::mem::take(&mut items));
     if let Some(set) = &anomalous {
         for i in 0..set.len() {
             items.push(Item {
                 name: format!("anomalous #{i}"),
-                image: set.image_u8(i),
+                image: set.image_u8(i).to_vec(),
                 label: class_of(set, i),
                 anomalous: Some(true),
             });
         }
     }
+    groups.push(std::mem::take(&mut items));
     if let Some((set, kinds)) = &corrupted {
         for (i, kind) in kinds.iter().enumerate() {
             items.push(Item {
                 name: format!("#{i} {}", kind.name()),
-                image: set.image_u8(i),
+                image: set.image_u8(i).to_vec(),
                 label: class_of(set, i),
                 anomalous: Some(true),
             });
         }
     }
+    groups.push(items);
+    groups.retain(|g| !g.is_empty());
+    Ok((groups, has_truth))
+}
+
+fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
+    let info = client.info()?;
+    let (groups, has_truth) = load_items(&args.source, &info)?;
+    let items: Vec<Item> = groups.into_iter().flatten().collect();
 
     let mut scores = Vec::with_capacity(items.len());
     let mut verdicts = Vec::with_capacity(items.len());
@@ -198,7 +232,7 @@ fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
     }
     for item in &items {
         let e = client
-            .encode(item.image)
+            .encode(&item.image)
             .with_context(|| format!("encoding image {}", item.name))?;
         instructions += e.instructions;
         scores.push(f64::from(e.score.score));

@@ -7,13 +7,16 @@
 //! image folders), faults from `tinyvae_datasets::corrupt`.
 
 mod commands;
+mod monitor;
+mod view;
 
 use std::path::PathBuf;
 
 /// `tinyvae serial`: talk to a device (or the emulator's pty).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SerialArgs {
-    /// Serial port, e.g. /dev/ttyACM0 or the pty `tinyvae emulate` prints.
+    /// Serial port, e.g. /dev/ttyACM0 or the pty `tinyvae emulate` prints; `auto`
+    /// picks the first port whose USB id is a known board's (ST-LINK, Pico).
     #[arg(long)]
     pub port: String,
     /// Baud rate (8N1). QEMU's pty ignores it.
@@ -42,6 +45,9 @@ pub enum SerialCommand {
     SetThreshold(SetThresholdArgs),
     /// Print the device's request counters.
     Stats,
+    /// A live terminal view while the device scores images: scores, verdicts, the
+    /// last image beside its reconstruction, instructions per request.
+    Monitor(MonitorArgs),
 }
 
 /// `tinyvae serial info`.
@@ -52,9 +58,10 @@ pub struct InfoArgs {
     pub model: Option<PathBuf>,
 }
 
-/// `tinyvae serial encode`.
+/// Which images to send and what is known about them: shared by `serial encode` and
+/// `serial monitor`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct EncodeArgs {
+pub struct ImageSource {
     /// IDX image file (gzip or plain; labels found beside it are used), a folder of
     /// IDX files (its test split) or a folder of images (class sub-folders = labels).
     #[arg(long)]
@@ -76,9 +83,46 @@ pub struct EncodeArgs {
     /// Score at most this many images from each set.
     #[arg(long)]
     pub limit: Option<usize>,
+}
+
+/// `tinyvae serial encode`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EncodeArgs {
+    /// The images.
+    #[command(flatten)]
+    pub source: ImageSource,
     /// Print only the summary, not one line per image.
     #[arg(long)]
     pub summary: bool,
+}
+
+/// The request `serial monitor` sends for each image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MonitorRequest {
+    /// Score and reconstruct: the view shows the reconstruction.
+    Reconstruct,
+    /// Score only (cheaper on the device): no reconstruction to show.
+    Encode,
+}
+
+/// `tinyvae serial monitor`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MonitorArgs {
+    /// The images, sent in order and from the start again after the last.
+    #[command(flatten)]
+    pub source: ImageSource,
+    /// The request sent per image.
+    #[arg(long, value_enum, default_value_t = MonitorRequest::Reconstruct)]
+    pub request: MonitorRequest,
+    /// Seconds from one request to the next (the device's own time counts in it).
+    #[arg(long, default_value_t = 0.25)]
+    pub interval: f64,
+    /// Stop after this many frames (at least 1); until q or Esc when absent.
+    #[arg(long, value_parser = crate::args::at_least_one)]
+    pub frames: Option<usize>,
+    /// Frames the score plot and the median cost cover.
+    #[arg(long, default_value_t = 200, value_parser = crate::args::at_least_one)]
+    pub window: usize,
 }
 
 /// `tinyvae serial generate`.

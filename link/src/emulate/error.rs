@@ -47,6 +47,16 @@ pub enum EmulateError {
     /// The workspace (a folder with the emulated board's crate) could not be found.
     #[error("cannot find the tinyvae workspace (a folder holding firmware/boards/lm3s6965evb/Cargo.toml) above {0}")]
     NoWorkspace(PathBuf),
+    /// The board's firmware crate is not in this checkout.
+    #[error("{dir} has no Cargo.toml: this checkout holds no firmware for the {board} (boards here: {present})")]
+    MissingBoard {
+        /// The board's title.
+        board: &'static str,
+        /// The folder that was looked for.
+        dir: PathBuf,
+        /// The board folders that do exist, comma separated.
+        present: String,
+    },
     /// `cargo build` of the firmware failed.
     #[error("firmware build failed ({status}):\n{stderr}")]
     Build {

@@ -1,4 +1,6 @@
-//! Locating the workspace and building the firmware for the emulator.
+//! Locating the workspace and building the firmware of any board: the emulated one
+//! (`tinyvae emulate`, the end-to-end tests) and the real ones (`tinyvae flash`; see
+//! [`FirmwareBuild::for_board`] and [`crate::boards`]).
 //!
 //! Each firmware board crate (`firmware/boards/<board>`) is its own cargo workspace
 //! with its own default target, so the firmware is built by running
@@ -13,6 +15,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use super::error::EmulateError;
+use crate::boards::Board;
 
 /// The board crate the emulator runs (QEMU's `lm3s6965evb`), relative to the
 /// workspace root.
@@ -34,7 +37,8 @@ pub fn workspace_root(start: &Path) -> Result<PathBuf, EmulateError> {
 /// How to build the firmware.
 #[derive(Debug, Clone, Default)]
 pub struct FirmwareBuild {
-    /// The board crate's folder (`<root>/`[`EMULATED_BOARD`]).
+    /// The board crate's folder (`<root>/firmware/boards/<board>`, e.g.
+    /// `<root>/`[`EMULATED_BOARD`]).
     pub dir: PathBuf,
     /// The target triple (`--target`); the board's default (its
     /// `.cargo/config.toml`) when `None`.
@@ -51,6 +55,41 @@ pub struct FirmwareBuild {
 }
 
 impl FirmwareBuild {
+    /// The release build of `board`'s crate in the workspace at `root`, for the board's
+    /// target, with the firmware's default model. Fails with the boards that are
+    /// present when the board's folder is not: board crates arrive one at a time, and
+    /// a checkout may predate the one asked for.
+    pub fn for_board(root: &Path, board: &Board) -> Result<Self, EmulateError> {
+        let dir = root.join(board.dir);
+        if !dir.join("Cargo.toml").is_file() {
+            let boards = root.join("firmware/boards");
+            let mut present: Vec<String> = std::fs::read_dir(&boards)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| e.path().join("Cargo.toml").is_file())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            present.sort();
+            return Err(EmulateError::MissingBoard {
+                board: board.title,
+                dir,
+                present: if present.is_empty() {
+                    "none".into()
+                } else {
+                    present.join(", ")
+                },
+            });
+        }
+        Ok(Self {
+            dir,
+            target: Some(board.target.into()),
+            ..Self::default()
+        })
+    }
+
     /// Builds (or finds up to date) the release firmware and returns its ELF.
     pub fn run(&self) -> Result<PathBuf, EmulateError> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -117,5 +156,31 @@ impl FirmwareBuild {
                 "several executables ({many:?}); pass --firmware ELF"
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boards::board;
+
+    #[test]
+    fn a_missing_board_folder_names_the_boards_present() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let here = root.path().join(EMULATED_BOARD);
+        std::fs::create_dir_all(&here).expect("folders");
+        std::fs::write(here.join("Cargo.toml"), "").expect("write");
+        let pico = board("pico").expect("pico");
+        let err = FirmwareBuild::for_board(root.path(), pico).expect_err("no pico folder");
+        let text = err.to_string();
+        assert!(text.contains("firmware/boards/pico"), "{text}");
+        assert!(text.contains("Raspberry Pi Pico"), "{text}");
+        assert!(text.contains("boards here: lm3s6965evb"), "{text}");
+
+        let qemu = board("lm3s6965evb").expect("emulated board");
+        let build = FirmwareBuild::for_board(root.path(), qemu).expect("folder present");
+        assert_eq!(build.dir, here);
+        assert_eq!(build.target.as_deref(), Some("thumbv7m-none-eabi"));
+        assert_eq!(build.model, None);
     }
 }
