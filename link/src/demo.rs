@@ -180,7 +180,7 @@ pub fn run(options: &DemoOptions, out: &mut impl Write) -> Result<DemoReport, De
 
     eprintln!("== booting the emulated LM3S6965 (QEMU lm3s6965evb)");
     // The boot screen is up from the first few thousand instructions until the idle
-    // walk replaces it: `boot` takes its screenshot before it talks to the device.
+    // demo replaces it: `boot` takes its screenshot before it talks to the device.
     let boot_png = options.out.join("oled-boot.png");
     let mut config = EmulatorConfig::new(&elf);
     config.boot_screendump = Some(boot_png.clone());
@@ -316,9 +316,10 @@ pub fn run(options: &DemoOptions, out: &mut impl Write) -> Result<DemoReport, De
         options.samples, mean_generate_instructions
     ))?;
 
-    // Left alone, the board walks through latent space on its display.
+    // Left alone, the board runs its stand-alone demo: it scores the frames built into
+    // its flash and shows each verdict.
     std::thread::sleep(Duration::from_secs(4));
-    let walk_png = shot(&mut emulator, "oled-walk.png")?;
+    let standalone_png = shot(&mut emulator, "oled-standalone.png")?;
     let stats = client.stats().map_err(serial("reading the stats"))?;
     say(format_args!(
         "device stats: {} frames, {} errors, {} scored, {} anomalies, {} generated",
@@ -326,7 +327,7 @@ pub fn run(options: &DemoOptions, out: &mut impl Write) -> Result<DemoReport, De
     ))?;
     files.extend(shots.0);
     files.extend(shots.1);
-    files.extend([generate_png, walk_png, samples_png]);
+    files.extend([generate_png, standalone_png, samples_png]);
     for path in &files {
         say(format_args!("wrote {}", path.display()))?;
     }
