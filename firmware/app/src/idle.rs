@@ -96,6 +96,13 @@ impl Idle {
         self.demo_step = 0;
     }
 
+    /// Starts the demo's round again from its first frame: each quiet spell after the
+    /// host has spoken begins with the built-in frames, not wherever the last one
+    /// stopped.
+    pub fn restart_demo(&mut self) {
+        self.demo_step = 0;
+    }
+
     /// Instructions from one frame of the current screen to the next.
     pub fn frame_every(&self) -> u64 {
         match self.screen {

@@ -250,6 +250,9 @@ where
                 self.on_byte(byte);
             }
             self.last_activity = self.parts.counter.now();
+            if let Some(idle) = &mut self.idle {
+                idle.restart_demo();
+            }
             return n > 0;
         }
         let now = self.parts.counter.now();

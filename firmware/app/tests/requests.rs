@@ -375,11 +375,19 @@ fn the_demo_starts_after_a_quiet_spell_and_yields_to_the_host() {
         app.parts().display.shown == demo_screen(&m, idle.next_demo_step()),
         "the first demo frame differs"
     );
-    // The host speaks: served at once.
+    // A second frame, then the host speaks: served at once.
+    poll_until_flush(&mut app);
     assert!(matches!(
         request(&mut app, &Request::Stats),
         Response::Stats(_)
     ));
+    // The next quiet spell starts the demo from its first frame again.
+    poll_until_flush(&mut app);
+    let mut idle = Idle::new(m.latent, 28, 28);
+    assert!(
+        app.parts().display.shown == demo_screen(&m, idle.next_demo_step()),
+        "the demo did not restart"
+    );
 }
 
 #[test]
