@@ -97,11 +97,6 @@ impl<'a, R: Resume> RxReader<'a, R> {
         Self { consumer, resume }
     }
 
-    /// Bytes waiting in the ring.
-    pub fn len(&self) -> usize {
-        self.consumer.len()
-    }
-
     /// Whether the ring is empty.
     pub fn is_empty(&self) -> bool {
         !self.consumer.ready()
