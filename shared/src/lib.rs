@@ -20,6 +20,7 @@
 //! * [`model`] — the model image (layout, validator, [`model::Likelihood`]).
 //! * [`pipeline`] — encode, score, decode and generate on a parsed model.
 //! * [`protocol`] — the serial protocol (postcard messages, CRC-32, COBS frames).
+//! * [`code`] — the latent code: `mu` in a few bits per dimension (the `Compress` request).
 //! * [`demo_frames`] — the file of captioned images a board scores on its own.
 //! * `host` feature only: `quantize` (float layers into a model image), `model_file`
 //!   (device model files and the atomic write), `testing` (synthetic models).
@@ -28,6 +29,7 @@
 // the x86 SIMD kernel, each block with its own `allow` and SAFETY comment (the
 // workspace lints deny it everywhere else).
 
+pub mod code;
 pub mod demo_frames;
 pub mod dense;
 pub mod fixed;
