@@ -7,8 +7,8 @@
 //! host that does not draw a screen links embedded-graphics.
 //!
 //! Modules:
-//! * [`screen`] — [`FrameBuffer`], the boot, scored, generated, decoded and walk
-//!   screens, and [`screendump_pixels`] (the host-side rendering of a frame).
+//! * [`screen`] — [`FrameBuffer`], the boot, scored, generated, decoded, walk,
+//!   denoised and compressed screens, and [`screendump_pixels`] (the host-side rendering of a frame).
 #![cfg_attr(not(any(test, feature = "host")), no_std)]
 
 // `screendump_pixels` (the `host` feature) allocates.

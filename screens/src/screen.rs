@@ -236,9 +236,9 @@ fn push_decimal(line: &mut Line, mut value: u64) {
     }
 }
 
-/// Appends `value` as eight lowercase hexadecimal digits.
-fn push_hex32(line: &mut Line, value: u32) {
-    for i in (0..8).rev() {
+/// Appends the low `digits` nibbles of `value` as lowercase hexadecimal digits.
+fn push_hex(line: &mut Line, value: u32, digits: u32) {
+    for i in (0..digits).rev() {
         let nibble = (value >> (4 * i)) & 0xF;
         let _ = line.push(char::from(b"0123456789abcdef"[nibble as usize]));
     }
@@ -336,7 +336,7 @@ pub fn draw_boot<D: Screen>(
     text(fb, &line, 0, 33, &FONT_5X8, 11);
     line.clear();
     let _ = line.push_str("hash ");
-    push_hex32(&mut line, hash);
+    push_hex(&mut line, hash, 8);
     text(fb, &line, 0, 42, &FONT_5X8, 11);
     text(fb, "waiting for host", 0, 55, &FONT_5X8, 6);
 }
@@ -376,18 +376,7 @@ pub fn draw_scored<D: Screen>(
     height: usize,
     report: &ScoreReport,
 ) {
-    let _ = fb.clear(Gray4::BLACK);
-    blit(fb, input, width, height, 0, 0, IMAGE_AREA, IMAGE_AREA);
-    blit(
-        fb,
-        reconstruction,
-        width,
-        height,
-        58,
-        0,
-        IMAGE_AREA,
-        IMAGE_AREA,
-    );
+    draw_pair(fb, input, reconstruction, width, height);
 
     // Score bar: outline, fill from the bottom, threshold tick across it.
     let bar_w = (WIDTH - BAR_X) as u32;
@@ -439,6 +428,58 @@ pub fn draw_scored<D: Screen>(
     let _ = line.push_str(if report.anomalous { ">" } else { "<=" });
     push_q16(&mut line, report.threshold);
     text(fb, &line, 40, verdict_y, &FONT_5X8, 11);
+}
+
+/// Clears the screen and draws `left` and `right` side by side in the two
+/// [`IMAGE_AREA`] squares at the top: what a request saw beside what the model made of
+/// it.
+fn draw_pair<D: Screen>(fb: &mut D, left: &[u8], right: &[u8], width: usize, height: usize) {
+    let _ = fb.clear(Gray4::BLACK);
+    blit(fb, left, width, height, 0, 0, IMAGE_AREA, IMAGE_AREA);
+    blit(fb, right, width, height, 58, 0, IMAGE_AREA, IMAGE_AREA);
+}
+
+/// The screen shown after denoising an image: the faulted input and the cleaned
+/// output side by side, each captioned underneath.
+pub fn draw_denoised<D: Screen>(
+    fb: &mut D,
+    input: &[u8],
+    cleaned: &[u8],
+    width: usize,
+    height: usize,
+) {
+    draw_pair(fb, input, cleaned, width, height);
+    let y = IMAGE_AREA as i32;
+    text(fb, "INPUT", 1, y, &FONT_5X8, 11);
+    text(fb, "DENOISED", 59, y, &FONT_5X8, WHITE);
+}
+
+/// The screen shown after compressing an image: the image, the sizes before and after
+/// ("784B>16B") and the code in hexadecimal, as much of it as fits (all of a
+/// 16-byte code).
+pub fn draw_compressed<D: Screen>(
+    fb: &mut D,
+    image: &[u8],
+    width: usize,
+    height: usize,
+    code: &[u8],
+) {
+    let mut sizes = Line::new();
+    push_decimal(&mut sizes, width.saturating_mul(height) as u64);
+    let _ = sizes.push_str("B>");
+    push_decimal(&mut sizes, code.len() as u64);
+    let _ = sizes.push('B');
+    let mut hex = Line::new();
+    for &byte in code {
+        push_hex(&mut hex, u32::from(byte), 2);
+    }
+    draw_image_with_caption(
+        fb,
+        image,
+        width,
+        height,
+        &["COMPRESSED", sizes.as_str(), hex.as_str()],
+    );
 }
 
 /// The stand-alone demo's screen for one of its built-in frames: [`draw_scored`], with
@@ -671,8 +712,11 @@ mod tests {
         }
         for v in [0u32, 0xd0dd_f0cd, u32::MAX, 0x1f] {
             let mut line = Line::new();
-            push_hex32(&mut line, v);
+            push_hex(&mut line, v, 8);
             assert_eq!(line.as_str(), std::format!("{v:08x}"));
+            line.clear();
+            push_hex(&mut line, v, 2);
+            assert_eq!(line.as_str(), std::format!("{:02x}", v & 0xff));
         }
     }
 
@@ -753,6 +797,8 @@ mod tests {
                 draw_generated(&mut fb, &img, w.min(4096), h.min(4096), u64::MAX);
                 draw_walk(&mut fb, &img, w.min(4096), h.min(4096), u32::MAX);
                 draw_decoded(&mut fb, &img, w, h);
+                draw_denoised(&mut fb, &img, &img[..len / 2], w, h);
+                draw_compressed(&mut fb, &img, w, h, &img[..len.min(32)]);
             }
         }
         draw_boot(&mut fb, "", 0, 0, 0, 0, 0);
@@ -808,6 +854,23 @@ mod tests {
         assert_eq!(anomalous.get(BAR_X + 4, 2), 15);
         assert_eq!(normal.get(BAR_X + 4, 2), 0);
         assert_ne!(normal.get(BAR_X + 4, 50), 0);
+    }
+
+    /// The denoise screen shows the input left and the output right; the compress
+    /// screen's code changes what it shows.
+    #[test]
+    fn denoise_and_compress_screens_show_their_inputs() {
+        let dark = std::vec![0u8; 784];
+        let bright = std::vec![255u8; 784];
+        let mut fb = FrameBuffer::new();
+        draw_denoised(&mut fb, &dark, &bright, 28, 28);
+        assert_eq!(fb.get(10, 10), 0);
+        assert_eq!(fb.get(70, 10), 15);
+        let mut a = FrameBuffer::new();
+        let mut b = FrameBuffer::new();
+        draw_compressed(&mut a, &dark, 28, 28, &[0x12; 16]);
+        draw_compressed(&mut b, &dark, 28, 28, &[0x34; 16]);
+        assert_ne!(a.as_bytes(), b.as_bytes());
     }
 
     #[cfg(feature = "host")]

@@ -7,8 +7,9 @@
 //! `Phi^-1((k + 1) / 2^bits)`. The KL term pulls the posterior means towards the
 //! prior, so every level is used about equally often, which a uniform grid would not
 //! do. The boundaries for every bit depth are every `2^(8 - bits)`-th entry of one
-//! table of the 255 quantiles `Phi^-1(k / 256)` in Q16, so the device needs 1 KiB of
-//! flash and no floating point.
+//! table of the 255 quantiles `Phi^-1(k / 256)` in Q16. The device keeps only the
+//! low 16 bits of the lower half of it (the quantiles are symmetric about 0, exactly
+//! so in Q16, and sorted): 254 bytes of flash and no floating point.
 //!
 //! Packing: levels are written most significant bit first, dimension 0 first, into
 //! `ceil(latent * bits / 8)` bytes; the bits after the last level are zero.
@@ -57,6 +58,61 @@ pub const QUANTILES_Q16: [Q16; 255] = [
     135235, 141156, 148519, 158437, 174330,
 ];
 
+/// How many of the lower half's entries have a magnitude of at least `floor`.
+const fn count_at_least(floor: i32) -> usize {
+    let mut n = 0;
+    while n < 127 && -QUANTILES_Q16[n] >= floor {
+        n += 1;
+    }
+    n
+}
+
+/// Entries `0..ABOVE_ONE` of the lower half are at most -1.0 (magnitude 65,536 or
+/// more), entries `0..ABOVE_TWO` at most -2.0; none reaches -3.0 (checked below).
+const ABOVE_ONE: usize = count_at_least(1 << 16);
+const ABOVE_TWO: usize = count_at_least(2 << 16);
+const _: () = assert!(-QUANTILES_Q16[0] < 3 << 16);
+
+/// The lower half of the table (`Phi^-1(k / 256)` for `k = 1..=127`), each magnitude's
+/// low 16 bits: what [`level`] reads on the device (254 bytes of flash). The upper half
+/// mirrors the lower, the middle is 0, and a magnitude's bits above 16 follow from its
+/// index ([`ABOVE_ONE`], [`ABOVE_TWO`]), as the entries are sorted.
+static LOWER_LOW16: [u16; 127] = {
+    let mut lower = [0; 127];
+    let mut i = 0;
+    while i < lower.len() {
+        lower[i] = (-QUANTILES_Q16[i]) as u16;
+        i += 1;
+    }
+    lower
+};
+
+/// The magnitude of `QUANTILES_Q16[i]` for `i < 127`, from [`LOWER_LOW16`].
+fn magnitude(i: usize) -> u32 {
+    let high = if i < ABOVE_TWO {
+        2 << 16
+    } else if i < ABOVE_ONE {
+        1 << 16
+    } else {
+        0
+    };
+    high + u32::from(LOWER_LOW16[i])
+}
+
+/// How many lower-half entries have a magnitude of at least `t` (they decrease).
+fn count_at_least_magnitude(t: u32) -> usize {
+    let (mut lo, mut hi) = (0usize, LOWER_LOW16.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if magnitude(mid) >= t {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// Why a code cannot be made or read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
@@ -98,24 +154,29 @@ fn check(latent: usize, bits: u8) -> Result<(), CodeError> {
 /// The level of `value` at `bits` bits: how many of the depth's boundaries are at or
 /// below it (`0..2^bits`). `bits` must be valid (1 to 8).
 pub fn level(value: Q16, bits: u8) -> u8 {
-    let stride = 1usize << (MAX_CODE_BITS - bits);
-    // Boundary j (1-based, j < 2^bits) is QUANTILES_Q16[j * stride - 1]; binary search
-    // for the number of them <= value.
-    let (mut lo, mut hi) = (0usize, (1usize << bits) - 1);
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if QUANTILES_Q16[mid * stride - 1] <= value {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    lo as u8
+    // The level at 8 bits, L, counts the table's entries <= value; the boundaries at
+    // `bits` are every `2^(8 - bits)`-th entry, so exactly `L >> (8 - bits)` of them
+    // are <= value. By the table's symmetry, for value < 0 the entries <= value are the
+    // lower half's with magnitude >= |value|; for value >= 0 all but the upper half's
+    // with magnitude > value, which mirror the lower half's.
+    let negative = value < 0;
+    let u = value.unsigned_abs() + u32::from(!negative);
+    let count = count_at_least_magnitude(u);
+    let level8 = if negative { count } else { 255 - count };
+    (level8 >> (MAX_CODE_BITS - bits).min(7)) as u8
 }
 
 /// Packs `mu` at `bits` bits per dimension.
 pub fn pack(mu: &[Q16], bits: u8) -> Result<Code, CodeError> {
     check(mu.len(), bits)?;
+    Ok(pack_checked(mu, bits))
+}
+
+/// [`pack`] for a `mu` of at most [`MAX_LATENT`] values and a valid `bits`, which the
+/// caller has checked (`pipeline::compress`: a `Latent` and its own bits check); no
+/// error path, so the device's copy is smaller. Values past the code's capacity
+/// would be dropped, never written out of bounds.
+pub(crate) fn pack_checked(mu: &[Q16], bits: u8) -> Code {
     let mut code = Code::new();
     let (mut acc, mut filled) = (0u16, 0u8);
     for &value in mu {
@@ -123,14 +184,14 @@ pub fn pack(mu: &[Q16], bits: u8) -> Result<Code, CodeError> {
         filled += bits;
         while filled >= 8 {
             filled -= 8;
-            // Capacity: at most MAX_LATENT bytes, checked above.
+            // Capacity: at most MAX_LATENT bytes, checked by the caller.
             let _ = code.push((acc >> filled) as u8);
         }
     }
     if filled > 0 {
         let _ = code.push((acc << (8 - filled)) as u8);
     }
-    Ok(code)
+    code
 }
 
 /// The levels of a code of `latent` dimensions at `bits` bits.
@@ -181,6 +242,16 @@ pub fn level_value(level: u8, bits: u8) -> f64 {
     f64::from(1u32 << bits) * (pa - pb)
 }
 
+/// [`decode`] in Q16: the latent vector the host feeds the device's decoder
+/// (`pipeline::decode`), the twin of what a board would draw from the code. Host only.
+#[cfg(feature = "host")]
+pub fn decode_q16(code: &[u8], bits: u8, latent: usize) -> Result<crate::protocol::Latent, CodeError> {
+    Ok(decode(code, bits, latent)?
+        .into_iter()
+        .map(crate::fixed::q16_from_f64)
+        .collect())
+}
+
 /// Decodes a code to the latent vector the host feeds its decoder. Host only.
 #[cfg(feature = "host")]
 pub fn decode(code: &[u8], bits: u8, latent: usize) -> Result<std::vec::Vec<f64>, CodeError> {
@@ -210,6 +281,38 @@ mod tests {
             );
         }
         assert!(QUANTILES_Q16.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    /// The device reads the lower half only: the table must mirror exactly, and the
+    /// half table must give back every magnitude.
+    #[test]
+    fn table_is_symmetric_and_the_half_table_reads_it_whole() {
+        for (i, &q) in QUANTILES_Q16.iter().enumerate() {
+            assert_eq!(q, -QUANTILES_Q16[254 - i], "entry {i}");
+        }
+        assert_eq!(QUANTILES_Q16[127], 0);
+        for i in 0..127 {
+            assert_eq!(magnitude(i), QUANTILES_Q16[i].unsigned_abs(), "entry {i}");
+        }
+    }
+
+    /// The level by symmetry equals the plain count of the full table's boundaries at
+    /// or below the value, on and around every boundary.
+    #[test]
+    fn level_counts_the_boundaries_below() {
+        let mut values = std::vec![i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX];
+        for &q in &QUANTILES_Q16 {
+            values.extend([q - 1, q, q + 1]);
+        }
+        for bits in 1..=8u8 {
+            let stride = 1usize << (8 - bits);
+            for &v in &values {
+                let want = (1..1usize << bits)
+                    .filter(|&j| QUANTILES_Q16[j * stride - 1] <= v)
+                    .count();
+                assert_eq!(usize::from(level(v, bits)), want, "{v} at {bits} bits");
+            }
+        }
     }
 
     #[test]

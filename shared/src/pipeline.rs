@@ -4,12 +4,13 @@
 //! the two produce the same bits. All buffers live in a caller-owned [`Workspace`]
 //! (about 7 KiB), so nothing allocates and the stack use is fixed.
 //!
-//! The request entry points ([`score_image`], [`decode`], [`generate`]) are never
-//! inlined. The firmware builds its app at opt-level "z" and this crate at 3; LLVM
-//! optimizes inlined code with its caller's attributes, so a pipeline inlined into the
-//! app would be optimized for size (about 3% more instructions per request). As calls,
-//! they keep this crate's opt-level.
+//! The request entry points ([`score_image`], [`decode`], [`generate`], [`denoise`],
+//! [`compress`]) are never inlined. The firmware builds its app at opt-level "z" and
+//! this crate at 3; LLVM optimizes inlined code with its caller's attributes, so a
+//! pipeline inlined into the app would be optimized for size (about 3% more
+//! instructions per request). As calls, they keep this crate's opt-level.
 
+use crate::code::{self, Code, MAX_CODE_BITS, MIN_CODE_BITS};
 use crate::fixed::{mul_q16, Q16};
 use crate::latent::kl_q16;
 use crate::model::{Model, MAX_WIDTH};
@@ -62,6 +63,13 @@ pub enum InferError {
         /// Values given.
         got: usize,
     },
+    /// A latent code's bit depth is outside
+    /// [`MIN_CODE_BITS`]`..=`[`MAX_CODE_BITS`].
+    #[error("bits per dimension must be {MIN_CODE_BITS} to {MAX_CODE_BITS}, got {got}")]
+    WrongCodeBits {
+        /// Bits asked for.
+        got: u8,
+    },
 }
 
 impl From<InferError> for ErrorCode {
@@ -75,6 +83,11 @@ impl From<InferError> for ErrorCode {
             InferError::WrongLatentSize { expected, got } => ErrorCode::WrongLatentSize {
                 expected: clip(expected),
                 got: clip(got),
+            },
+            InferError::WrongCodeBits { got } => ErrorCode::WrongCodeBits {
+                min: MIN_CODE_BITS,
+                max: MAX_CODE_BITS,
+                got,
             },
         }
     }
@@ -106,6 +119,22 @@ pub fn encode(
     ws: &mut Workspace,
     image: &[u8],
 ) -> Result<Posterior, InferError> {
+    let head = encode_head(model, ws, image)?;
+    let (mu, logvar) = head.split_at(head.len() / 2);
+    Ok(Posterior {
+        mu: mu.iter().copied().collect(),
+        logvar: logvar.iter().copied().collect(),
+    })
+}
+
+/// Runs the encoder on `image` and returns its head in the workspace: mu, then
+/// logvar, `model.latent` values each (none for a model without an encoder). The
+/// requests that need only mu read it here rather than copy a whole [`Posterior`].
+fn encode_head<'w>(
+    model: &Model<'_>,
+    ws: &'w mut Workspace,
+    image: &[u8],
+) -> Result<&'w [Q16], InferError> {
     if image.len() != model.pixels() {
         return Err(InferError::WrongImageSize {
             expected: model.pixels(),
@@ -123,7 +152,7 @@ pub fn encode(
     } = ws;
     let mut input_is_ping = true;
     let Some((last, hidden)) = model.encoder.split_last() else {
-        return Ok(Posterior::default());
+        return Ok(&[]);
     };
     for layer in hidden {
         if input_is_ping {
@@ -135,11 +164,7 @@ pub fn encode(
     }
     let input = if input_is_ping { &ping[..] } else { &pong[..] };
     last.forward_q16(input, widened, head);
-    let latent = model.latent;
-    Ok(Posterior {
-        mu: head[..latent].iter().copied().collect(),
-        logvar: head[latent..2 * latent].iter().copied().collect(),
-    })
+    Ok(&head[..2 * model.latent.min(MAX_LATENT)])
 }
 
 /// Quantizes a Q16 latent vector into the decoder's int8 input codes.
@@ -228,4 +253,35 @@ pub fn generate(
     let z = prior_sample(model.latent, seed, temperature);
     let image = decode(model, ws, &z)?;
     Ok((z, image))
+}
+
+/// Encodes `image` and decodes mu: the image as the model would draw it. A model
+/// trained on clean images (or to undo faults) leaves out what it never learnt, such as
+/// a sensor fault, so this is the device's denoiser. The same bits as
+/// [`score_image`]'s reconstruction, without the cost of the score.
+#[inline(never)] // keeps opt-level 3 under a size-optimized caller: see the module docs
+pub fn denoise(model: &Model<'_>, ws: &mut Workspace, image: &[u8]) -> Result<Pixels, InferError> {
+    let head = encode_head(model, ws, image)?;
+    let latent = head.len() / 2;
+    let mut mu = [0; MAX_LATENT];
+    mu[..latent].copy_from_slice(&head[..latent]);
+    decode(model, ws, &mu[..latent])
+}
+
+/// Encodes `image` and packs mu at `bits` bits per dimension ([`code::pack`]): a
+/// few bytes the host can decode back into an image. The bit depth is checked before
+/// the encoder runs, so a bad request costs nothing.
+#[inline(never)] // keeps opt-level 3 under a size-optimized caller: see the module docs
+pub fn compress(
+    model: &Model<'_>,
+    ws: &mut Workspace,
+    image: &[u8],
+    bits: u8,
+) -> Result<Code, InferError> {
+    if !(MIN_CODE_BITS..=MAX_CODE_BITS).contains(&bits) {
+        return Err(InferError::WrongCodeBits { got: bits });
+    }
+    let head = encode_head(model, ws, image)?;
+    // mu is at most MAX_LATENT values, and `bits` was checked above.
+    Ok(code::pack_checked(&head[..head.len() / 2], bits))
 }

@@ -20,6 +20,7 @@ use crc::{Crc, CRC_32_ISCSI};
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
+use crate::code::Code;
 use crate::fixed::Q16;
 
 /// The largest image (in pixels) a message may carry: 32x32.
@@ -34,7 +35,7 @@ pub const MAX_PAYLOAD: usize = 1400;
 /// terminating zero adds one more.
 pub const MAX_FRAME: usize = MAX_PAYLOAD + MAX_PAYLOAD / 254 + 2;
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The CRC used on every frame.
 pub const FRAME_CRC: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
@@ -78,6 +79,21 @@ pub enum Request {
     },
     /// Report the request counters.
     Stats,
+    /// Encode, then decode mu: the image as the model would have drawn it, with what
+    /// the model never saw (a sensor fault) mostly gone. Reconstruct without the score.
+    Denoise {
+        /// The image, row major, exactly the model's input size.
+        image: Pixels,
+    },
+    /// Encode, then pack mu into `bits` bits per dimension (see [`crate::code`]): the
+    /// few bytes a thin link can carry instead of the image.
+    Compress {
+        /// The image, row major, exactly the model's input size.
+        image: Pixels,
+        /// Bits per latent dimension, [`crate::code::MIN_CODE_BITS`] to
+        /// [`crate::code::MAX_CODE_BITS`].
+        bits: u8,
+    },
 }
 
 /// What the device answers.
@@ -100,6 +116,10 @@ pub enum Response {
     Stats(Stats),
     /// The request could not be served.
     Error(ErrorCode),
+    /// Answer to [`Request::Denoise`].
+    Denoised(Denoised),
+    /// Answer to [`Request::Compress`].
+    Compressed(Compressed),
 }
 
 /// The device's description of itself and its model.
@@ -166,6 +186,27 @@ pub struct Generated {
     pub instructions: u64,
 }
 
+/// The decoder's output for the posterior mean, without the score.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denoised {
+    /// decoder(mu), row major.
+    pub image: Pixels,
+    /// Instructions the device spent on the request.
+    pub instructions: u64,
+}
+
+/// The posterior mean packed into a latent code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compressed {
+    /// `ceil(latent * bits / 8)` bytes, levels most significant bit first (see
+    /// [`crate::code::pack`]).
+    pub code: Code,
+    /// Bits per dimension the code uses (the request's).
+    pub bits: u8,
+    /// Instructions the device spent on the request.
+    pub instructions: u64,
+}
+
 /// An anomaly score, its two terms, and the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ScoreReport {
@@ -194,6 +235,10 @@ pub struct Stats {
     pub anomalies: u32,
     /// Images generated or decoded.
     pub generated: u32,
+    /// Images denoised.
+    pub denoised: u32,
+    /// Images compressed.
+    pub compressed: u32,
     /// Instructions spent serving requests.
     pub instructions: u64,
 }
@@ -229,6 +274,15 @@ pub enum ErrorCode {
     },
     /// A response did not fit in a frame (a firmware bug; reported, not hidden).
     ResponseTooLarge,
+    /// A `Compress` asked for a bit depth outside `min..=max`.
+    WrongCodeBits {
+        /// The fewest bits per dimension ([`crate::code::MIN_CODE_BITS`]).
+        min: u8,
+        /// The most bits per dimension ([`crate::code::MAX_CODE_BITS`]).
+        max: u8,
+        /// Bits asked for.
+        got: u8,
+    },
 }
 
 /// Why a frame could not be encoded or decoded.
@@ -413,7 +467,9 @@ mod tests {
             Request::Encode {
                 image: image.clone(),
             },
-            Request::Reconstruct { image },
+            Request::Reconstruct {
+                image: image.clone(),
+            },
             Request::Decode { z },
             Request::Generate {
                 seed: u64::MAX,
@@ -421,6 +477,10 @@ mod tests {
             },
             Request::SetThreshold { threshold: -7 },
             Request::Stats,
+            Request::Denoise {
+                image: image.clone(),
+            },
+            Request::Compress { image, bits: 8 },
         ] {
             assert_eq!(roundtrip(&request), request);
         }

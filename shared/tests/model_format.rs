@@ -149,3 +149,43 @@ fn inference_is_deterministic_and_checks_sizes() {
         }
     );
 }
+
+/// Denoise is the reconstruction of the score's path, and Compress packs the encoder's
+/// mu: the firmware answers both from these, so the e2e suite compares against them.
+#[test]
+fn denoise_and_compress_reuse_the_scoring_path() {
+    let bytes = image();
+    let model = Model::parse(&bytes).expect("parses");
+    let mut ws = Workspace::new();
+    let digit: Vec<u8> = (0..784).map(|i| ((i * 37) % 256) as u8).collect();
+    let scored = pipeline::score_image(&model, &mut ws, &digit, model.threshold).expect("runs");
+    let cleaned = pipeline::denoise(&model, &mut ws, &digit).expect("denoises");
+    assert_eq!(cleaned, scored.reconstruction);
+    for bits in [1, 4, 8] {
+        let code = pipeline::compress(&model, &mut ws, &digit, bits).expect("compresses");
+        let want = tinyvae_shared::code::pack(&scored.posterior.mu, bits).expect("packs");
+        assert_eq!(code, want, "{bits} bits");
+        assert_eq!(code.len(), (model.latent * bits as usize).div_ceil(8));
+    }
+    for bits in [0, 9, 255] {
+        assert_eq!(
+            pipeline::compress(&model, &mut ws, &digit, bits),
+            Err(pipeline::InferError::WrongCodeBits { got: bits })
+        );
+    }
+    assert_eq!(
+        pipeline::denoise(&model, &mut ws, &digit[..5]),
+        Err(pipeline::InferError::WrongImageSize {
+            expected: 784,
+            got: 5
+        })
+    );
+    assert_eq!(
+        tinyvae_shared::protocol::ErrorCode::from(pipeline::InferError::WrongCodeBits { got: 9 }),
+        tinyvae_shared::protocol::ErrorCode::WrongCodeBits {
+            min: 1,
+            max: 8,
+            got: 9
+        }
+    );
+}

@@ -209,6 +209,88 @@ fn generate_and_decode_match_the_host() {
 }
 
 #[test]
+fn denoise_and_compress_match_the_host() {
+    let mut app = app();
+    let m = model();
+    let mut ws = Workspace::new();
+    for seed in 0..3 {
+        let image = digit(seed);
+        let Response::Denoised(got) = request(
+            &mut app,
+            &Request::Denoise {
+                image: image.clone(),
+            },
+        ) else {
+            panic!("Denoised expected");
+        };
+        let want = pipeline::denoise(&m, &mut ws, &image).expect("host denoises");
+        assert_eq!(got.image, want);
+        assert_eq!(got.instructions, STEP);
+        let mut screen_want = FrameBuffer::new();
+        screen::draw_denoised(&mut screen_want, &image, &want, 28, 28);
+        assert!(
+            app.parts().display.shown == screen_want,
+            "denoised screen differs"
+        );
+    }
+    for (i, bits) in [1u8, 3, 8].into_iter().enumerate() {
+        let image = digit(10 + i as u32);
+        let Response::Compressed(got) = request(
+            &mut app,
+            &Request::Compress {
+                image: image.clone(),
+                bits,
+            },
+        ) else {
+            panic!("Compressed expected");
+        };
+        let want = pipeline::compress(&m, &mut ws, &image, bits).expect("host compresses");
+        assert_eq!((&got.code, got.bits), (&want, bits));
+        assert_eq!(got.code.len(), (m.latent * usize::from(bits)).div_ceil(8));
+        assert_eq!(got.instructions, STEP);
+        let mut screen_want = FrameBuffer::new();
+        screen::draw_compressed(&mut screen_want, &image, 28, 28, &want);
+        assert!(
+            app.parts().display.shown == screen_want,
+            "compressed screen differs"
+        );
+    }
+    // A bit depth outside 1..=8 is an error frame naming the range, and counts as an
+    // error, not as a compressed image; so is a wrong-sized image.
+    for bits in [0u8, 9, 255] {
+        assert_eq!(
+            request(
+                &mut app,
+                &Request::Compress {
+                    image: digit(0),
+                    bits
+                }
+            ),
+            Response::Error(ErrorCode::WrongCodeBits {
+                min: 1,
+                max: 8,
+                got: bits
+            })
+        );
+    }
+    let short: Pixels = (0..10).collect();
+    assert_eq!(
+        request(&mut app, &Request::Denoise { image: short }),
+        Response::Error(ErrorCode::WrongImageSize {
+            expected: 784,
+            got: 10
+        })
+    );
+    let stats = app.stats();
+    assert_eq!(
+        (stats.frames, stats.errors, stats.denoised, stats.compressed),
+        (10, 4, 3, 3)
+    );
+    assert_eq!((stats.scored, stats.generated), (0, 0));
+    assert_eq!(stats.instructions, 6 * STEP);
+}
+
+#[test]
 fn wrong_sizes_are_refused() {
     let mut app = app();
     let short: Pixels = (0..10).collect();

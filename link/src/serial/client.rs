@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBits};
 use tinyvae_shared::fixed::Q16;
 use tinyvae_shared::protocol::{
-    decode_frame, encode_frame, DeviceInfo, Encoded, Generated, Latent, Pixels, Reconstructed,
-    Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD,
+    decode_frame, encode_frame, Compressed, Denoised, DeviceInfo, Encoded, Generated, Latent,
+    Pixels, Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD,
 };
 
 use super::error::SerialError;
@@ -245,6 +245,25 @@ impl DeviceClient {
         match self.request(&Request::Reconstruct { image })? {
             Response::Reconstructed(r) => Ok(r),
             other => Err(unexpected("Reconstructed", other)),
+        }
+    }
+
+    /// Encodes one image and decodes its mean: the device's denoised image.
+    pub fn denoise(&mut self, image: &[u8]) -> Result<Denoised, SerialError> {
+        let image = pixels(image)?;
+        match self.request(&Request::Denoise { image })? {
+            Response::Denoised(d) => Ok(d),
+            other => Err(unexpected("Denoised", other)),
+        }
+    }
+
+    /// Encodes one image and packs its mean at `bits` bits per dimension. A depth
+    /// outside 1 to 8 comes back as the device's `WrongCodeBits` error.
+    pub fn compress(&mut self, image: &[u8], bits: u8) -> Result<Compressed, SerialError> {
+        let image = pixels(image)?;
+        match self.request(&Request::Compress { image, bits })? {
+            Response::Compressed(c) => Ok(c),
+            other => Err(unexpected("Compressed", other)),
         }
     }
 

@@ -15,8 +15,8 @@ use tinyvae_shared::fixed::{Q16, Q16_ONE};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::protocol::{
-    decode_frame, encode_frame, DeviceInfo, Encoded, ErrorCode, Generated, Reconstructed, Request,
-    Response, Stats, FRAME_CRC, MAX_FRAME, MAX_LATENT, MAX_PAYLOAD, MAX_PIXELS,
+    decode_frame, encode_frame, Compressed, Denoised, DeviceInfo, Encoded, ErrorCode, Generated,
+    Reconstructed, Request, Response, Stats, FRAME_CRC, MAX_FRAME, MAX_LATENT, MAX_PAYLOAD, MAX_PIXELS,
 };
 use tinyvae_shared::rng::Rng;
 
@@ -78,6 +78,29 @@ impl<'m> Twin<'m> {
             }
             Request::Encode { image } => self.score(&image, false),
             Request::Reconstruct { image } => self.score(&image, true),
+            Request::Denoise { image } => match pipeline::denoise(model, ws, &image) {
+                Ok(image) => {
+                    self.stats.denoised += 1;
+                    Response::Denoised(Denoised {
+                        image,
+                        instructions: 0,
+                    })
+                }
+                Err(e) => Response::Error(e.into()),
+            },
+            Request::Compress { image, bits } => {
+                match pipeline::compress(model, ws, &image, bits) {
+                    Ok(code) => {
+                        self.stats.compressed += 1;
+                        Response::Compressed(Compressed {
+                            code,
+                            bits,
+                            instructions: 0,
+                        })
+                    }
+                    Err(e) => Response::Error(e.into()),
+                }
+            }
             Request::Decode { z } => match pipeline::decode(model, ws, &z) {
                 Ok(image) => {
                     self.stats.generated += 1;
@@ -140,6 +163,8 @@ impl<'m> Twin<'m> {
                 w.instructions = g.instructions
             }
             (Response::Generated(w), Response::Generated(g)) => w.instructions = g.instructions,
+            (Response::Denoised(w), Response::Denoised(g)) => w.instructions = g.instructions,
+            (Response::Compressed(w), Response::Compressed(g)) => w.instructions = g.instructions,
             (Response::Info(w), Response::Info(g)) => {
                 assert!(
                     g.stack_high_water >= self.high_water && g.stack_high_water < stack_region,
@@ -154,7 +179,9 @@ impl<'m> Twin<'m> {
         }
         if let Response::Encoded(Encoded { instructions, .. })
         | Response::Reconstructed(Reconstructed { instructions, .. })
-        | Response::Generated(Generated { instructions, .. }) = &want
+        | Response::Generated(Generated { instructions, .. })
+        | Response::Denoised(Denoised { instructions, .. })
+        | Response::Compressed(Compressed { instructions, .. }) = &want
         {
             assert!(*instructions > 0, "no instructions counted");
             self.stats.instructions += instructions;
@@ -238,6 +265,9 @@ fn edge_or_random<T: Copy>(rng: &mut Rng, pool: &[T], random: impl FnOnce(&mut R
     let i = rng.next_u32() as usize % (pool.len() + 1);
     pool.get(i).copied().unwrap_or_else(|| random(rng))
 }
+
+/// How many variants `Request` has: tags from here on are unknown.
+const REQUEST_TAGS: u64 = 9;
 
 /// The kinds of frame the load test sends, and how often (per 100 frames): about
 /// three in four are bad, the rest good requests whose answers are checked.
@@ -440,8 +470,8 @@ impl FrameSource<'_> {
             "unknown tag" => {
                 let tag = edge_or_random(
                     &mut self.rng,
-                    &[7, 8, 127, 128, 255, u64::from(u32::MAX)],
-                    |r| 7 + u64::from(r.next_u32() % 1000),
+                    &[REQUEST_TAGS, 10, 127, 128, 255, u64::from(u32::MAX)],
+                    |r| REQUEST_TAGS + u64::from(r.next_u32() % 1000),
                 );
                 let mut payload = varint(tag);
                 let extra = self.below(8);
@@ -505,10 +535,15 @@ impl FrameSource<'_> {
             }
             "encode" => {
                 let image = self.image().into_iter().collect();
-                let request = if self.below(3) == 0 {
-                    Request::Reconstruct { image }
-                } else {
-                    Request::Encode { image }
+                let request = match self.below(6) {
+                    0 => Request::Reconstruct { image },
+                    1 => Request::Denoise { image },
+                    // Bit depths 0 to 9: the edges are refused with WrongCodeBits.
+                    2 => Request::Compress {
+                        image,
+                        bits: self.below(10) as u8,
+                    },
+                    _ => Request::Encode { image },
                 };
                 (framed(&request), Expect::Answer)
             }
