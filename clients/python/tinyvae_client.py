@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A client for the tinyvae firmware's serial protocol, version 1.
+"""A client for the tinyvae firmware's serial protocol, version 2.
 
 Written from docs/protocol.md alone (no Rust bindings): it is the specification's second
 implementation, and tests/tests/protocol_doc.rs runs it against the Rust code's frames
@@ -53,11 +53,12 @@ import sys
 import time
 
 # Section 2 of docs/protocol.md.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_PAYLOAD = 1400
 MAX_FRAME = 1407
 MAX_PIXELS = 1024
 MAX_LATENT = 32
+MAX_CODE = 32
 MAX_NAME = 24
 MAX_FIRMWARE_VERSION = 16
 Q16_ONE = 65536
@@ -160,6 +161,8 @@ def cobs_decode(body):
 # Field types: "u8"-sequences and Q16 sequences carry their capacity.
 PIXELS = ("pixels", MAX_PIXELS)
 LATENT = ("q16s", MAX_LATENT)
+# A latent code: bytes, read like pixels (section 7, `Compressed`).
+CODE = ("pixels", MAX_CODE)
 _BITS = {"u16": 16, "u32": 32, "u64": 64}
 
 # Structs (sections 7): their fields in wire order.
@@ -201,12 +204,23 @@ STRUCTS = {
         ("image", PIXELS),
         ("instructions", "u64"),
     ],
+    "Denoised": [
+        ("image", PIXELS),
+        ("instructions", "u64"),
+    ],
+    "Compressed": [
+        ("code", CODE),
+        ("bits", "u8"),
+        ("instructions", "u64"),
+    ],
     "Stats": [
         ("frames", "u32"),
         ("errors", "u32"),
         ("scored", "u32"),
         ("anomalies", "u32"),
         ("generated", "u32"),
+        ("denoised", "u32"),
+        ("compressed", "u32"),
         ("instructions", "u64"),
     ],
 }
@@ -222,6 +236,8 @@ ENUMS = {
         ("Generate", [("seed", "u64"), ("temperature", "q16")]),
         ("SetThreshold", [("threshold", "q16")]),
         ("Stats", None),
+        ("Denoise", [("image", PIXELS)]),
+        ("Compress", [("image", PIXELS), ("bits", "u8")]),
     ],
     "Response": [
         ("Info", "DeviceInfo"),
@@ -231,6 +247,8 @@ ENUMS = {
         ("ThresholdSet", [("threshold", "q16")]),
         ("Stats", "Stats"),
         ("Error", "ErrorCode"),
+        ("Denoised", "Denoised"),
+        ("Compressed", "Compressed"),
     ],
     "ErrorCode": [
         ("FrameTooLong", None),
@@ -242,6 +260,7 @@ ENUMS = {
         ("WrongImageSize", [("expected", "u16"), ("got", "u16")]),
         ("WrongLatentSize", [("expected", "u16"), ("got", "u16")]),
         ("ResponseTooLarge", None),
+        ("WrongCodeBits", [("min", "u8"), ("max", "u8"), ("got", "u8")]),
     ],
 }
 
@@ -267,6 +286,10 @@ def _write(out, kind, value):
         _varint(out, value, _BITS[kind])
     elif kind == "q16":
         _zigzag(out, value)
+    elif kind == "u8":
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 256:
+            raise ValueError("%r is not a u8" % (value,))
+        out.append(value)
     elif kind == "bool":
         if not isinstance(value, bool):
             raise ValueError("%r is not a bool" % (value,))
@@ -355,6 +378,8 @@ class _Reader:
             return self.varint(_BITS[kind])
         if kind == "q16":
             return self.zigzag()
+        if kind == "u8":
+            return self.byte()
         if kind == "bool":
             byte = self.byte()
             if byte > 1:
@@ -633,6 +658,14 @@ class Client:
     def reconstruct(self, image):
         """Reconstructed for the image."""
         return self._answer({"Reconstruct": {"image": list(image)}}, "Reconstructed")
+
+    def denoise(self, image):
+        """Denoised for the image: decoder(mu), without the score."""
+        return self._answer({"Denoise": {"image": list(image)}}, "Denoised")
+
+    def compress(self, image, bits):
+        """Compressed for the image: mu packed at `bits` (1 to 8) bits per dimension."""
+        return self._answer({"Compress": {"image": list(image), "bits": bits}}, "Compressed")
 
     def decode(self, z):
         """Generated for the latent vector `z` (Q16 ints)."""

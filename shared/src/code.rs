@@ -245,7 +245,11 @@ pub fn level_value(level: u8, bits: u8) -> f64 {
 /// [`decode`] in Q16: the latent vector the host feeds the device's decoder
 /// (`pipeline::decode`), the twin of what a board would draw from the code. Host only.
 #[cfg(feature = "host")]
-pub fn decode_q16(code: &[u8], bits: u8, latent: usize) -> Result<crate::protocol::Latent, CodeError> {
+pub fn decode_q16(
+    code: &[u8],
+    bits: u8,
+    latent: usize,
+) -> Result<crate::protocol::Latent, CodeError> {
     Ok(decode(code, bits, latent)?
         .into_iter()
         .map(crate::fixed::q16_from_f64)

@@ -30,7 +30,14 @@ use tinyvae_shared::rng::Rng;
 #[path = "firmware_qemu/load.rs"]
 mod load;
 
+#[path = "firmware_qemu/transform.rs"]
+mod transform;
+
 use load::the_device_under_load_answers_every_frame;
+use transform::{
+    denoise_and_compress_match_the_host_bit_for_bit,
+    denoise_and_compress_screens_match_the_host_rendering,
+};
 
 fn model() -> Model<'static> {
     Model::parse(model_image()).expect("the test model parses")
@@ -549,4 +556,6 @@ on_every_core!(
     pipelined_requests_are_all_answered,
     odd_shaped_model_matches_the_host_bit_for_bit,
     standalone_demo_matches_the_host_rendering,
+    denoise_and_compress_match_the_host_bit_for_bit,
+    denoise_and_compress_screens_match_the_host_rendering,
 );

@@ -26,12 +26,14 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use tinyvae_datasets::rng::SeededRng;
 use tinyvae_e2e::harness::{boot, model_image, test_images, workspace_root, Core, Device};
+use tinyvae_shared::code::MAX_CODE_BYTES;
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::protocol::{
-    decode_frame, encode_frame, DeviceInfo, Encoded, ErrorCode, Generated, Reconstructed, Request,
-    Response, ScoreReport, Stats, FRAME_CRC, MAX_FRAME, MAX_LATENT, MAX_PAYLOAD, MAX_PIXELS,
+    decode_frame, encode_frame, Compressed, Denoised, DeviceInfo, Encoded, ErrorCode, Generated,
+    Reconstructed, Request, Response, ScoreReport, Stats, FRAME_CRC, MAX_FRAME, MAX_LATENT,
+    MAX_PAYLOAD, MAX_PIXELS, PROTOCOL_VERSION,
 };
 
 /// The specification, relative to the workspace root.
@@ -58,6 +60,21 @@ fn doc_examples() -> Vec<(&'static str, Box<dyn ErasedMessage>)> {
             })),
         ),
         (
+            "compress-request",
+            Box::new(Request::Compress {
+                image: [0, 0, 255, 128].into_iter().collect(),
+                bits: 4,
+            }),
+        ),
+        (
+            "compressed-response",
+            Box::new(Response::Compressed(Compressed {
+                code: [0x8f, 0x3c].into_iter().collect(),
+                bits: 4,
+                instructions: 300_000,
+            })),
+        ),
+        (
             "generate-request",
             Box::new(Request::Generate {
                 seed: 42,
@@ -71,7 +88,7 @@ fn doc_examples() -> Vec<(&'static str, Box<dyn ErasedMessage>)> {
 /// a particular build's).
 fn example_info() -> DeviceInfo {
     DeviceInfo {
-        protocol_version: 1,
+        protocol_version: PROTOCOL_VERSION,
         firmware_version: "0.1.0".try_into().expect("short"),
         model_name: "tinyvae-mnist".try_into().expect("short"),
         model_hash: 0x9e37_79b9,
@@ -289,6 +306,17 @@ fn python_client_frames_like_the_code() {
         Request::SetThreshold {
             threshold: i32::MIN,
         },
+        Request::Denoise {
+            image: nonzero_pixels(784, 4),
+        },
+        Request::Compress {
+            image: nonzero_pixels(784, 5),
+            bits: 1,
+        },
+        Request::Compress {
+            image: Default::default(),
+            bits: u8::MAX,
+        },
     ];
     // A zero right after a full COBS block: payload byte 254 is pixel 251.
     let mut image = nonzero_pixels(300, 3);
@@ -363,7 +391,23 @@ fn python_client_frames_like_the_code() {
             scored: 128,
             anomalies: 0,
             generated: 300,
+            denoised: 7,
+            compressed: u32::MAX,
             instructions: u64::MAX - 1,
+        }),
+        Response::Denoised(Denoised {
+            image: nonzero_pixels(784, 6),
+            instructions: 1 << 20,
+        }),
+        Response::Compressed(Compressed {
+            code: (0..MAX_CODE_BYTES).map(|i| (i * 37 % 256) as u8).collect(),
+            bits: 8,
+            instructions: 0,
+        }),
+        Response::Compressed(Compressed {
+            code: [0xA5, 0x00].into_iter().collect(),
+            bits: 1,
+            instructions: u64::MAX,
         }),
     ];
     // 1 + 2 + 495 + 5 (the score) + 1 + 4 = 508: two full COBS blocks, flush.
@@ -397,6 +441,11 @@ fn python_client_frames_like_the_code() {
                 got: 0,
             },
             ErrorCode::ResponseTooLarge,
+            ErrorCode::WrongCodeBits {
+                min: 1,
+                max: 8,
+                got: 255,
+            },
         ]
         .map(Response::Error),
     );
@@ -433,7 +482,7 @@ fn python_client_frames_like_the_code() {
     flipped[10] ^= 0x01;
     let cut = full[..2].to_vec();
     let unknown = {
-        let message = [7u8]; // Response has variants 0 to 6
+        let message = [9u8]; // Response has variants 0 to 8
         let mut payload = message.to_vec();
         payload.extend(FRAME_CRC.checksum(&message).to_le_bytes());
         let mut out = vec![0u8; 16];

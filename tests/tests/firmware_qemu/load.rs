@@ -16,7 +16,8 @@ use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::protocol::{
     decode_frame, encode_frame, Compressed, Denoised, DeviceInfo, Encoded, ErrorCode, Generated,
-    Reconstructed, Request, Response, Stats, FRAME_CRC, MAX_FRAME, MAX_LATENT, MAX_PAYLOAD, MAX_PIXELS,
+    Reconstructed, Request, Response, Stats, FRAME_CRC, MAX_FRAME, MAX_LATENT, MAX_PAYLOAD,
+    MAX_PIXELS,
 };
 use tinyvae_shared::rng::Rng;
 
