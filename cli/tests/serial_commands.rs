@@ -124,6 +124,133 @@ fn serial_subcommands_work_against_the_emulator(core: Core) {
         serial(&port, &["bench", "--count", "3", "--images", path(&digits)]),
         "bench",
     );
+    // Denoise digits the host faults (rows faulted / denoised / clean) and, without
+    // --corrupt, the digits as they are (rows input / denoised).
+    let denoised = out_dir.join(format!("denoised-{core:?}-{}.png", std::process::id()));
+    let out = serial(
+        &port,
+        &[
+            "denoise",
+            "--images",
+            path(&digits),
+            "--corrupt",
+            "all",
+            "--limit",
+            "7",
+            "--scale",
+            "1",
+            "--out",
+            path(&denoised),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ok(out, "denoise --corrupt all");
+    assert!(
+        stdout.contains("faulted vs clean:") && stdout.contains("denoised vs clean:"),
+        "denoise prints PSNR and SSIM before and after: {stdout}"
+    );
+    let png = image::open(&denoised).expect("denoise PNG").to_luma8();
+    // 7 columns and 3 rows of 28-pixel cells with 1-pixel separators.
+    assert_eq!((png.width(), png.height()), (7 * 29 + 1, 3 * 29 + 1));
+    ok(
+        serial(
+            &port,
+            &[
+                "denoise",
+                "--images",
+                path(&digits),
+                "--limit",
+                "2",
+                "--out",
+                path(&denoised),
+            ],
+        ),
+        "denoise without faults",
+    );
+    let png = image::open(&denoised).expect("denoise PNG").to_luma8();
+    assert_eq!(png.height(), 2 * (4 * 28 + 1) + 1, "two rows at scale 4");
+    let _ = std::fs::remove_file(&denoised);
+    fails_with(
+        serial(
+            &port,
+            &[
+                "denoise",
+                "--images",
+                path(&digits),
+                "--corrupt",
+                "rain",
+                "--out",
+                path(&denoised),
+            ],
+        ),
+        "an unknown fault",
+        "expected one of noise, dead-pixels",
+    );
+
+    // Compress at 4 bits, decoded by the host twin (with the model file) and by the
+    // device; at 8 bits a 16-dimensional code is 16 bytes.
+    let out = serial(
+        &port,
+        &[
+            "compress",
+            "--images",
+            path(&digits),
+            "--bits",
+            "4",
+            "--limit",
+            "5",
+            "--model",
+            path(model_path()),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ok(out, "compress --bits 4 --model");
+    assert!(
+        stdout.contains("8 bytes per image instead of 784 (98.0x smaller)"),
+        "compress prints the size: {stdout}"
+    );
+    let out = serial(
+        &port,
+        &[
+            "compress",
+            "--images",
+            path(&digits),
+            "--bits",
+            "8",
+            "--limit",
+            "3",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ok(out, "compress --bits 8, decoded by the device");
+    assert!(stdout.contains("16 bytes per image"), "{stdout}");
+    for bits in ["0", "9"] {
+        fails_with(
+            serial(
+                &port,
+                &["compress", "--images", path(&digits), "--bits", bits],
+            ),
+            "compress at a bit depth outside 1 to 8",
+            "1..=8",
+        );
+    }
+    fails_with(
+        serial(
+            &port,
+            &[
+                "compress",
+                "--images",
+                path(&digits),
+                "--bits",
+                "4",
+                "--model",
+                path(&other),
+            ],
+        ),
+        "compress with another model's decoder",
+        "hash",
+    );
+
     ok(serial(&port, &["set-threshold", "123.5"]), "set-threshold");
     ok(serial(&port, &["stats"]), "stats");
 

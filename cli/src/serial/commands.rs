@@ -35,13 +35,23 @@ pub(super) fn run(args: &SerialArgs) -> anyhow::Result<()> {
         SerialCommand::Encode(a) => encode(&mut client, a),
         SerialCommand::Monitor(a) => super::monitor::run(&mut client, &port, a),
         SerialCommand::Generate(a) => generate(&mut client, a),
+        SerialCommand::Denoise(a) => super::transform::denoise(&mut client, a),
+        SerialCommand::Compress(a) => super::transform::compress(&mut client, a),
         SerialCommand::Bench(a) => bench(&mut client, a),
         SerialCommand::SetThreshold(a) => set_threshold(&mut client, a),
         SerialCommand::Stats => {
             let s = client.stats()?;
             println!(
-                "frames {}  errors {}  scored {}  anomalies {}  generated {}  instructions {}",
-                s.frames, s.errors, s.scored, s.anomalies, s.generated, s.instructions
+                "frames {}  errors {}  scored {}  anomalies {}  generated {}  denoised {}  \
+                 compressed {}  instructions {}",
+                s.frames,
+                s.errors,
+                s.scored,
+                s.anomalies,
+                s.generated,
+                s.denoised,
+                s.compressed,
+                s.instructions
             );
             Ok(())
         }
@@ -97,7 +107,7 @@ fn info(client: &mut DeviceClient, args: &InfoArgs) -> anyhow::Result<()> {
 /// Loads an image set the way the trainer does (see [`data::load_split`]: an IDX
 /// file with the labels beside it, a folder of IDX files, or an image folder resized to
 /// the model's input), keeps at most `limit` images and checks the size.
-fn load_for_device(
+pub(super) fn load_for_device(
     path: &std::path::Path,
     labels: Option<&std::path::Path>,
     limit: Option<usize>,

@@ -8,6 +8,7 @@
 
 mod commands;
 mod monitor;
+mod transform;
 mod view;
 
 use std::path::PathBuf;
@@ -39,6 +40,12 @@ pub enum SerialCommand {
     Encode(EncodeArgs),
     /// Generate images from the prior with the device's seeded generator.
     Generate(GenerateArgs),
+    /// Denoise images on the device (encode, decode mu); with --corrupt, fault them
+    /// first and report PSNR and SSIM against the clean images.
+    Denoise(DenoiseArgs),
+    /// Compress images on the device into latent codes of --bits bits per dimension;
+    /// report their size and the PSNR and SSIM of the images decoded from them.
+    Compress(CompressArgs),
     /// Instructions the device spends per encode, decode and generate.
     Bench(BenchArgs),
     /// Replace the device's anomaly threshold (until reset).
@@ -146,6 +153,79 @@ pub struct GenerateArgs {
     /// Output PNG.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+/// A simulated sensor fault for `serial denoise --corrupt`: one kind of
+/// `tinyvae_datasets::corrupt::Corruption` by name, or `all` to cycle through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultChoice {
+    /// Every image gets this fault.
+    One(tinyvae_datasets::corrupt::Corruption),
+    /// Image i gets fault i mod 7 (as `serial encode --corrupt` does).
+    All,
+}
+
+/// Parses a fault name (`noise`, `dead-pixels`, ...) or `all`.
+fn parse_fault(s: &str) -> Result<FaultChoice, String> {
+    use tinyvae_datasets::corrupt::Corruption;
+    if s == "all" {
+        return Ok(FaultChoice::All);
+    }
+    Corruption::ALL
+        .into_iter()
+        .find(|c| c.name() == s)
+        .map(FaultChoice::One)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Corruption::ALL.iter().map(|c| c.name()).collect();
+            format!("expected one of {} or all, got `{s}`", names.join(", "))
+        })
+}
+
+/// `tinyvae serial denoise`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DenoiseArgs {
+    /// IDX image file (gzip or plain), a folder of IDX files (its test split) or a
+    /// folder of images.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Fault each image on the host before sending it (seeded): a fault's name
+    /// (noise, dead-pixels, stuck-pixels, occlusion, drift, stuck-lines, salt-pepper) or
+    /// `all` to cycle through them. The clean images are then the reference.
+    #[arg(long, value_parser = parse_fault)]
+    pub corrupt: Option<FaultChoice>,
+    /// Denoise at most this many images (at least 1).
+    #[arg(long, default_value_t = 16, value_parser = crate::args::at_least_one)]
+    pub limit: usize,
+    /// Output PNG: one column per image; rows input (faulted), denoised, and clean
+    /// when --corrupt made the faults.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Magnification of each pixel in the PNG (at least 1).
+    #[arg(long, default_value_t = 4, value_parser = crate::args::at_least_one)]
+    pub scale: usize,
+}
+
+/// `tinyvae serial compress`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompressArgs {
+    /// IDX image file (gzip or plain), a folder of IDX files (its test split) or a
+    /// folder of images.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Bits per latent dimension, 1 to 8.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub bits: u8,
+    /// Compress at most this many images (at least 1).
+    #[arg(long, default_value_t = 16, value_parser = crate::args::at_least_one)]
+    pub limit: usize,
+    /// The device's model file: the codes are then decoded on the host by the
+    /// device's decoder twin (it must be the model the device runs). Without it they
+    /// are decoded by the device itself (`Decode`): the same bits.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Output PNG: one column per image; rows original and decoded from its code.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `tinyvae serial bench`.

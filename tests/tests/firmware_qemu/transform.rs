@@ -154,6 +154,11 @@ pub(super) fn denoise_and_compress_match_the_host_bit_for_bit(core: Core) {
         (n, n, 2),
         "the device's counters"
     );
+    let info = device.client.info().expect("Info");
+    println!(
+        "{core:?}: stack high-water {} B after the denoises and compresses ({} B static RAM)",
+        info.stack_high_water, info.ram_static
+    );
 }
 
 /// Sends `request`, dumps the screen and compares it with `want`, up to three times
