@@ -17,8 +17,8 @@ use tinyvae_shared::fixed::Q16;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, InferError, Workspace};
 use tinyvae_shared::protocol::{
-    decode_frame, encode_frame, DeviceInfo, Encoded, ErrorCode, Generated, Reconstructed, Request,
-    Response, Stats, MAX_FRAME, MAX_PAYLOAD, PROTOCOL_VERSION,
+    decode_frame, encode_frame, Compressed, Denoised, DeviceInfo, Encoded, ErrorCode, Generated,
+    Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD, PROTOCOL_VERSION,
 };
 
 use crate::reference::{units, Unit};
@@ -91,7 +91,10 @@ impl<'m> Reference<'m> {
                     self.threshold = threshold;
                     Response::ThresholdSet { threshold }
                 }
-                Request::Encode { image } | Request::Reconstruct { image } => {
+                Request::Encode { image }
+                | Request::Reconstruct { image }
+                | Request::Denoise { image }
+                | Request::Compress { image, .. } => {
                     Response::Error(ErrorCode::WrongImageSize {
                         expected: 0,
                         got: u16_of(image.len()),
@@ -125,6 +128,31 @@ impl<'m> Reference<'m> {
             Request::Generate { seed, temperature } => {
                 match pipeline::generate(model, ws, seed, temperature) {
                     Ok((z, image)) => self.generated(z, image),
+                    Err(e) => refused(e),
+                }
+            }
+            Request::Denoise { image } => match pipeline::denoise(model, ws, &image) {
+                Ok(image) => {
+                    self.count(STEP);
+                    self.stats.denoised = self.stats.denoised.wrapping_add(1);
+                    Response::Denoised(Denoised {
+                        image,
+                        instructions: STEP,
+                    })
+                }
+                Err(e) => refused(e),
+            },
+            Request::Compress { image, bits } => {
+                match pipeline::compress(model, ws, &image, bits) {
+                    Ok(code) => {
+                        self.count(STEP);
+                        self.stats.compressed = self.stats.compressed.wrapping_add(1);
+                        Response::Compressed(Compressed {
+                            code,
+                            bits,
+                            instructions: STEP,
+                        })
+                    }
                     Err(e) => refused(e),
                 }
             }

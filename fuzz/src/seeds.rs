@@ -78,6 +78,19 @@ pub fn requests(side: usize, latent: usize) -> Vec<(&'static str, Request)> {
                 temperature: Q16_ONE,
             },
         ),
+        (
+            "denoise",
+            Request::Denoise {
+                image: ring(3, side),
+            },
+        ),
+        (
+            "compress",
+            Request::Compress {
+                image: ring(4, side),
+                bits: 4,
+            },
+        ),
     ]
 }
 

@@ -295,8 +295,8 @@ mod tests {
             assert_eq!(q, -QUANTILES_Q16[254 - i], "entry {i}");
         }
         assert_eq!(QUANTILES_Q16[127], 0);
-        for i in 0..127 {
-            assert_eq!(magnitude(i), QUANTILES_Q16[i].unsigned_abs(), "entry {i}");
+        for (i, q) in QUANTILES_Q16.iter().enumerate().take(127) {
+            assert_eq!(magnitude(i), q.unsigned_abs(), "entry {i}");
         }
     }
 

@@ -177,7 +177,7 @@ pub(super) fn denoise(client: &mut DeviceClient, args: &DenoiseArgs) -> anyhow::
 /// host, or the device itself.
 enum Decoder<'m> {
     /// `pipeline::decode` with the model file (checked to be the device's).
-    Twin(Model<'m>, Box<Workspace>),
+    Twin(Box<Model<'m>>, Box<Workspace>),
     /// A `Decode` request.
     Device,
 }
@@ -222,7 +222,7 @@ pub(super) fn compress(client: &mut DeviceClient, args: &CompressArgs) -> anyhow
                     model.hash
                 );
             }
-            Decoder::Twin(model, Box::new(Workspace::new()))
+            Decoder::Twin(Box::new(model), Box::new(Workspace::new()))
         }
         None => Decoder::Device,
     };
