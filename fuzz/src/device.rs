@@ -94,12 +94,10 @@ impl<'m> Reference<'m> {
                 Request::Encode { image }
                 | Request::Reconstruct { image }
                 | Request::Denoise { image }
-                | Request::Compress { image, .. } => {
-                    Response::Error(ErrorCode::WrongImageSize {
-                        expected: 0,
-                        got: u16_of(image.len()),
-                    })
-                }
+                | Request::Compress { image, .. } => Response::Error(ErrorCode::WrongImageSize {
+                    expected: 0,
+                    got: u16_of(image.len()),
+                }),
                 Request::Decode { z } => Response::Error(ErrorCode::WrongLatentSize {
                     expected: 0,
                     got: u16_of(z.len()),
