@@ -536,17 +536,25 @@ impl FrameSource<'_> {
             }
             "encode" => {
                 let image = self.image().into_iter().collect();
+                let mut expect = Expect::Answer;
                 let request = match self.below(6) {
                     0 => Request::Reconstruct { image },
                     1 => Request::Denoise { image },
-                    // Bit depths 0 to 9: the edges are refused with WrongCodeBits.
-                    2 => Request::Compress {
-                        image,
-                        bits: self.below(10) as u8,
-                    },
+                    2 => {
+                        // Bit depths 0 to 9: the edges are refused with WrongCodeBits.
+                        let bits = self.below(10) as u8;
+                        if !(1..=8).contains(&bits) {
+                            expect = Expect::Error(ErrorCode::WrongCodeBits {
+                                min: 1,
+                                max: 8,
+                                got: bits,
+                            });
+                        }
+                        Request::Compress { image, bits }
+                    }
                     _ => Request::Encode { image },
                 };
-                (framed(&request), Expect::Answer)
+                (framed(&request), expect)
             }
             "set threshold" => {
                 let threshold = edge_or_random(
