@@ -386,5 +386,12 @@ mod tests {
             })
         );
         assert!(decode(&[0; 16], 8, 16).is_ok());
+        // The Q16 decode is the float one rounded, what the device's decoder takes.
+        let code = [0x8f, 0x3c];
+        let floats = decode(&code, 4, 4).expect("decodes");
+        let q16 = decode_q16(&code, 4, 4).expect("decodes");
+        let rounded: std::vec::Vec<Q16> = floats.iter().map(|&v| q16_from_f64(v)).collect();
+        assert_eq!(q16.as_slice(), rounded.as_slice());
+        assert_eq!(decode_q16(&code, 0, 4), Err(CodeError::Bits(0)));
     }
 }
