@@ -130,3 +130,40 @@ fn bad_denoise_and_draw_flags_are_refused_by_name() {
     fails_with(out, "denoise --model =x", "LABEL=PATH");
     assert!(!run.join("model.safetensors").exists());
 }
+
+/// The faults and the extra noise draws come from the epoch's stream: a denoising
+/// L = 2 run stopped and resumed (without repeating the flags) ends bit for bit like
+/// one that never stopped.
+#[test]
+fn a_resumed_denoising_run_ends_like_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let flags = [
+        "--limit",
+        "200",
+        "--seed",
+        "5",
+        "--denoise",
+        "all",
+        "--denoise-frac",
+        "0.7",
+        "--mc-samples",
+        "2",
+    ];
+    let whole = dir.path().join("whole");
+    let mut all = flags.to_vec();
+    all.extend(["--epochs", "2"]);
+    ok(train(&whole, &all), "the uninterrupted run");
+    let parts = dir.path().join("parts");
+    let mut first = flags.to_vec();
+    first.extend(["--epochs", "1"]);
+    ok(train(&parts, &first), "the first epoch");
+    ok(
+        train(&parts, &["--resume", "--epochs", "2"]),
+        "the resumed second epoch",
+    );
+    common::train::assert_same_tensors(
+        &whole.join("model.safetensors"),
+        &parts.join("model.safetensors"),
+        "the resumed denoising run",
+    );
+}
