@@ -28,6 +28,10 @@ pub struct Args {
     /// Seed of the sampling noise and the corruptions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Noise draws per image for the Monte Carlo ELBO estimate `neg_elbo_mc` (L; at
+    /// least 1), beside the single-draw `neg_elbo_single_sample`.
+    #[arg(long, default_value_t = 1, value_name = "L", value_parser = crate::args::at_least_one)]
+    pub mc_samples: usize,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -49,8 +53,15 @@ pub fn run(args: Args) -> Result<()> {
     report.insert("kind".into(), json!(cfg.kind));
     report.insert("test_images".into(), json!(test.len()));
     if cfg.kind == ModelKind::Vae {
-        let single = evaluate(&model, &x, 1024, 1.0, args.seed)?;
+        let single = evaluate(&model, &x, 1024, 1.0, args.seed, 1)?;
         report.insert("neg_elbo_single_sample".into(), json!(single.loss));
+        let mc = if args.mc_samples == 1 {
+            single
+        } else {
+            evaluate(&model, &x, 1024, 1.0, args.seed, args.mc_samples)?
+        };
+        report.insert("mc_samples".into(), json!(args.mc_samples));
+        report.insert("neg_elbo_mc".into(), json!(mc.loss));
         let t = std::time::Instant::now();
         let b = bounds(&model, &x, args.k, args.seed)?;
         let n = b.nll.len().max(1) as f64;

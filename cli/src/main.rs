@@ -7,6 +7,7 @@
 mod args;
 mod card;
 mod demo;
+mod denoise;
 mod emulate;
 mod eval;
 mod export;
@@ -50,6 +51,8 @@ enum Command {
     Interpolate(interpolate::Args),
     /// One latent dimension varied at a time.
     Traverse(traverse::Args),
+    /// Faulted test images through one or more models: a picture and a PSNR/SSIM table.
+    Denoise(denoise::Args),
     /// Per-class one-class AUROC table beside Deep SVDD.
     Oneclass(oneclass::Args),
     /// Quantize a VAE for the device, write ONNX files, report the quantization cost.
@@ -84,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         Command::Reconstruct(a) => reconstruct::run(a),
         Command::Interpolate(a) => interpolate::run(a),
         Command::Traverse(a) => traverse::run(a),
+        Command::Denoise(a) => denoise::run(a),
         Command::Oneclass(a) => oneclass::run(a),
         Command::Export(a) => export::run(a),
         Command::Infer(a) => infer::run(a),

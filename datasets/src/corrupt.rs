@@ -51,6 +51,29 @@ impl Corruption {
         }
     }
 
+    /// The corruption called `name` (as [`Corruption::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Corruption> {
+        Corruption::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// A comma-separated list of names, or `all` for [`Corruption::ALL`], without
+    /// repeats and in the order given: what `--denoise` and similar flags take.
+    pub fn parse_list(list: &str) -> Result<Vec<Corruption>, UnknownCorruption> {
+        if list.trim() == "all" {
+            return Ok(Corruption::ALL.to_vec());
+        }
+        let mut out = Vec::new();
+        for name in list.split(',').map(str::trim) {
+            let kind = Corruption::from_name(name).ok_or_else(|| UnknownCorruption {
+                name: name.to_string(),
+            })?;
+            if !out.contains(&kind) {
+                out.push(kind);
+            }
+        }
+        Ok(out)
+    }
+
     /// A corrupted copy of `img` (`w` x `h` bytes).
     pub fn apply(self, img: &[u8], w: usize, h: usize, rng: &mut SeededRng) -> Vec<u8> {
         let mut out = img.to_vec();
@@ -115,6 +138,22 @@ impl Corruption {
     }
 }
 
+/// A name that is no [`Corruption`] (its message lists the valid ones).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown fault kind {name:?}: expected a comma-separated list of {} or all",
+    valid_names()
+)]
+pub struct UnknownCorruption {
+    /// The name given.
+    pub name: String,
+}
+
+/// Every [`Corruption::name`], comma separated.
+pub fn valid_names() -> String {
+    Corruption::ALL.map(Corruption::name).join(", ")
+}
+
 /// A corrupted copy of every image of `ds`, cycling through [`Corruption::ALL`]
 /// (image `i` gets corruption `i mod 7`), each seeded by `(seed, i)`.
 pub fn corrupt_dataset(ds: &Dataset, seed: u64) -> (Dataset, Vec<Corruption>) {
@@ -150,5 +189,20 @@ mod tests {
             assert_eq!(out.len(), img.len());
             assert_ne!(out, img, "{}", c.name());
         }
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for c in Corruption::ALL {
+            assert_eq!(Corruption::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Corruption::parse_list("all"), Ok(Corruption::ALL.to_vec()));
+        assert_eq!(
+            Corruption::parse_list("drift, noise,drift"),
+            Ok(vec![Corruption::Drift, Corruption::Noise])
+        );
+        let err = Corruption::parse_list("noise,fog").unwrap_err();
+        assert_eq!(err.name, "fog");
+        assert!(err.to_string().contains("salt-pepper"), "{err}");
     }
 }

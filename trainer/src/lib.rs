@@ -12,6 +12,7 @@
 //! * [`checkpoint`] — safetensors with metadata, written atomically; the file format,
 //!   its metadata types and its validator are `tinyvae-checkpoint`'s.
 //! * [`eval`] — negative ELBO, IWAE NLL estimate, reconstruction error.
+//! * [`denoise`] — faulted images through models, PSNR and SSIM against the clean ones.
 //! * [`pictures`] — samples, reconstructions, interpolations, traversals, loss curves.
 //! * [`quantize`] — the float reference of the device pipeline, calibration, the
 //!   quantized model spec and its threshold.
@@ -38,6 +39,7 @@
 
 pub mod card;
 pub mod checkpoint;
+pub mod denoise;
 pub mod eval;
 pub mod export;
 pub mod model;

@@ -42,6 +42,7 @@ fn train_cfg(epochs: usize) -> TrainConfig {
         warmup_epochs: 1.0,
         patience: 0,
         shift: 0,
+        ..TrainConfig::default()
     }
 }
 
@@ -75,7 +76,7 @@ fn short_training_lowers_validation_loss() {
         (ModelKind::Vae, Likelihood::Gaussian),
     ] {
         let model = Model::new(config(kind, lik), Init::Torch, 1, &dev).unwrap();
-        let before = evaluate(&model, &xv, 256, 1.0, 0).unwrap().loss;
+        let before = evaluate(&model, &xv, 256, 1.0, 0, 1).unwrap().loss;
         let mut t = Trainer::new(model, train_cfg(4)).unwrap();
         let mut seen = 0;
         while !t.finished() {

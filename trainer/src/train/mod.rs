@@ -9,6 +9,7 @@
 pub mod adam;
 pub mod augment;
 pub(crate) mod cpu;
+pub mod faults;
 
 use std::time::Instant;
 
@@ -33,6 +34,21 @@ pub struct BatchStats {
     pub parts: LossParts,
 }
 
+/// What one minibatch trains on, drawn from the epoch's stream before the step so
+/// that both engines take the same images, offsets, faults and noise.
+pub(crate) struct BatchPlan<'a> {
+    /// Indices of the batch's training images.
+    pub rows: &'a [u32],
+    /// One offset per image, or none (no augmentation).
+    pub shifts: &'a [(i32, i32)],
+    /// One fault per image, or none (no denoising).
+    pub faults: &'a [Option<faults::Fault>],
+    /// `draws x rows x latent` standard normals, draw-major (see [`repeat_batch`]).
+    pub eps: &'a [f32],
+    /// Noise draws per image (L).
+    pub draws: usize,
+}
+
 /// A model, its optimizer and its progress.
 pub struct Trainer {
     /// The model being trained.
@@ -50,16 +66,20 @@ pub struct Trainer {
     pub cpu_engine: bool,
 }
 
-/// The per-image loss terms of a batch `x` given standard-normal noise `eps`
-/// (ignored by an AE). Returns `(loss to minimise, sum of recon, sum of kl)`.
+/// The per-image loss terms of a batch: `input` encoded, with standard-normal noise
+/// `eps` (ignored by an AE), scored against `target` (the same tensor, except in
+/// denoising training, where the input is a faulted copy of the target). Returns
+/// `(loss to minimise, sum of recon, sum of kl)`.
 pub fn batch_loss(
     model: &Model,
-    x: &Tensor,
+    input: &Tensor,
+    target: &Tensor,
     eps: &Tensor,
     beta: f64,
 ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let x = target;
     let b = x.dim(0)? as f64;
-    let (mu, logvar) = model.encode(x)?;
+    let (mu, logvar) = model.encode(input)?;
     match model.config.kind {
         ModelKind::Vae => {
             let z = (&mu + (logvar.affine(0.5, 0.0)?.exp()? * eps)?)?;
@@ -88,26 +108,42 @@ pub fn eps_tensor(
     Tensor::from_vec(rng.normals(rows * latent), (rows, latent), device)
 }
 
-/// Single-sample loss over `data` (`(N, D)`), per image, with noise from
-/// `SeededRng::stream(seed, "eval-eps", 0)` so repeated calls agree.
+/// `t` stacked `draws` times along the rows (draw-major: every image once, then every
+/// image again, ...), so that with `draws` times as many noise rows each image meets
+/// `draws` separate draws. One draw returns `t` itself.
+pub fn repeat_batch(t: &Tensor, draws: usize) -> candle_core::Result<Tensor> {
+    if draws <= 1 {
+        return Ok(t.clone());
+    }
+    Tensor::cat(&vec![t; draws], 0)
+}
+
+/// Loss over `data` (`(N, D)`), per image, estimated with `draws` noise draws per image
+/// (the ELBO estimator's L; the KL term is exact either way), with noise from
+/// `SeededRng::stream(seed, "eval-eps", 0)` so repeated calls agree. One draw takes the
+/// same noise for a batch whatever `draws` later runs use.
 pub fn evaluate(
     model: &Model,
     data: &Tensor,
     batch_size: usize,
     beta: f64,
     seed: u64,
+    draws: usize,
 ) -> candle_core::Result<LossParts> {
+    if draws == 0 {
+        candle_core::bail!("the ELBO needs at least one noise draw per image (got 0)");
+    }
     let n = data.dim(0)?;
     let mut rng = SeededRng::stream(seed, "eval-eps", 0);
     let (mut rec, mut kl) = (0.0f64, 0.0f64);
     let mut start = 0;
     while start < n {
         let len = batch_size.min(n - start);
-        let x = data.narrow(0, start, len)?;
-        let eps = eps_tensor(&mut rng, len, model.config.latent, model.device())?;
-        let (_, r, k) = batch_loss(model, &x, &eps, beta)?;
-        rec += f64::from(r.to_scalar::<f32>()?);
-        kl += f64::from(k.to_scalar::<f32>()?);
+        let x = repeat_batch(&data.narrow(0, start, len)?, draws)?;
+        let eps = eps_tensor(&mut rng, len * draws, model.config.latent, model.device())?;
+        let (_, r, k) = batch_loss(model, &x, &x, &eps, beta)?;
+        rec += f64::from(r.to_scalar::<f32>()?) / draws as f64;
+        kl += f64::from(k.to_scalar::<f32>()?) / draws as f64;
         start += len;
     }
     let n = n.max(1) as f64;
@@ -121,6 +157,10 @@ pub fn evaluate(
 impl Trainer {
     /// A trainer at epoch 0.
     pub fn new(model: Model, cfg: TrainConfig) -> candle_core::Result<Self> {
+        if cfg.mc_samples == 0 {
+            candle_core::bail!("--mc-samples: the ELBO needs at least one noise draw per image");
+        }
+        faults::kinds(&cfg)?;
         let vars = model.named_vars().into_iter().map(|(_, v)| v).collect();
         let adam = Adam::new(vars, cfg.lr)?;
         Ok(Self {
@@ -148,29 +188,46 @@ impl Trainer {
     }
 
     /// One batch through candle's autograd (the GPU path, and the CPU one when
-    /// `cpu_engine` is off): returns the summed reconstruction and KL terms.
+    /// `cpu_engine` is off): returns the reconstruction and KL terms summed over the
+    /// images (each the mean over the batch's noise draws).
     fn candle_step(
         &mut self,
         train: &Tensor,
-        rows: &[u32],
-        shifts: &[(i32, i32)],
-        eps: Vec<f32>,
+        plan: &BatchPlan,
         beta: f64,
     ) -> candle_core::Result<(f64, f64)> {
         let device = train.device();
+        let rows = plan.rows;
+        let size = (self.model.config.width, self.model.config.height);
         let idx = Tensor::from_slice(rows, rows.len(), device)?;
         let mut x = train.index_select(&idx, 0)?;
-        if !shifts.is_empty() {
-            let size = (self.model.config.width, self.model.config.height);
-            let moved = augment::translate_batch(&x.flatten_all()?.to_vec1::<f32>()?, size, shifts);
+        if !plan.shifts.is_empty() {
+            let moved =
+                augment::translate_batch(&x.flatten_all()?.to_vec1::<f32>()?, size, plan.shifts);
             x = Tensor::from_vec(moved, x.shape(), device)?;
         }
-        let eps = Tensor::from_vec(eps, (rows.len(), self.model.config.latent), device)?;
-        let (total, rec, kl) = batch_loss(&self.model, &x, &eps, beta)?;
+        let input = if plan.faults.is_empty() {
+            x.clone()
+        } else {
+            let faulted =
+                faults::apply_batch(&x.flatten_all()?.to_vec1::<f32>()?, size, plan.faults);
+            Tensor::from_vec(faulted, x.shape(), device)?
+        };
+        let (input, target) = (
+            repeat_batch(&input, plan.draws)?,
+            repeat_batch(&x, plan.draws)?,
+        );
+        let eps = Tensor::from_slice(
+            plan.eps,
+            (rows.len() * plan.draws, self.model.config.latent),
+            device,
+        )?;
+        let (total, rec, kl) = batch_loss(&self.model, &input, &target, &eps, beta)?;
         self.adam.step(&total.backward()?)?;
+        let draws = plan.draws as f64;
         Ok((
-            f64::from(rec.to_scalar::<f32>()?),
-            f64::from(kl.to_scalar::<f32>()?),
+            f64::from(rec.to_scalar::<f32>()?) / draws,
+            f64::from(kl.to_scalar::<f32>()?) / draws,
         ))
     }
 
@@ -191,6 +248,8 @@ impl Trainer {
         let (mut rec_sum, mut kl_sum, mut loss_sum) = (0.0f64, 0.0f64, 0.0f64);
         let mut beta = self.beta_at(epoch as f64);
         let latent = self.model.config.latent;
+        let draws = self.cfg.mc_samples;
+        let kinds = faults::kinds(&self.cfg)?;
         let mut cpu_state = if self.cpu_engine && train.device().is_cpu() {
             Some(cpu::EpochState::new(&self.model, &self.adam, train)?)
         } else {
@@ -200,15 +259,25 @@ impl Trainer {
             let lo = b * bs;
             let len = bs.min(n - lo);
             let rows = &perm[lo..lo + len];
-            let eps = rng.normals(len * latent);
+            // The order of the draws is fixed: runs without extra draws or denoising
+            // take exactly the random numbers they always did.
+            let eps = rng.normals(len * draws * latent);
             let shifts = augment::draw_shifts(&mut rng, len, self.cfg.shift);
+            let faults = faults::draw(&mut rng, len, &kinds, self.cfg.denoise_frac);
+            let plan = BatchPlan {
+                rows,
+                shifts: &shifts,
+                faults: &faults,
+                eps: &eps,
+                draws,
+            };
             beta = self.beta_at(epoch as f64 + b as f64 / batches as f64);
             let (r, k) = match cpu_state.as_mut() {
                 Some(state) => {
-                    let loss = state.step(rows, &shifts, &eps, beta, &mut self.adam)?;
+                    let loss = state.step(&plan, beta, &mut self.adam)?;
                     (loss.recon, loss.kl)
                 }
-                None => self.candle_step(train, rows, &shifts, eps, beta)?,
+                None => self.candle_step(train, &plan, beta)?,
             };
             if !(r + beta * k).is_finite() {
                 // A diverged step leaves NaN or Inf weights: stop before they are saved
@@ -242,12 +311,15 @@ impl Trainer {
         let seconds = started.elapsed().as_secs_f64();
         let nf = n.max(1) as f64;
         let val = match val {
+            // Clean to clean, also for a denoising run: the same yardstick as a plain
+            // run's, with the run's own number of noise draws.
             Some(v) => Some(evaluate(
                 &self.model,
                 v,
                 1024,
                 self.cfg.beta,
                 self.cfg.seed,
+                draws,
             )?),
             None => None,
         };

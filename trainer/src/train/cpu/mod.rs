@@ -17,7 +17,7 @@ mod net;
 use candle_core::{Tensor, Var};
 
 use super::adam::Adam;
-use super::augment;
+use super::{augment, faults, BatchPlan};
 use crate::model::Model;
 pub use net::BatchLoss;
 use net::{Net, Scratch};
@@ -33,6 +33,7 @@ pub struct EpochState {
     m: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     batch: Vec<f32>,
+    input: Vec<f32>,
     scratch: Scratch,
     threads: usize,
 }
@@ -78,21 +79,23 @@ impl EpochState {
             m,
             v,
             batch: Vec::new(),
+            input: Vec::new(),
             scratch: Scratch::default(),
             threads: candle_core::utils::get_num_threads(),
         })
     }
 
-    /// One batch (`rows` of the training images, translated by `shifts` when there
-    /// are any, noise `eps`) and one Adam update.
+    /// One batch and one Adam update: the plan's rows of the training images,
+    /// translated by its shifts when there are any; the inputs faulted when it has
+    /// faults; each image `draws` times with its own noise. Returns the loss terms
+    /// summed over the images (each the mean over its draws).
     pub fn step(
         &mut self,
-        rows: &[u32],
-        shifts: &[(i32, i32)],
-        eps: &[f32],
+        plan: &BatchPlan,
         beta: f64,
         adam: &mut Adam,
     ) -> candle_core::Result<BatchLoss> {
+        let (rows, shifts) = (plan.rows, plan.shifts);
         self.batch.resize(rows.len() * self.pixels, 0.0);
         for (k, &row) in rows.iter().enumerate() {
             let start = row as usize * self.pixels;
@@ -105,16 +108,44 @@ impl EpochState {
                 None => slot.copy_from_slice(image),
             }
         }
-        let loss = self.net.step(
+        let faulted = !plan.faults.is_empty();
+        if faulted {
+            self.input.clear();
+            self.input.resize(self.batch.len(), 0.0);
+            for ((clean, out), &fault) in self
+                .batch
+                .chunks_exact(self.pixels)
+                .zip(self.input.chunks_exact_mut(self.pixels))
+                .zip(plan.faults)
+            {
+                faults::apply(clean, out, self.size, fault);
+            }
+        }
+        // Each image once per draw, draw-major like the noise: replicated rows with
+        // weight 1/L are the L-sample estimator's gradient exactly.
+        let images = self.batch.len();
+        for _ in 1..plan.draws {
+            self.batch.extend_from_within(..images);
+            if faulted {
+                self.input.extend_from_within(..images);
+            }
+        }
+        let input = if faulted { &self.input } else { &self.batch };
+        let mut loss = self.net.step(
             &self.params,
             &mut self.grads,
+            input,
             &self.batch,
-            eps,
-            rows.len(),
+            plan.eps,
+            rows.len() * plan.draws,
             beta,
             self.threads,
             &mut self.scratch,
         );
+        if plan.draws > 1 {
+            loss.recon /= plan.draws as f64;
+            loss.kl /= plan.draws as f64;
+        }
         let update = adam.next_update();
         for (((p, g), m), v) in self
             .params
@@ -166,22 +197,43 @@ mod tests {
         }
     }
 
-    /// Two epochs of a small model with each engine, from the same start and with
-    /// translated images: the parameters and the losses agree to float rounding.
-    fn engines_agree(kind: ModelKind, likelihood: Likelihood) {
-        let config = small_config(kind, likelihood);
+    /// 37 random images of the small model's size.
+    fn small_data() -> Tensor {
         let mut rng = SeededRng::stream(5, "test", 0);
         let images: Vec<f32> = (0..37 * 30)
             .map(|_| rng.uniform_range(0.0, 1.0) as f32)
             .collect();
-        let data = Tensor::from_vec(images, (37, 30), &Device::Cpu).expect("tensor");
-        let cfg = TrainConfig {
+        Tensor::from_vec(images, (37, 30), &Device::Cpu).expect("tensor")
+    }
+
+    /// Two epochs in batches of 8 with a KL warm-up and translations: every random
+    /// draw of a step in play.
+    fn small_run() -> TrainConfig {
+        TrainConfig {
             epochs: 2,
             batch_size: 8,
             beta: 0.7,
             warmup_epochs: 1.0,
             shift: 1,
             ..TrainConfig::default()
+        }
+    }
+
+    /// Two epochs of a small model with each engine, from the same start and with
+    /// translated images, `draws` noise draws per image and, when `denoise` is set,
+    /// faulted inputs: the parameters and the losses agree to float rounding.
+    fn engines_agree(kind: ModelKind, likelihood: Likelihood, draws: usize, denoise: bool) {
+        let config = small_config(kind, likelihood);
+        let data = small_data();
+        let cfg = TrainConfig {
+            mc_samples: draws,
+            denoise: if denoise {
+                vec!["noise".into(), "drift".into(), "stuck-lines".into()]
+            } else {
+                Vec::new()
+            },
+            denoise_frac: 0.8,
+            ..small_run()
         };
         let run = |cpu_engine: bool| {
             let model = Model::new(config.clone(), Init::Torch, 9, &Device::Cpu).expect("model");
@@ -244,11 +296,24 @@ mod tests {
             .collect();
         let mut fused: Vec<Vec<f32>> = params.iter().map(|p| vec![f32::NAN; p.len()]).collect();
         let mut scratch = super::Scratch::default();
-        net.step(&params, &mut fused, &x, &eps, rows, beta, 2, &mut scratch);
+        // A target other than the input, as in denoising training.
+        let target: Vec<f32> = x.iter().map(|v| (v * 1.3).min(1.0)).collect();
+        net.step(
+            &params,
+            &mut fused,
+            &x,
+            &target,
+            &eps,
+            rows,
+            beta,
+            2,
+            &mut scratch,
+        );
 
         let xt = Tensor::from_vec(x, (rows, pixels), &Device::Cpu).expect("images");
+        let tt = Tensor::from_vec(target, (rows, pixels), &Device::Cpu).expect("targets");
         let et = Tensor::from_vec(eps, (rows, config.latent), &Device::Cpu).expect("noise");
-        let (total, _, _) = crate::train::batch_loss(&model, &xt, &et, beta).expect("loss");
+        let (total, _, _) = crate::train::batch_loss(&model, &xt, &tt, &et, beta).expect("loss");
         let grads = total.backward().expect("backward");
         let mut worst = 0.0f32;
         for ((name, var), fused) in vars.iter().zip(&fused) {
@@ -287,16 +352,114 @@ mod tests {
 
     #[test]
     fn vae_bernoulli_matches_candle() {
-        engines_agree(ModelKind::Vae, Likelihood::Bernoulli);
+        engines_agree(ModelKind::Vae, Likelihood::Bernoulli, 1, false);
     }
 
     #[test]
     fn vae_gaussian_matches_candle() {
-        engines_agree(ModelKind::Vae, Likelihood::Gaussian);
+        engines_agree(ModelKind::Vae, Likelihood::Gaussian, 1, false);
     }
 
     #[test]
     fn ae_matches_candle() {
-        engines_agree(ModelKind::Ae, Likelihood::Bernoulli);
+        engines_agree(ModelKind::Ae, Likelihood::Bernoulli, 1, false);
+    }
+
+    #[test]
+    fn several_noise_draws_match_candle() {
+        engines_agree(ModelKind::Vae, Likelihood::Bernoulli, 3, false);
+        engines_agree(ModelKind::Vae, Likelihood::Gaussian, 5, false);
+    }
+
+    #[test]
+    fn denoising_matches_candle() {
+        engines_agree(ModelKind::Vae, Likelihood::Bernoulli, 1, true);
+        engines_agree(ModelKind::Vae, Likelihood::Bernoulli, 2, true);
+        engines_agree(ModelKind::Ae, Likelihood::Bernoulli, 1, true);
+    }
+
+    /// Bits of the losses and an FNV-1a hash of the parameters after two epochs (with
+    /// validation) of the small model, from each engine.
+    fn fingerprint(kind: ModelKind, cpu_engine: bool, cfg: TrainConfig) -> (Vec<u64>, u64) {
+        let config = small_config(kind, Likelihood::Bernoulli);
+        let data = small_data();
+        let val = data.narrow(0, 0, 10).expect("validation rows");
+        let model = Model::new(config, Init::Torch, 9, &Device::Cpu).expect("model");
+        let mut trainer = Trainer::new(model, cfg).expect("trainer");
+        trainer.cpu_engine = cpu_engine;
+        let mut losses = Vec::new();
+        for _ in 0..2 {
+            let m = trainer
+                .run_epoch(&data, Some(&val), &mut |_| {})
+                .expect("epoch");
+            losses.push(m.train.loss.to_bits());
+            losses.push(m.val.expect("validation").loss.to_bits());
+        }
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for t in trainer.model.snapshot().expect("snapshot") {
+            for v in super::to_vec(&t).expect("values") {
+                hash = (hash ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        (losses, hash)
+    }
+
+    /// One noise draw and no denoising take the very steps training took before
+    /// either existed: the fingerprints below were recorded, both engines, at the
+    /// commit before `mc_samples` and `denoise` were added.
+    #[test]
+    fn one_draw_without_denoising_is_unchanged() {
+        let cfg = small_run();
+        let recorded: [(ModelKind, bool, [u64; 4], u64); 4] = [
+            (
+                ModelKind::Vae,
+                true,
+                [
+                    4626612619068794117,
+                    4626598492014462894,
+                    4626588226417170842,
+                    4626592945396724531,
+                ],
+                0xb7ca8cb619560aa4,
+            ),
+            (
+                ModelKind::Vae,
+                false,
+                [
+                    4626612618916466064,
+                    4626598492012114084,
+                    4626588226448956864,
+                    4626592945397898936,
+                ],
+                0xc486912c00b2eec6,
+            ),
+            (
+                ModelKind::Ae,
+                true,
+                [
+                    4626515105305322579,
+                    4626572003131156070,
+                    4626527396453827888,
+                    4626571049218919629,
+                ],
+                0xd76deaae13438f91,
+            ),
+            (
+                ModelKind::Ae,
+                false,
+                [
+                    4626515105633158448,
+                    4626572003131156070,
+                    4626527396378557136,
+                    4626571049218919629,
+                ],
+                0xd76deaae13438f91,
+            ),
+        ];
+        for (kind, cpu_engine, losses, params) in recorded {
+            let (l, p) = fingerprint(kind, cpu_engine, cfg.clone());
+            assert_eq!(l, losses, "{kind:?} fused={cpu_engine}: losses moved");
+            assert_eq!(p, params, "{kind:?} fused={cpu_engine}: parameters moved");
+        }
     }
 }

@@ -97,18 +97,21 @@ impl Net {
     }
 
     /// Forward and backward over `rows` images `x` (row major, `rows x pixels`) with
-    /// the reparameterization noise `eps` (`rows x latent`): writes the gradient of
-    /// `(recon + beta KL) / rows` into `grads` and returns the summed loss terms.
+    /// the reparameterization noise `eps` (`rows x latent`), scored against `target`
+    /// (`x` itself, or the clean images when `x` is faulted for denoising): writes the
+    /// gradient of `(recon + beta KL) / rows` into `grads` and returns the summed loss
+    /// terms.
     ///
     /// # Panics
-    /// If `params`, `grads`, `x` or `eps` do not have the sizes of this network (the
-    /// caller builds them from the same configuration).
+    /// If `params`, `grads`, `x`, `target` or `eps` do not have the sizes of this
+    /// network (the caller builds them from the same configuration).
     #[allow(clippy::too_many_arguments)]
     pub fn step(
         &self,
         params: &[Vec<f32>],
         grads: &mut [Vec<f32>],
         x: &[f32],
+        target: &[f32],
         eps: &[f32],
         rows: usize,
         beta: f64,
@@ -126,6 +129,7 @@ impl Net {
         );
         let pixels = self.layers[0].in_dim;
         assert_eq!(x.len(), rows * pixels, "batch size");
+        assert_eq!(target.len(), rows * pixels, "target size");
         assert_eq!(eps.len(), rows * self.latent, "noise size");
         let scale = 1.0 / rows.max(1) as f32;
         scratch.outputs.resize_with(self.layers.len(), Vec::new);
@@ -145,7 +149,7 @@ impl Net {
         let mut loss = BatchLoss {
             recon: self.reconstruction(
                 &scratch.outputs[last],
-                x,
+                target,
                 scale,
                 &mut scratch.delta,
                 &mut scratch.pixel_losses,
