@@ -149,9 +149,7 @@ impl Pca {
         }
         out
     }
-}
 
-impl Pca {
     /// [`Pca::reconstruct`] of many rows at once (one matrix product): `coef` holds
     /// rows of `k` coefficients; returns rows of [`Pca::dim`] values.
     pub fn reconstruct_all(&self, coef: &[f64], k: usize) -> Result<Vec<f64>, PcaError> {
@@ -193,19 +191,23 @@ mod tests {
         let mut rows = Vec::new();
         for _ in 0..20_000 {
             let a: Vec<f64> = sd.iter().map(|s| s * rng.normal()).collect();
-            for c in 0..3 {
-                let v: f64 = (0..3).map(|i| a[i] * basis[i][c]).sum();
-                rows.push((v + [1.0, -2.0, 3.0][c]) as f32);
+            for (c, offset) in [1.0, -2.0, 3.0].iter().enumerate() {
+                let v: f64 = a.iter().zip(&basis).map(|(a, b)| a * b[c]).sum();
+                rows.push((v + offset) as f32);
             }
         }
         let pca = Pca::fit(&rows, 3, 3).unwrap();
         for (m, want) in pca.mean.iter().zip([1.0, -2.0, 3.0]) {
             assert!((m - want).abs() < 0.1, "mean {m} vs {want}");
         }
-        for i in 0..3 {
-            let dot: f64 = (0..3).map(|c| pca.components[(i, c)] * basis[i][c]).sum();
+        for (i, (b, s)) in basis.iter().zip(sd).enumerate() {
+            let dot: f64 = b
+                .iter()
+                .enumerate()
+                .map(|(c, x)| pca.components[(i, c)] * x)
+                .sum();
             assert!(dot.abs() > 0.999, "component {i}: |cos| {}", dot.abs());
-            let want = sd[i] * sd[i];
+            let want = s * s;
             assert!(
                 (pca.variances[i] - want).abs() < 0.05 * want,
                 "variance {i}: {} vs {want}",
