@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::train::{data, train};
+use common::train::{command, data};
 use common::{fails_with, ok};
 
 fn tinyvae(args: &[&str]) -> Output {
@@ -19,12 +19,21 @@ fn tinyvae(args: &[&str]) -> Output {
         .expect("running tinyvae")
 }
 
-/// A tiny model (hidden 16) trained on 400 digits; `extra` picks kind and latent.
+/// A tiny model (hidden 16, latent 2 unless `extra` says otherwise) trained on 400
+/// digits; `extra` picks kind and latent.
 fn tiny_model(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let out = dir.join(name);
-    let mut flags = vec!["--limit", "400", "--epochs", "3"];
+    let mut flags = vec!["--hidden", "16", "--limit", "400", "--epochs", "3"];
+    if !extra.contains(&"--latent") {
+        flags.extend(["--latent", "2"]);
+    }
     flags.extend(extra);
-    ok(train(&out, &flags), "training a tiny model");
+    ok(
+        command(&out, &flags)
+            .output()
+            .expect("running tinyvae train"),
+        "training a tiny model",
+    );
     out.join("model.safetensors")
 }
 
