@@ -52,7 +52,7 @@ impl Pca {
     /// Each component's sign is fixed so its largest entry is positive: the same data
     /// always gives the same basis.
     pub fn fit(rows: &[f32], dim: usize, k: usize) -> Result<Pca, PcaError> {
-        if dim == 0 || rows.len() % dim != 0 {
+        if dim == 0 || !rows.len().is_multiple_of(dim) {
             return Err(PcaError::Shape {
                 len: rows.len(),
                 dim,
@@ -116,7 +116,7 @@ impl Pca {
     /// row); `k` is capped at [`Pca::width`].
     pub fn project(&self, rows: &[f32], k: usize) -> Result<Vec<f64>, PcaError> {
         let d = self.dim();
-        if rows.len() % d != 0 {
+        if !rows.len().is_multiple_of(d) {
             return Err(PcaError::Shape {
                 len: rows.len(),
                 dim: d,
@@ -154,7 +154,7 @@ impl Pca {
     /// rows of `k` coefficients; returns rows of [`Pca::dim`] values.
     pub fn reconstruct_all(&self, coef: &[f64], k: usize) -> Result<Vec<f64>, PcaError> {
         let k = k.min(self.width());
-        if k == 0 || coef.len() % k != 0 {
+        if k == 0 || !coef.len().is_multiple_of(k) {
             return Err(PcaError::Shape {
                 len: coef.len(),
                 dim: k,

@@ -241,7 +241,7 @@ pub fn knn_predict(
     classes: usize,
 ) -> Result<Vec<u32>, ProbeError> {
     check_shape("training features", train, labels.len(), dim)?;
-    if dim == 0 || test.len() % dim != 0 {
+    if dim == 0 || !test.len().is_multiple_of(dim) {
         return Err(ProbeError::Shape {
             what: "test features",
             got: test.len(),

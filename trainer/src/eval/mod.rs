@@ -160,7 +160,7 @@ pub fn encode_means(model: &Model, data: &Dataset) -> candle_core::Result<Vec<f3
 /// row, `latent` values each): `rows * pixels` values.
 pub fn decode_means(model: &Model, z: &[f32]) -> candle_core::Result<Vec<f32>> {
     let l = model.config.latent;
-    if l == 0 || z.len() % l != 0 {
+    if l == 0 || !z.len().is_multiple_of(l) {
         candle_core::bail!("{} latent values are not rows of {l}", z.len());
     }
     let mut out = Vec::with_capacity(z.len() / l * model.config.width * model.config.height);
