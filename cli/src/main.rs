@@ -6,6 +6,7 @@
 
 mod args;
 mod card;
+mod compress;
 mod demo;
 mod denoise;
 mod emulate;
@@ -14,8 +15,10 @@ mod export;
 mod flash;
 mod infer;
 mod interpolate;
+mod latent_map;
 mod oneclass;
 mod output;
+mod probe;
 mod reconstruct;
 mod sample;
 mod serial;
@@ -55,6 +58,13 @@ enum Command {
     Denoise(denoise::Args),
     /// Per-class one-class AUROC table beside Deep SVDD.
     Oneclass(oneclass::Args),
+    /// Classify digits from a frozen encoder's codes with 100, 1,000 or all labels,
+    /// beside raw pixels and PCA (logistic regression and kNN).
+    Probe(probe::Args),
+    /// The test set's codes coloured by digit beside the decoded latent grid.
+    LatentMap(latent_map::Args),
+    /// The latent code as an image codec at 1-8 bits beside PCA, JPEG and PNG.
+    Compress(compress::Args),
     /// Quantize a VAE for the device, write ONNX files, report the quantization cost.
     Export(export::Args),
     /// Run the device's fixed-point inference on the host: score images, generate.
@@ -89,6 +99,9 @@ fn main() -> anyhow::Result<()> {
         Command::Traverse(a) => traverse::run(a),
         Command::Denoise(a) => denoise::run(a),
         Command::Oneclass(a) => oneclass::run(a),
+        Command::Probe(a) => probe::run(a),
+        Command::LatentMap(a) => latent_map::run(a),
+        Command::Compress(a) => compress::run(a),
         Command::Export(a) => export::run(a),
         Command::Infer(a) => infer::run(a),
         Command::Card(a) => card::run(a),

@@ -21,6 +21,10 @@
 //! * [`export`] — [`export::export`] with [`export::ExportOptions`]: all of the above
 //!   into a device model.
 //! * [`card`] — [`card::write_card`] with [`card::CardOptions`]: the model card.
+//! * [`pca`] — principal components (nalgebra), the linear baseline.
+//! * [`probe`] — logistic regression and kNN on frozen codes, pixels and PCA.
+//! * [`latent_map`] — the test set's codes as a scatter and the decoded manifold.
+//! * [`compress`] — the latent code as an image codec beside PCA, JPEG and PNG.
 //! * [`tensor`] — datasets as tensors ([`tensor::ToTensor`]).
 //!
 //! Loading a checkpoint for export or quantization:
@@ -39,12 +43,16 @@
 
 pub mod card;
 pub mod checkpoint;
+pub mod compress;
 pub mod denoise;
 pub mod eval;
 pub mod export;
+pub mod latent_map;
 pub mod model;
 pub mod onnx;
+pub mod pca;
 pub mod pictures;
+pub mod probe;
 pub mod quant_report;
 pub mod quantize;
 pub mod tensor;

@@ -136,6 +136,41 @@ pub fn anomaly_scores(model: &Model, data: &Tensor) -> candle_core::Result<Vec<f
     Ok(out)
 }
 
+/// Rows encoded or decoded at once by [`encode_means`] and [`decode_means`].
+const ROWS_PER_BATCH: usize = 1024;
+
+/// The encoder's `mu` (an AE's code) of every image of `data`: `len * latent` values,
+/// image after image. The frozen features of `tinyvae probe`, `latent-map` and
+/// `compress`.
+pub fn encode_means(model: &Model, data: &Dataset) -> candle_core::Result<Vec<f32>> {
+    let x = data.to_tensor(model.device())?;
+    let n = data.len();
+    let mut out = Vec::with_capacity(n * model.config.latent);
+    let mut start = 0;
+    while start < n {
+        let len = ROWS_PER_BATCH.min(n - start);
+        let (mu, _) = model.encode(&x.narrow(0, start, len)?)?;
+        out.extend(mu.flatten_all()?.to_vec1::<f32>()?);
+        start += len;
+    }
+    Ok(out)
+}
+
+/// The decoder's mean image (in `[0, 1]`) of every latent vector in `z` (row after
+/// row, `latent` values each): `rows * pixels` values.
+pub fn decode_means(model: &Model, z: &[f32]) -> candle_core::Result<Vec<f32>> {
+    let l = model.config.latent;
+    if l == 0 || !z.len().is_multiple_of(l) {
+        candle_core::bail!("{} latent values are not rows of {l}", z.len());
+    }
+    let mut out = Vec::with_capacity(z.len() / l * model.config.width * model.config.height);
+    for chunk in z.chunks(ROWS_PER_BATCH * l) {
+        let t = Tensor::from_vec(chunk.to_vec(), (chunk.len() / l, l), model.device())?;
+        out.extend(model.decode_mean(&t)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    Ok(out)
+}
+
 /// Reconstruction quality at `z = mu`.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct ReconError {
