@@ -445,11 +445,15 @@ fn device_points(
     }
     let mut out = Vec::new();
     for &b in bits {
-        let (z, len) = through_code(&mu, dm.latent, b)?;
+        // The latent the device's decoder gets from a code is `code::decode_q16`'s,
+        // the same call `tinyvae serial compress --model` makes on a board's codes.
         let mut decoded = Vec::with_capacity(test.pixels.len());
-        for row in z.chunks_exact(dm.latent) {
-            let zq: Vec<Q16> = row.iter().map(|&v| q16_from_f64(v)).collect();
-            decoded.extend(pipeline::decode(dm, &mut ws, &zq)?);
+        let mut len = 0;
+        for row in mu.chunks_exact(dm.latent) {
+            let packed = code::pack(row, b)?;
+            len = packed.len();
+            let z = code::decode_q16(&packed, b, dm.latent)?;
+            decoded.extend(pipeline::decode(dm, &mut ws, &z)?);
         }
         out.push(point(test, format!("{b} bits"), len as f64, &decoded));
     }
