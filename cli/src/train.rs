@@ -120,8 +120,11 @@ pub struct HyperArgs {
     #[arg(long, default_value_t = 1, value_name = "L", value_parser = crate::args::at_least_one)]
     pub mc_samples: usize,
     /// Denoising training: corrupt each training input with one of these sensor faults
-    /// (comma separated, or `all`), drawn at random, and score the output against the
-    /// clean image. Validation stays clean to clean.
+    /// (comma separated names as `tinyvae faults` lists them; `pixel` for the seven
+    /// pixel faults noise, dead-pixels, stuck-pixels, occlusion, drift, stuck-lines and
+    /// salt-pepper; `all` for every kind, geometric and content faults too), drawn at
+    /// random, and score the output against the clean image. Validation stays clean to
+    /// clean.
     #[arg(long, value_name = "KINDS", value_parser = fault_kinds)]
     pub denoise: Option<FaultKinds>,
     /// With --denoise: the fraction of training images corrupted, in (0, 1].

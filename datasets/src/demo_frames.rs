@@ -10,7 +10,7 @@
 
 use tinyvae_shared::demo_frames;
 
-use crate::corrupt::Corruption;
+use crate::corrupt::{other_index, Corruption};
 use crate::dataset::Dataset;
 use crate::error::DataError;
 use crate::rng::SeededRng;
@@ -63,7 +63,13 @@ pub fn build(test: &Dataset) -> Result<Vec<u8>, DataError> {
         let mut rng = SeededRng::stream(SEED, "demo-frames", i as u64);
         frames.push((
             fault.name().to_string(),
-            fault.apply(test.image_u8(i), w, h, &mut rng),
+            fault.apply(
+                test.image_u8(i),
+                test.image_u8(other_index(i, test.len())),
+                w,
+                h,
+                &mut rng,
+            ),
         ));
     }
     demo_frames::write(w8, h8, &frames).map_err(invalid)

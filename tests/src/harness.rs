@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use tinyvae_datasets::corrupt::Corruption;
+use tinyvae_datasets::corrupt::{other_index, Corruption};
 use tinyvae_datasets::rng::SeededRng;
 use tinyvae_shared::protocol::DeviceInfo;
 
@@ -349,7 +349,8 @@ pub fn boot_firmware(core: Core, elf: &Path, boot_screen: Option<PathBuf>) -> De
 /// Named test images of `width` x `height` (the bundled digits' size): the digits with
 /// indices in `plain` ("digit #i"), the digits in `faulted` each with one simulated
 /// sensor fault of the trainer's data module (cycling through [`Corruption::ALL`],
-/// seeded by the index: "<fault> #i"), and one flat image per level in `flat`
+/// seeded by the index, the next digit as the frame torn and overlay mix in:
+/// "<fault> #i"), and one flat image per level in `flat`
 /// ("flat <level>").
 pub fn test_images(
     width: usize,
@@ -367,6 +368,7 @@ pub fn test_images(
         let fault = Corruption::ALL[i % Corruption::ALL.len()];
         let image = fault.apply(
             digits.image_u8(i),
+            digits.image_u8(other_index(i, digits.len())),
             width,
             height,
             &mut SeededRng::new(i as u64),

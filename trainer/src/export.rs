@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tinyvae_datasets::corrupt::corrupt_dataset;
+use tinyvae_datasets::corrupt::{corrupt_with, Corruption};
 use tinyvae_datasets::{DataError, Dataset};
 use tinyvae_shared::fixed::q16_to_f64;
 use tinyvae_shared::model::{Model, ModelError as ImageError};
@@ -235,7 +235,13 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
         .collect();
     let threshold_float = quantize::float_threshold(&float_threshold_scores, args.fpr)
         .ok_or_else(|| ExportError::Invalid("no images to set the threshold with".into()))?;
-    let (corrupted, _) = corrupt_dataset(&report_set, args.seed);
+    // The quantization report's faulted images are the seven pixel faults, cycled as
+    // `corrupt_dataset` cycled them before the fault model grew: its AUROC and verdict
+    // agreement stay comparable with the model cards made then. (With every kind of
+    // `Corruption::ALL` the export test's set scores AUROC 0.792 instead of 0.871, and
+    // 98.9% of verdicts agree instead of 99.25%: more faulted frames land near the
+    // threshold, where fixed point and float part ways.)
+    let corrupted = corrupt_with(&report_set, &Corruption::PIXEL_FAULTS, args.seed);
     let normal = images(&report_set);
     let mut anomalous = images(&corrupted);
     anomalous.extend(images(&test_other));

@@ -84,7 +84,7 @@ pub struct ImageSource {
     #[arg(long)]
     pub anomalous: Option<PathBuf>,
     /// Also score a seeded, corrupted copy of every image (simulated sensor faults,
-    /// see `data::corrupt`) as anomalous.
+    /// cycling through every kind `tinyvae faults` shows) as anomalous.
     #[arg(long)]
     pub corrupt: bool,
     /// Score at most this many images from each set.
@@ -156,28 +156,32 @@ pub struct GenerateArgs {
 }
 
 /// A simulated sensor fault for `serial denoise --corrupt`: one kind of
-/// `tinyvae_datasets::corrupt::Corruption` by name, or `all` to cycle through them.
+/// `tinyvae_datasets::corrupt::Corruption` by name, or `all` to cycle through the seven
+/// pixel faults (`Corruption::PIXEL_FAULTS`) denoising is trained and reported on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultChoice {
     /// Every image gets this fault.
     One(tinyvae_datasets::corrupt::Corruption),
-    /// Image i gets fault i mod 7 (as `serial encode --corrupt` does).
+    /// Image i gets pixel fault i mod 7, seeded as `serial encode --corrupt` seeds its
+    /// faults (the first seven images get the same fault in both).
     All,
 }
 
-/// Parses a fault name (`noise`, `dead-pixels`, ...) or `all`.
+/// Parses a fault name (`noise`, `dead-pixels`, ...: any kind `tinyvae faults` draws)
+/// or `all` (the seven pixel faults).
 fn parse_fault(s: &str) -> Result<FaultChoice, String> {
     use tinyvae_datasets::corrupt::Corruption;
     if s == "all" {
         return Ok(FaultChoice::All);
     }
-    Corruption::ALL
-        .into_iter()
-        .find(|c| c.name() == s)
+    Corruption::from_name(s)
         .map(FaultChoice::One)
         .ok_or_else(|| {
-            let names: Vec<&str> = Corruption::ALL.iter().map(|c| c.name()).collect();
-            format!("expected one of {} or all, got `{s}`", names.join(", "))
+            let names: Vec<&str> = Corruption::PIXEL_FAULTS.iter().map(|c| c.name()).collect();
+            format!(
+                "expected one of {}, another kind `tinyvae faults` lists, or all; got `{s}`",
+                names.join(", ")
+            )
         })
 }
 
@@ -189,8 +193,9 @@ pub struct DenoiseArgs {
     #[arg(long)]
     pub images: PathBuf,
     /// Fault each image on the host before sending it (seeded): a fault's name
-    /// (noise, dead-pixels, stuck-pixels, occlusion, drift, stuck-lines, salt-pepper) or
-    /// `all` to cycle through them. The clean images are then the reference.
+    /// (noise, dead-pixels, stuck-pixels, occlusion, drift, stuck-lines, salt-pepper, or
+    /// any other kind `tinyvae faults` shows) or `all` to cycle through those seven
+    /// pixel faults. The clean images are then the reference.
     #[arg(long, value_parser = parse_fault)]
     pub corrupt: Option<FaultChoice>,
     /// Denoise at most this many images (at least 1).

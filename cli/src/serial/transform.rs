@@ -3,10 +3,9 @@
 //! from `tinyvae_datasets::metrics`) and a PNG of the rows.
 
 use anyhow::{bail, ensure, Context};
-use tinyvae_datasets::corrupt::corrupt_dataset;
+use tinyvae_datasets::corrupt::{corrupt_with, Corruption};
 use tinyvae_datasets::grid::{grid_image, GridLayout};
 use tinyvae_datasets::metrics::{psnr, ssim};
-use tinyvae_datasets::rng::SeededRng;
 use tinyvae_datasets::Dataset;
 use tinyvae_link::serial::DeviceClient;
 use tinyvae_shared::code::{self, code_len};
@@ -42,24 +41,18 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 /// `set` with the fault `choice` applied to every image, seeded per image as
-/// [`corrupt_dataset`] does, and each image's fault name.
+/// `corrupt_dataset` does (`all`: the seven [`Corruption::PIXEL_FAULTS`] in turn), and
+/// each image's fault name.
 fn faulted(set: &Dataset, choice: FaultChoice) -> (Dataset, Vec<&'static str>) {
-    match choice {
-        FaultChoice::All => {
-            let (out, kinds) = corrupt_dataset(set, FAULT_SEED);
-            (out, kinds.into_iter().map(|k| k.name()).collect())
-        }
-        FaultChoice::One(kind) => {
-            let mut out = set.clone();
-            let d = set.image_len();
-            for i in 0..set.len() {
-                let mut rng = SeededRng::stream(FAULT_SEED, "corrupt", i as u64);
-                let image = kind.apply(set.image_u8(i), set.width, set.height, &mut rng);
-                out.pixels[i * d..(i + 1) * d].copy_from_slice(&image);
-            }
-            (out, vec![kind.name(); set.len()])
-        }
-    }
+    let kinds: Vec<Corruption> = match choice {
+        FaultChoice::All => Corruption::PIXEL_FAULTS.to_vec(),
+        FaultChoice::One(kind) => vec![kind],
+    };
+    let out = corrupt_with(set, &kinds, FAULT_SEED);
+    let names = (0..set.len())
+        .map(|i| kinds[i % kinds.len()].name())
+        .collect();
+    (out, names)
 }
 
 /// Writes `rows` (each a row of equal-sized images) as one grid PNG at `path`.

@@ -7,7 +7,7 @@
 //! so the fused CPU step and candle's path corrupt every image identically and a
 //! resumed run repeats them.
 
-use tinyvae_datasets::corrupt::Corruption;
+use tinyvae_datasets::corrupt::{other_index, Corruption};
 use tinyvae_datasets::grid::unit_to_pixels;
 use tinyvae_datasets::rng::SeededRng;
 
@@ -57,10 +57,13 @@ pub fn draw(
 }
 
 /// Writes `clean` (one `width x height` image in `[0, 1]`) with `fault` applied into
-/// `out`. The faults act on 8-bit readings, as a sensor's would; the training images
-/// are 8-bit values over 255, so the round trip leaves untouched pixels exact.
+/// `out`; `other` is another image of the batch, the frame the faults that mix two
+/// frames (torn, overlay) take their second one from. The faults act on 8-bit
+/// readings, as a sensor's would; the training images are 8-bit values over 255, so
+/// the round trip leaves untouched pixels exact.
 pub fn apply(
     clean: &[f32],
+    other: &[f32],
     out: &mut [f32],
     (width, height): (usize, usize),
     fault: Option<Fault>,
@@ -69,8 +72,16 @@ pub fn apply(
         out.copy_from_slice(clean);
         return;
     };
+    let clean_px = unit_to_pixels(clean);
+    // Only the kinds that read `other` pay for its conversion.
+    let other_px = if fault.kind.uses_other() {
+        unit_to_pixels(other)
+    } else {
+        Vec::new()
+    };
     let faulted = fault.kind.apply(
-        &unit_to_pixels(clean),
+        &clean_px,
+        &other_px,
         width,
         height,
         &mut SeededRng::new(fault.seed),
@@ -80,17 +91,37 @@ pub fn apply(
     }
 }
 
-/// [`apply`] over a batch of images stored back to back, one fault per image.
-pub fn apply_batch(clean: &[f32], size: (usize, usize), faults: &[Option<Fault>]) -> Vec<f32> {
+/// [`apply`] over a batch of images stored back to back (`clean`), one fault per image,
+/// into `out` (as long as `clean`). Image `i`'s other frame is image `i + 1` of the batch
+/// (wrapping; itself in a batch of one): the CPU step and candle's path both call this,
+/// so they corrupt every image identically.
+pub fn apply_batch_into(
+    clean: &[f32],
+    out: &mut [f32],
+    size: (usize, usize),
+    faults: &[Option<Fault>],
+) {
     let pixels = size.0 * size.1;
-    let mut out = clean.to_vec();
-    for ((src, dst), &fault) in clean
-        .chunks_exact(pixels)
-        .zip(out.chunks_exact_mut(pixels))
-        .zip(faults)
-    {
-        apply(src, dst, size, fault);
+    if pixels == 0 {
+        return;
     }
+    let n = clean.len() / pixels;
+    for (i, (dst, &fault)) in out.chunks_exact_mut(pixels).zip(faults).enumerate() {
+        let o = other_index(i, n);
+        apply(
+            &clean[i * pixels..(i + 1) * pixels],
+            &clean[o * pixels..(o + 1) * pixels],
+            dst,
+            size,
+            fault,
+        );
+    }
+}
+
+/// [`apply_batch_into`] into a new vector (images past `faults` stay clean).
+pub fn apply_batch(clean: &[f32], size: (usize, usize), faults: &[Option<Fault>]) -> Vec<f32> {
+    let mut out = clean.to_vec();
+    apply_batch_into(clean, &mut out, size, faults);
     out
 }
 
@@ -120,13 +151,13 @@ mod tests {
         let size = (8, 8);
         let clean: Vec<f32> = (0..64).map(|i| (i % 7) as f32 / 255.0 * 30.0).collect();
         let mut out = vec![0.0; 64];
-        apply(&clean, &mut out, size, None);
+        apply(&clean, &clean, &mut out, size, None);
         assert_eq!(out, clean);
         let fault = Fault {
             kind: Corruption::Drift,
             seed: 4,
         };
-        apply(&clean, &mut out, size, Some(fault));
+        apply(&clean, &clean, &mut out, size, Some(fault));
         assert!(out.iter().zip(&clean).all(|(o, c)| o > c));
     }
 }

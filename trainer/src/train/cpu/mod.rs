@@ -112,14 +112,7 @@ impl EpochState {
         if faulted {
             self.input.clear();
             self.input.resize(self.batch.len(), 0.0);
-            for ((clean, out), &fault) in self
-                .batch
-                .chunks_exact(self.pixels)
-                .zip(self.input.chunks_exact_mut(self.pixels))
-                .zip(plan.faults)
-            {
-                faults::apply(clean, out, self.size, fault);
-            }
+            faults::apply_batch_into(&self.batch, &mut self.input, self.size, plan.faults);
         }
         // Each image once per draw, draw-major like the noise: replicated rows with
         // weight 1/L are the L-sample estimator's gradient exactly.
