@@ -12,6 +12,7 @@ mod denoise;
 mod emulate;
 mod eval;
 mod export;
+mod faults;
 mod flash;
 mod infer;
 mod interpolate;
@@ -56,6 +57,8 @@ enum Command {
     Traverse(traverse::Args),
     /// Faulted test images through one or more models: a picture and a PSNR/SSIM table.
     Denoise(denoise::Args),
+    /// Every simulated sensor fault on a few test digits: a picture and a table.
+    Faults(faults::Args),
     /// Per-class one-class AUROC table beside Deep SVDD.
     Oneclass(oneclass::Args),
     /// Classify digits from a frozen encoder's codes with 100, 1,000 or all labels,
@@ -98,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         Command::Interpolate(a) => interpolate::run(a),
         Command::Traverse(a) => traverse::run(a),
         Command::Denoise(a) => denoise::run(a),
+        Command::Faults(a) => faults::run(a),
         Command::Oneclass(a) => oneclass::run(a),
         Command::Probe(a) => probe::run(a),
         Command::LatentMap(a) => latent_map::run(a),

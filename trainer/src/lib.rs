@@ -13,6 +13,7 @@
 //!   its metadata types and its validator are `tinyvae-checkpoint`'s.
 //! * [`eval`] — negative ELBO, IWAE NLL estimate, reconstruction error.
 //! * [`denoise`] — faulted images through models, PSNR and SSIM against the clean ones.
+//! * [`fault_gallery`] — every simulated sensor fault on a few digits, as a picture.
 //! * [`pictures`] — samples, reconstructions, interpolations, traversals, loss curves.
 //! * [`quantize`] — the float reference of the device pipeline, calibration, the
 //!   quantized model spec and its threshold.
@@ -47,6 +48,7 @@ pub mod compress;
 pub mod denoise;
 pub mod eval;
 pub mod export;
+pub mod fault_gallery;
 pub mod latent_map;
 pub mod model;
 pub mod onnx;
