@@ -43,6 +43,19 @@ impl DataArgs {
     pub fn load_test(&self, size: (usize, usize), seed: u64) -> Result<Dataset> {
         Ok(tinyvae_datasets::load_test(&self.data, size, seed)?)
     }
+
+    /// [`DataArgs::load_test`], then only `--normal-class` (when given) and at most
+    /// `--limit` images.
+    pub fn load_test_selected(&self, size: (usize, usize), seed: u64) -> Result<Dataset> {
+        let mut test = self.load_test(size, seed)?;
+        if let Some(class) = &self.normal_class {
+            test = test.filter_class(test.class_index(class)?)?;
+        }
+        if let Some(n) = self.limit {
+            test = test.take(n);
+        }
+        Ok(test)
+    }
 }
 
 /// Parses a count flag that must be at least 1: `--limit 0` or `--epochs 0` would

@@ -53,13 +53,7 @@ fn severity(s: &str) -> Result<f64, String> {
 /// Runs `tinyvae faults`.
 pub fn run(args: Args) -> Result<()> {
     let size = (args.data.width, args.data.height);
-    let mut test = args.data.load_test(size, args.seed)?;
-    if let Some(class) = &args.data.normal_class {
-        test = test.filter_class(test.class_index(class)?)?;
-    }
-    if let Some(n) = args.data.limit {
-        test = test.take(n);
-    }
+    let test = args.data.load_test_selected(size, args.seed)?;
     let opts = GalleryOptions {
         seed: args.seed,
         digits: args.digits,

@@ -9,6 +9,7 @@ mod card;
 mod compress;
 mod demo;
 mod denoise;
+mod detect;
 mod emulate;
 mod eval;
 mod export;
@@ -59,6 +60,8 @@ enum Command {
     Denoise(denoise::Args),
     /// Every simulated sensor fault on a few test digits: a picture and a table.
     Faults(faults::Args),
+    /// The fault detector on the device twin: per-fault AUROC, recall and false positives.
+    Detect(detect::Args),
     /// Per-class one-class AUROC table beside Deep SVDD.
     Oneclass(oneclass::Args),
     /// Classify digits from a frozen encoder's codes with 100, 1,000 or all labels,
@@ -102,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         Command::Traverse(a) => traverse::run(a),
         Command::Denoise(a) => denoise::run(a),
         Command::Faults(a) => faults::run(a),
+        Command::Detect(a) => detect::run(a),
         Command::Oneclass(a) => oneclass::run(a),
         Command::Probe(a) => probe::run(a),
         Command::LatentMap(a) => latent_map::run(a),

@@ -32,6 +32,7 @@
 pub mod code;
 pub mod demo_frames;
 pub mod dense;
+pub mod detect;
 pub mod fixed;
 pub mod latent;
 pub mod math;

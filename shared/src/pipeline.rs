@@ -11,10 +11,11 @@
 //! instructions per request). As calls, they keep this crate's opt-level.
 
 use crate::code::{self, Code, MAX_CODE_BITS, MIN_CODE_BITS};
+use crate::detect::{self, RawTerms};
 use crate::fixed::{mul_q16, Q16};
 use crate::latent::kl_q16;
 use crate::model::{Model, MAX_WIDTH};
-use crate::protocol::{ErrorCode, Latent, Pixels, ScoreReport, MAX_LATENT};
+use crate::protocol::{ErrorCode, Latent, Pixels, ScoreReport, MAX_LATENT, MAX_PIXELS};
 use crate::rng::Gaussian;
 use crate::{dense::requantize, score};
 
@@ -284,4 +285,33 @@ pub fn compress(
     let head = encode_head(model, ws, image)?;
     // mu is at most MAX_LATENT values, and `bits` was checked above.
     Ok(code::pack_checked(&head[..head.len() / 2], bits))
+}
+
+/// Encodes `image`, decodes mu and reads every fault-detector term of the image
+/// against its reconstruction ([`detect::raw_terms`]); the negative ELBO at `z = mu`
+/// is the first term.
+#[inline(never)] // keeps opt-level 3 under a size-optimized caller: see the module docs
+pub fn detector_terms(
+    model: &Model<'_>,
+    ws: &mut Workspace,
+    image: &[u8],
+) -> Result<RawTerms, InferError> {
+    let head = encode_head(model, ws, image)?;
+    let latent = head.len() / 2;
+    let kl = kl_q16(&head[..latent], &head[latent..]);
+    let mut mu = [0; MAX_LATENT];
+    mu[..latent].copy_from_slice(&head[..latent]);
+    let logits = decode_logits(model, ws, &mu[..latent])?;
+    let recon = score::reconstruction(model.likelihood, &model.tables, image, logits);
+    let mut pixels = [0u8; MAX_PIXELS];
+    for (p, &q) in pixels.iter_mut().zip(logits) {
+        *p = model.tables.pixel(q);
+    }
+    Ok(detect::raw_terms(
+        image,
+        &pixels[..image.len()],
+        model.input_width,
+        model.input_height,
+        recon.saturating_add(kl),
+    ))
 }

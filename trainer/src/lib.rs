@@ -46,6 +46,7 @@ pub mod card;
 pub mod checkpoint;
 pub mod compress;
 pub mod denoise;
+pub mod detector;
 pub mod eval;
 pub mod export;
 pub mod fault_gallery;

@@ -1,0 +1,72 @@
+//! `tinyvae detect`: the fault detector (`tinyvae_shared::detect`) fitted on half of the
+//! clean test frames and reported, on the device twin, per fault kind against the
+//! other half (`tinyvae_trainer::detector::fault_report`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use tinyvae_shared::model_file;
+use tinyvae_trainer::detector::{fault_report, FitOptions};
+
+use crate::args::DataArgs;
+
+/// Arguments of `tinyvae detect`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Args {
+    /// Device model (`STEM.safetensors` from `tinyvae export`, or a bare model image).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Seed of the clean split and of the faults.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Each term's scale reaches from the clean median to this quantile, in (0.5, 1).
+    #[arg(long, default_value_t = 0.995, value_parser = open_quantile)]
+    pub quantile: f64,
+    /// False-positive rate the threshold is set at on the fitting frames, in (0, 1).
+    #[arg(long, default_value_t = 0.01, value_parser = open_fraction)]
+    pub fpr: f64,
+    /// Also write the report (fitted parameters included) as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Parses a number strictly between `lo` and 1.
+fn between(s: &str, lo: f64) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > lo && v < 1.0 => Ok(v),
+        _ => Err(format!("expected a number between {lo} and 1, got {s:?}")),
+    }
+}
+
+/// A quantile in (0.5, 1).
+fn open_quantile(s: &str) -> Result<f64, String> {
+    between(s, 0.5)
+}
+
+/// A fraction in (0, 1).
+fn open_fraction(s: &str) -> Result<f64, String> {
+    between(s, 0.0)
+}
+
+/// Runs `tinyvae detect`.
+pub fn run(args: Args) -> Result<()> {
+    let file = model_file::load(&args.model)?;
+    let model = file.model()?;
+    let size = (model.input_width, model.input_height);
+    let clean = args.data.load_test_selected(size, args.seed)?;
+    let options = FitOptions {
+        quantile: args.quantile,
+        fpr: args.fpr,
+    };
+    let report = fault_report(&model, &clean, args.seed, options)
+        .with_context(|| format!("fault report of {}", args.model.display()))?;
+    print!("{}", report.markdown());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

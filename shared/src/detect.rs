@@ -1,0 +1,424 @@
+//! The fault detector: several integer statistics of a frame and of its
+//! reconstruction, each standardized against clean frames, and the largest of them.
+//!
+//! The negative ELBO alone (the [`score`](crate::score) module) is one-sided: a fault
+//! that removes ink (dead pixels, a dark occlusion, a lens out of focus) leaves an
+//! image that is *easier* to explain, so its score drops. The detector therefore reads
+//! several [`Term`]s, each with its own centre and scales fitted on clean frames only
+//! ([`TermParams`]): the ELBO in both directions (a frame far too likely is out of
+//! distribution too, Nalisnick et al. 2019), the confident missing and excess ink of
+//! the residual, local pixel statistics a sensor fault breaks (holes in strokes,
+//! isolated hot pixels, hard straight cuts) and where the ink's centroid lies.
+//!
+//! Each term's standardized value is `z = (raw - centre) / scale_high` above the centre
+//! and `(centre - raw) / scale_low` below it (a zero scale turns that side off), in
+//! Q16. The frame's score is the largest `z`; the term that gave it is the one that
+//! *fired*. One threshold on that score (1.0 = the edge of the clean frames the scales
+//! were fitted on) gives the verdict. Everything is integer arithmetic, so the host and
+//! every core compute the same bits.
+
+use crate::fixed::{saturate_i64, Q16, Q16_ONE};
+use crate::math::div_rem_u64;
+use core::num::NonZeroU32;
+
+/// One statistic the detector reads.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+#[repr(u8)]
+pub enum Term {
+    /// The negative ELBO at `z = mu` (Q16 nats), both directions: high is an input the
+    /// model cannot explain, low one it explains too well (a blank or washed-out frame).
+    Elbo = 0,
+    /// Pixels the reconstruction draws as ink (more than half scale above the input)
+    /// that the input lacks.
+    MissingInk = 1,
+    /// Pixels the input has as ink (more than half scale above the reconstruction) that
+    /// the reconstruction lacks.
+    ExcessInk = 2,
+    /// Dark pixels inside a stroke: below a quarter of full scale with both neighbours
+    /// left and right, or both above and below, above half scale. Dead pixels.
+    Holes = 3,
+    /// Bright pixels (above 3/4 of full scale) whose four neighbours are all below a
+    /// quarter: hot pixels, salt noise.
+    Spikes = 4,
+    /// Hard edges between a bright pixel (at least 5/8 of full scale) and a pixel at
+    /// exactly 0, running on for two pixels along a straight line: strokes cut by an
+    /// occluder or a dead region (a clean stroke fades out over a pixel or two).
+    Cuts = 5,
+    /// The ink centroid's column, in 1/256 pixel, both directions.
+    CentroidX = 6,
+    /// The ink centroid's row, in 1/256 pixel, both directions.
+    CentroidY = 7,
+    /// Total ink (the sum of the pixels), both directions: offset drift, gain loss,
+    /// saturation, an inverted or blank frame.
+    Ink = 8,
+    /// Bright pixels (at least 7/8 of full scale), both directions: too few is a lens
+    /// out of focus, a gain loss or vignetting; too many is saturation or glare.
+    Bright = 9,
+    /// Mid-tone pixels (between 1/8 and 7/8 of full scale), both directions: blur
+    /// spreads a stroke's edge over more of them, saturation leaves none.
+    Midtones = 10,
+    /// Solid pixels: at least 7/8 of full scale with all four neighbours too. A stroke is
+    /// two or three pixels wide; a glare patch or a saturated blob is solid.
+    Solid = 11,
+}
+
+/// How many [`Term`]s there are.
+pub const TERMS: usize = 12;
+
+impl Term {
+    /// Every term, in the order of their indices.
+    pub const ALL: [Term; TERMS] = [
+        Term::Elbo,
+        Term::MissingInk,
+        Term::ExcessInk,
+        Term::Holes,
+        Term::Spikes,
+        Term::Cuts,
+        Term::CentroidX,
+        Term::CentroidY,
+        Term::Ink,
+        Term::Bright,
+        Term::Midtones,
+        Term::Solid,
+    ];
+
+    /// The term with index `i`.
+    pub fn from_index(i: u8) -> Option<Term> {
+        Term::ALL.get(i as usize).copied()
+    }
+
+    /// Short name for reports and the OLED (at most 8 characters).
+    pub fn name(self) -> &'static str {
+        match self {
+            Term::Elbo => "elbo",
+            Term::MissingInk => "missing",
+            Term::ExcessInk => "excess",
+            Term::Holes => "holes",
+            Term::Spikes => "spikes",
+            Term::Cuts => "cuts",
+            Term::CentroidX => "centre-x",
+            Term::CentroidY => "centre-y",
+            Term::Ink => "ink",
+            Term::Bright => "bright",
+            Term::Midtones => "midtones",
+            Term::Solid => "solid",
+        }
+    }
+}
+
+/// Half of full scale: the residual terms count differences above it.
+const HALF: i32 = 128;
+/// A quarter of full scale.
+const QUARTER: i32 = 64;
+/// Three quarters of full scale.
+const THREE_QUARTERS: i32 = 192;
+/// Bright: at least 7/8 of full scale.
+const BRIGHT: i32 = 224;
+/// Mid-tones start above 1/8 of full scale.
+const DARK: i32 = 32;
+/// A cut's bright side is at least this bright (5/8 of full scale).
+const CUT_BRIGHT: i32 = 160;
+
+/// The raw value of every term for one frame.
+pub type RawTerms = [i32; TERMS];
+
+/// Computes every term of `image` (`width` x `height`, row major) against its
+/// reconstruction `recon` (pixels) and its negative ELBO `elbo` (Q16).
+pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: Q16) -> RawTerms {
+    let mut missing = 0;
+    let mut excess = 0;
+    let mut ink: i64 = 0;
+    let (mut bright, mut midtones) = (0, 0);
+    let mut sum_x: i64 = 0;
+    let mut sum_y: i64 = 0;
+    for (i, (&x, &r)) in image.iter().zip(recon).enumerate() {
+        let (x, r) = (i32::from(x), i32::from(r));
+        if r - x > HALF {
+            missing += 1;
+        } else if x - r > HALF {
+            excess += 1;
+        }
+        if x >= BRIGHT {
+            bright += 1;
+        } else if x > DARK {
+            midtones += 1;
+        }
+        ink += i64::from(x);
+        if width > 0 {
+            sum_x += i64::from(x) * (i % width) as i64;
+            sum_y += i64::from(x) * (i / width) as i64;
+        }
+    }
+    let (holes, spikes, cuts, solid) = local_counts(image, width, height);
+    let centroid = |sum: i64, span: usize| -> i32 {
+        match NonZeroU32::new(u32::try_from(ink).unwrap_or(u32::MAX)) {
+            // (sum * 256 + ink / 2) / ink: 1/256 pixel, rounded.
+            Some(d) => div_rem_u64((sum as u64) * 256 + u64::from(d.get() / 2), d).0 as i32,
+            // A blank frame's centroid is the middle.
+            None => (span as i32) * 128,
+        }
+    };
+    let mut raw = [0; TERMS];
+    raw[Term::Elbo as usize] = elbo;
+    raw[Term::MissingInk as usize] = missing;
+    raw[Term::ExcessInk as usize] = excess;
+    raw[Term::Holes as usize] = holes;
+    raw[Term::Spikes as usize] = spikes;
+    raw[Term::Cuts as usize] = cuts;
+    raw[Term::CentroidX as usize] = centroid(sum_x, width.saturating_sub(1));
+    raw[Term::CentroidY as usize] = centroid(sum_y, height.saturating_sub(1));
+    raw[Term::Ink as usize] = saturate_i64(ink);
+    raw[Term::Bright as usize] = bright;
+    raw[Term::Midtones as usize] = midtones;
+    raw[Term::Solid as usize] = solid;
+    raw
+}
+
+/// Holes, spikes, cuts and solid pixels of `image` (see [`Term`]); border pixels only
+/// as neighbours.
+fn local_counts(image: &[u8], width: usize, height: usize) -> (i32, i32, i32, i32) {
+    let (mut holes, mut spikes, mut cuts, mut solid) = (0, 0, 0, 0);
+    if width < 3 || height < 3 || image.len() < width * height {
+        return (0, 0, 0, 0);
+    }
+    let px = |x: usize, y: usize| i32::from(image[y * width + x]);
+    // A hard edge between two pixels: one at exactly 0, the other bright.
+    let hard = |a: i32, b: i32| a.min(b) == 0 && a.max(b) >= CUT_BRIGHT;
+    for y in 0..height - 1 {
+        for x in 0..width - 1 {
+            let here = px(x, y);
+            let right = px(x + 1, y);
+            let below = px(x, y + 1);
+            let diagonal = px(x + 1, y + 1);
+            // A horizontal edge (x | x+1) continued on the row below, same way round.
+            if hard(here, right) && hard(below, diagonal) && (here == 0) == (below == 0) {
+                cuts += 1;
+            }
+            // A vertical edge (y / y+1) continued in the next column, same way round.
+            if hard(here, below) && hard(right, diagonal) && (here == 0) == (right == 0) {
+                cuts += 1;
+            }
+            if x == 0 || y == 0 {
+                continue;
+            }
+            let (left, above) = (px(x - 1, y), px(x, y - 1));
+            if here < QUARTER && (left.min(right) > HALF || above.min(below) > HALF) {
+                holes += 1;
+            }
+            if here > THREE_QUARTERS && left.max(right).max(above).max(below) < QUARTER {
+                spikes += 1;
+            }
+            if here.min(left).min(right).min(above).min(below) >= BRIGHT {
+                solid += 1;
+            }
+        }
+    }
+    (holes, spikes, cuts, solid)
+}
+
+/// A term's centre and scales, fitted on clean frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TermParams {
+    /// The clean frames' typical raw value.
+    pub centre: i32,
+    /// Raw units that make 1.0 above the centre; 0 turns the upper side off.
+    pub scale_high: i32,
+    /// Raw units that make 1.0 below the centre; 0 turns the lower side off.
+    pub scale_low: i32,
+}
+
+impl TermParams {
+    /// The standardized value of `raw`, Q16, never negative (saturating).
+    pub fn z(&self, raw: i32) -> Q16 {
+        let (distance, scale) = if raw >= self.centre {
+            (i64::from(raw) - i64::from(self.centre), self.scale_high)
+        } else {
+            (i64::from(self.centre) - i64::from(raw), self.scale_low)
+        };
+        let Some(scale) = u32::try_from(scale).ok().and_then(NonZeroU32::new) else {
+            return 0;
+        };
+        // distance < 2^33, so distance << 16 < 2^49: no overflow.
+        let q = div_rem_u64((distance as u64) << 16, scale).0;
+        saturate_i64(q as i64)
+    }
+}
+
+/// Every term's parameters and the threshold on the largest standardized term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DetectorParams {
+    /// One entry per [`Term`], in index order.
+    pub terms: [TermParams; TERMS],
+    /// Frames scoring above this are anomalous, Q16 (1.0 = the fitted edge).
+    pub threshold: Q16,
+}
+
+impl Default for DetectorParams {
+    /// Every term off, threshold 1.0: nothing fires until calibrated.
+    fn default() -> Self {
+        Self {
+            terms: [TermParams::default(); TERMS],
+            threshold: Q16_ONE,
+        }
+    }
+}
+
+/// A frame's verdict: the largest standardized term and which one it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Detection {
+    /// Every term's standardized value, Q16.
+    pub z: [Q16; TERMS],
+    /// The largest of `z`, Q16.
+    pub score: Q16,
+    /// The term that gave `score` (the first, on a tie).
+    pub fired: Term,
+    /// `score > threshold`.
+    pub anomalous: bool,
+}
+
+impl DetectorParams {
+    /// Standardizes `raw` and applies the threshold.
+    pub fn detect(&self, raw: &RawTerms) -> Detection {
+        let mut z = [0; TERMS];
+        let mut best = 0;
+        for i in 0..TERMS {
+            z[i] = self.terms[i].z(raw[i]);
+            if z[i] > z[best] {
+                best = i;
+            }
+        }
+        Detection {
+            z,
+            score: z[best],
+            fired: Term::ALL[best],
+            anomalous: z[best] > self.threshold,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blank() -> [u8; 28 * 28] {
+        [0; 28 * 28]
+    }
+
+    /// A vertical bar, columns 12..16, rows 6..22, with soft edges.
+    fn bar() -> [u8; 28 * 28] {
+        let mut img = blank();
+        for y in 6..22 {
+            img[y * 28 + 11] = 90;
+            for x in 12..16 {
+                img[y * 28 + x] = 255;
+            }
+            img[y * 28 + 16] = 90;
+        }
+        img
+    }
+
+    #[test]
+    fn a_clean_bar_has_no_holes_spikes_or_cuts() {
+        let img = bar();
+        let raw = raw_terms(&img, &img, 28, 28, 5 << 16);
+        assert_eq!(raw[Term::Holes as usize], 0);
+        assert_eq!(raw[Term::Spikes as usize], 0);
+        // The bar's top and bottom rows end hard (255 next to 0) along straight lines.
+        assert_eq!(raw[Term::Cuts as usize], 2 * 3);
+        assert_eq!(raw[Term::MissingInk as usize], 0);
+        assert_eq!(raw[Term::Elbo as usize], 5 << 16);
+        // Centroid: column 13.5, row 13.5, in 1/256 px.
+        assert_eq!(raw[Term::CentroidX as usize], 3456);
+        assert_eq!(raw[Term::CentroidY as usize], 3456);
+    }
+
+    #[test]
+    fn each_local_fault_moves_its_term() {
+        let clean = bar();
+        let mut dead = clean;
+        dead[10 * 28 + 13] = 0;
+        dead[14 * 28 + 14] = 0;
+        assert_eq!(raw_terms(&dead, &clean, 28, 28, 0)[Term::Holes as usize], 2);
+        assert_eq!(
+            raw_terms(&dead, &clean, 28, 28, 0)[Term::MissingInk as usize],
+            2
+        );
+        let mut hot = clean;
+        hot[3 * 28 + 3] = 255;
+        assert_eq!(raw_terms(&hot, &clean, 28, 28, 0)[Term::Spikes as usize], 1);
+        assert_eq!(
+            raw_terms(&hot, &clean, 28, 28, 0)[Term::ExcessInk as usize],
+            1
+        );
+        // A dark band across the bar: two new straight cuts of the 4-wide stroke.
+        let mut cut = clean;
+        for x in 0..28 {
+            cut[13 * 28 + x] = 0;
+            cut[14 * 28 + x] = 0;
+        }
+        let cuts = raw_terms(&cut, &clean, 28, 28, 0)[Term::Cuts as usize];
+        assert_eq!(cuts, 2 * 3 + 2 * 3);
+    }
+
+    #[test]
+    fn a_blank_frame_has_its_centroid_in_the_middle() {
+        let raw = raw_terms(&blank(), &blank(), 28, 28, 0);
+        assert_eq!(raw[Term::Ink as usize], 0);
+        assert_eq!(raw[Term::CentroidX as usize], 27 * 128);
+    }
+
+    #[test]
+    fn standardization_is_two_sided_and_can_be_switched_off() {
+        let p = TermParams {
+            centre: 100,
+            scale_high: 10,
+            scale_low: 0,
+        };
+        assert_eq!(p.z(110), Q16_ONE);
+        assert_eq!(p.z(125), Q16_ONE * 5 / 2);
+        assert_eq!(p.z(50), 0);
+        let p = TermParams { scale_low: 20, ..p };
+        assert_eq!(p.z(60), 2 * Q16_ONE);
+        assert_eq!(
+            TermParams {
+                centre: i32::MIN,
+                scale_high: 1,
+                scale_low: 1
+            }
+            .z(i32::MAX),
+            i32::MAX
+        );
+    }
+
+    #[test]
+    fn the_largest_term_fires() {
+        let mut params = DetectorParams::default();
+        params.terms[Term::Holes as usize] = TermParams {
+            centre: 0,
+            scale_high: 2,
+            scale_low: 0,
+        };
+        params.terms[Term::Elbo as usize] = TermParams {
+            centre: 100 << 16,
+            scale_high: 20 << 16,
+            scale_low: 10 << 16,
+        };
+        let mut raw = [0; TERMS];
+        raw[Term::Elbo as usize] = 75 << 16; // 2.5 below
+        raw[Term::Holes as usize] = 4; // 2.0 above
+        let d = params.detect(&raw);
+        assert_eq!(d.fired, Term::Elbo);
+        assert_eq!(d.score, 5 * Q16_ONE / 2);
+        assert!(d.anomalous);
+        raw[Term::Elbo as usize] = 100 << 16;
+        raw[Term::Holes as usize] = 2;
+        let d = params.detect(&raw);
+        assert_eq!(
+            (d.fired, d.score, d.anomalous),
+            (Term::Holes, Q16_ONE, false)
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! Fitting the fault detector ([`tinyvae_shared::detect`]) on clean frames, and the
+//! per-fault report: AUROC, recall at the threshold and the false-positive rate, for
+//! every kind of [`Corruption`], with the plain negative ELBO beside it.
+//!
+//! Everything runs on the device twin ([`pipeline::detector_terms`]), so the numbers are
+//! the device's. The clean test frames are split in two (seeded): the first half fits
+//! each term's centre and scales and sets the threshold; the second half and its
+//! faulted copies are scored against them, so no frame both sets the threshold and is
+//! judged by it.
+
+use serde::Serialize;
+use tinyvae_datasets::corrupt::{corrupt_each, Corruption};
+use tinyvae_datasets::metrics::auroc;
+use tinyvae_datasets::Dataset;
+use tinyvae_shared::detect::{DetectorParams, RawTerms, Term, TermParams, TERMS};
+use tinyvae_shared::fixed::{q16_to_f64, Q16_ONE};
+use tinyvae_shared::model::Model;
+use tinyvae_shared::pipeline::{self, InferError, Workspace};
+
+/// How the detector is fitted. `Default` is what export and the report use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitOptions {
+    /// Each term's scale reaches from its median to this quantile of the clean frames
+    /// (and to `1 - quantile` below, for a two-sided term).
+    pub quantile: f64,
+    /// False-positive rate the threshold on the largest standardized term is set at.
+    pub fpr: f64,
+}
+
+impl Default for FitOptions {
+    /// Scales to the 99.5% quantile, threshold at 1% false positives.
+    fn default() -> Self {
+        Self {
+            quantile: 0.995,
+            fpr: 0.01,
+        }
+    }
+}
+
+/// Whether a term flags values below its centre too.
+pub fn two_sided(term: Term) -> bool {
+    matches!(
+        term,
+        Term::Elbo | Term::CentroidX | Term::CentroidY | Term::Ink | Term::Bright | Term::Midtones
+    )
+}
+
+/// The smallest scale a term may have, in its raw units: one nat for the ELBO, a
+/// quarter pixel for a centroid, one full-scale pixel of ink, one pixel for a count.
+/// Without it a term that never moves on clean frames (spikes are usually 0) would call
+/// any change infinitely anomalous.
+fn min_scale(term: Term) -> i32 {
+    match term {
+        Term::Elbo => Q16_ONE,
+        Term::CentroidX | Term::CentroidY => 64,
+        Term::Ink => 255,
+        _ => 1,
+    }
+}
+
+/// The `q` quantile of sorted `v` (nearest rank).
+fn quantile(sorted: &[i32], q: f64) -> i32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Fits every term on `clean` frames' raw terms and sets the threshold at
+/// `options.fpr` of them.
+pub fn fit(clean: &[RawTerms], options: FitOptions) -> DetectorParams {
+    let mut params = DetectorParams::default();
+    for term in Term::ALL {
+        let mut v: Vec<i32> = clean.iter().map(|r| r[term as usize]).collect();
+        v.sort_unstable();
+        let centre = quantile(&v, 0.5);
+        let floor = min_scale(term);
+        let high = quantile(&v, options.quantile)
+            .saturating_sub(centre)
+            .max(floor);
+        let low = if two_sided(term) {
+            centre
+                .saturating_sub(quantile(&v, 1.0 - options.quantile))
+                .max(floor)
+        } else {
+            0
+        };
+        params.terms[term as usize] = TermParams {
+            centre,
+            scale_high: high,
+            scale_low: low,
+        };
+    }
+    let mut scores: Vec<i32> = clean.iter().map(|r| params.detect(r).score).collect();
+    scores.sort_unstable();
+    // Above the (1 - fpr) quantile, and never below 1.0 (the fitted edge).
+    params.threshold = quantile(&scores, 1.0 - options.fpr).max(Q16_ONE);
+    params
+}
+
+/// Every frame's raw terms on the device twin.
+pub fn terms_of(model: &Model<'_>, frames: &Dataset) -> Result<Vec<RawTerms>, InferError> {
+    let mut ws = Workspace::new();
+    (0..frames.len())
+        .map(|i| pipeline::detector_terms(model, &mut ws, frames.image_u8(i)))
+        .collect()
+}
+
+/// One fault kind's row of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRow {
+    /// The fault.
+    pub kind: &'static str,
+    /// Its family.
+    pub family: &'static str,
+    /// Held out from tuning the detector.
+    pub held_out: bool,
+    /// AUROC of the negative ELBO alone (the score before the detector).
+    pub auroc_elbo: f64,
+    /// AUROC of the detector's score.
+    pub auroc: f64,
+    /// Faulted frames above the threshold.
+    pub recall: f64,
+    /// The term that fired most often on this kind's flagged frames.
+    pub fired: Option<&'static str>,
+}
+
+/// The per-fault report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultReport {
+    /// The fitted detector.
+    pub params: DetectorParams,
+    /// Clean frames that fitted it.
+    pub fit_frames: usize,
+    /// Clean frames scored (and faulted copies of each, per kind).
+    pub eval_frames: usize,
+    /// Clean scored frames above the threshold.
+    pub false_positive_rate: f64,
+    /// One row per kind, in [`Corruption::ALL`] order.
+    pub rows: Vec<FaultRow>,
+    /// AUROC of every kind pooled (the tuned kinds and the held-out kinds).
+    pub pooled_auroc: f64,
+    /// AUROC of the tuned kinds pooled.
+    pub tuned_auroc: f64,
+    /// AUROC of the held-out kinds pooled.
+    pub held_out_auroc: f64,
+    /// The same pooled AUROC for the negative ELBO alone.
+    pub pooled_auroc_elbo: f64,
+}
+
+/// Why the report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The model refused a frame.
+    #[error("the device model refused a frame: {0}")]
+    Infer(#[from] InferError),
+    /// Too few clean frames to split.
+    #[error("the fault report needs at least 4 clean frames, got {0}")]
+    TooFew(usize),
+}
+
+/// Fits the detector on half of `clean` (seeded) and reports it on the other half
+/// against a faulted copy of that half per kind.
+pub fn fault_report(
+    model: &Model<'_>,
+    clean: &Dataset,
+    seed: u64,
+    options: FitOptions,
+) -> Result<FaultReport, ReportError> {
+    if clean.len() < 4 {
+        return Err(ReportError::TooFew(clean.len()));
+    }
+    let (fit_set, eval_set) = clean.split(0.5, seed);
+    let params = fit(&terms_of(model, &fit_set)?, options);
+    let clean_terms = terms_of(model, &eval_set)?;
+    let clean_scores: Vec<f64> = clean_terms
+        .iter()
+        .map(|r| q16_to_f64(params.detect(r).score))
+        .collect();
+    let clean_elbo: Vec<f64> = clean_terms
+        .iter()
+        .map(|r| q16_to_f64(r[Term::Elbo as usize]))
+        .collect();
+    let threshold = q16_to_f64(params.threshold);
+    let above = |s: &[f64]| s.iter().filter(|&&v| v > threshold).count() as f64 / s.len() as f64;
+    let mut rows = Vec::new();
+    let (mut all, mut tuned, mut held, mut all_elbo) = (vec![], vec![], vec![], vec![]);
+    for kind in Corruption::ALL {
+        let faulted = corrupt_each(&eval_set, kind, seed);
+        let terms = terms_of(model, &faulted)?;
+        let detections: Vec<_> = terms.iter().map(|r| params.detect(r)).collect();
+        let scores: Vec<f64> = detections.iter().map(|d| q16_to_f64(d.score)).collect();
+        let elbo: Vec<f64> = terms
+            .iter()
+            .map(|r| q16_to_f64(r[Term::Elbo as usize]))
+            .collect();
+        let mut fired = [0usize; TERMS];
+        for d in detections.iter().filter(|d| d.anomalous) {
+            fired[d.fired as usize] += 1;
+        }
+        let top = (0..TERMS)
+            .max_by_key(|&i| fired[i])
+            .filter(|&i| fired[i] > 0);
+        rows.push(FaultRow {
+            kind: kind.name(),
+            family: kind.family().name(),
+            held_out: kind.held_out(),
+            auroc_elbo: two_class_auroc(&clean_elbo, &elbo),
+            auroc: two_class_auroc(&clean_scores, &scores),
+            recall: above(&scores),
+            fired: top.map(|i| Term::ALL[i].name()),
+        });
+        if kind.held_out() {
+            held.extend(&scores);
+        } else {
+            tuned.extend(&scores);
+        }
+        all.extend(&scores);
+        all_elbo.extend(&elbo);
+    }
+    Ok(FaultReport {
+        params,
+        fit_frames: fit_set.len(),
+        eval_frames: eval_set.len(),
+        false_positive_rate: above(&clean_scores),
+        rows,
+        pooled_auroc: two_class_auroc(&clean_scores, &all),
+        tuned_auroc: two_class_auroc(&clean_scores, &tuned),
+        held_out_auroc: two_class_auroc(&clean_scores, &held),
+        pooled_auroc_elbo: two_class_auroc(&clean_elbo, &all_elbo),
+    })
+}
+
+/// AUROC of `positive` scores against `negative` ones (0.5 when either is empty).
+fn two_class_auroc(negative: &[f64], positive: &[f64]) -> f64 {
+    let mut scores = negative.to_vec();
+    scores.extend(positive);
+    let mut labels = vec![false; negative.len()];
+    labels.extend(vec![true; positive.len()]);
+    auroc(&scores, &labels).unwrap_or(0.5)
+}
+
+impl FaultReport {
+    /// The report as a markdown table with a summary line.
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| fault | family | held out | AUROC, -ELBO alone | AUROC, detector | recall at threshold | term that fired most |\n|---|---|---|---|---|---|---|\n",
+        );
+        for r in &self.rows {
+            out.push_str(&format!(
+                "| {} | {} | {} | {:.3} | {:.3} | {:.1}% | {} |\n",
+                r.kind,
+                r.family,
+                if r.held_out { "yes" } else { "" },
+                r.auroc_elbo,
+                r.auroc,
+                100.0 * r.recall,
+                r.fired.unwrap_or("-"),
+            ));
+        }
+        out.push_str(&format!(
+            "\nPooled AUROC {:.4} (tuned kinds {:.4}, held out {:.4}; -ELBO alone {:.4}); threshold {:.3} gives {:.2}% false positives on {} clean frames it was not set on ({} fitted it).\n",
+            self.pooled_auroc,
+            self.tuned_auroc,
+            self.held_out_auroc,
+            self.pooled_auroc_elbo,
+            q16_to_f64(self.params.threshold),
+            100.0 * self.false_positive_rate,
+            self.eval_frames,
+            self.fit_frames,
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(elbo: i32, holes: i32) -> RawTerms {
+        let mut r = [0; TERMS];
+        r[Term::Elbo as usize] = elbo;
+        r[Term::Holes as usize] = holes;
+        r
+    }
+
+    #[test]
+    fn fit_centres_on_the_median_and_scales_to_the_quantile() {
+        // ELBO 100..=299 nats, holes 0 except four frames with 1..=4.
+        let clean: Vec<RawTerms> = (0..200)
+            .map(|i| frame((100 + i) << 16, if i >= 196 { i - 195 } else { 0 }))
+            .collect();
+        let p = fit(
+            &clean,
+            FitOptions {
+                quantile: 0.99,
+                fpr: 0.01,
+            },
+        );
+        let elbo = p.terms[Term::Elbo as usize];
+        assert_eq!(elbo.centre, 200 << 16); // rank round(199 * 0.5) = 100
+        assert_eq!(elbo.scale_high, (297 - 200) << 16); // rank round(199 * 0.99) = 197
+        assert_eq!(elbo.scale_low, (200 - 102) << 16); // rank round(199 * 0.01) = 2
+        let holes = p.terms[Term::Holes as usize];
+        assert_eq!((holes.centre, holes.scale_high, holes.scale_low), (0, 2, 0));
+        // A term that never moves keeps the floor, so one count is not infinite.
+        assert_eq!(p.terms[Term::Spikes as usize].scale_high, 1);
+        // 1% of the fitting frames lie above the threshold at most.
+        let above = clean.iter().filter(|r| p.detect(r).anomalous).count();
+        assert!(above <= 2, "{above}");
+        assert!(p.threshold >= Q16_ONE);
+        // A frame with many holes and an ordinary ELBO fires on holes.
+        let d = p.detect(&frame(200 << 16, 9));
+        assert!(d.anomalous);
+        assert_eq!(d.fired, Term::Holes);
+        // A frame far too likely fires on the ELBO (the low side).
+        let d = p.detect(&frame(0, 0));
+        assert!(d.anomalous);
+        assert_eq!(d.fired, Term::Elbo);
+    }
+
+    #[test]
+    fn quantiles_use_the_nearest_rank() {
+        let v = [1, 2, 3, 4, 5];
+        assert_eq!(quantile(&v, 0.0), 1);
+        assert_eq!(quantile(&v, 0.5), 3);
+        assert_eq!(quantile(&v, 1.0), 5);
+        assert_eq!(quantile(&[], 0.5), 0);
+    }
+}
