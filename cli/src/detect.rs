@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use tinyvae_shared::model_file;
 use tinyvae_trainer::detector::{fault_report, FitOptions};
+use tinyvae_trainer::fault_gallery::save_gallery;
 
 use crate::args::DataArgs;
 
@@ -22,7 +23,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Each term's scale reaches from the clean median to this quantile, in (0.5, 1).
-    #[arg(long, default_value_t = 0.995, value_parser = open_quantile)]
+    #[arg(long, default_value_t = 0.99, value_parser = open_quantile)]
     pub quantile: f64,
     /// False-positive rate the threshold is set at on the fitting frames, in (0, 1).
     #[arg(long, default_value_t = 0.01, value_parser = open_fraction)]
@@ -30,6 +31,9 @@ pub struct Args {
     /// Also write the report (fitted parameters included) as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also draw each kind's lowest-scored faulted frames (the misses) as a PNG here.
+    #[arg(long)]
+    pub misses: Option<PathBuf>,
 }
 
 /// Parses a number strictly between `lo` and 1.
@@ -66,6 +70,11 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.misses {
+        save_gallery(path, &report.misses(), 3)
+            .with_context(|| format!("drawing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

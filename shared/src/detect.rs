@@ -63,10 +63,16 @@ pub enum Term {
     /// Solid pixels: at least 7/8 of full scale with all four neighbours too. A stroke is
     /// two or three pixels wide; a glare patch or a saturated blob is solid.
     Solid = 11,
+    /// Rows from the first to the last that hold a pixel above half scale, both
+    /// directions: a digit zoomed, shrunk or pushed off the frame.
+    Height = 12,
+    /// Columns from the first to the last that hold a pixel above half scale, both
+    /// directions.
+    Width = 13,
 }
 
 /// How many [`Term`]s there are.
-pub const TERMS: usize = 12;
+pub const TERMS: usize = 14;
 
 impl Term {
     /// Every term, in the order of their indices.
@@ -83,6 +89,8 @@ impl Term {
         Term::Bright,
         Term::Midtones,
         Term::Solid,
+        Term::Height,
+        Term::Width,
     ];
 
     /// The term with index `i`.
@@ -105,6 +113,8 @@ impl Term {
             Term::Bright => "bright",
             Term::Midtones => "midtones",
             Term::Solid => "solid",
+            Term::Height => "height",
+            Term::Width => "width",
         }
     }
 }
@@ -134,6 +144,8 @@ pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: 
     let (mut bright, mut midtones) = (0, 0);
     let mut sum_x: i64 = 0;
     let mut sum_y: i64 = 0;
+    // First and last row and column with a pixel above half scale.
+    let (mut top, mut bottom, mut left, mut right) = (usize::MAX, 0, usize::MAX, 0);
     for (i, (&x, &r)) in image.iter().zip(recon).enumerate() {
         let (x, r) = (i32::from(x), i32::from(r));
         if r - x > HALF {
@@ -147,6 +159,13 @@ pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: 
             midtones += 1;
         }
         ink += i64::from(x);
+        if x > HALF && width > 0 {
+            let (col, row) = (i % width, i / width);
+            top = top.min(row);
+            bottom = bottom.max(row);
+            left = left.min(col);
+            right = right.max(col);
+        }
         if width > 0 {
             sum_x += i64::from(x) * (i % width) as i64;
             sum_y += i64::from(x) * (i / width) as i64;
@@ -174,6 +193,9 @@ pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: 
     raw[Term::Bright as usize] = bright;
     raw[Term::Midtones as usize] = midtones;
     raw[Term::Solid as usize] = solid;
+    // An empty frame spans nothing.
+    raw[Term::Height as usize] = (bottom + 1).saturating_sub(top) as i32;
+    raw[Term::Width as usize] = (right + 1).saturating_sub(left) as i32;
     raw
 }
 
@@ -333,6 +355,15 @@ mod tests {
         // Centroid: column 13.5, row 13.5, in 1/256 px.
         assert_eq!(raw[Term::CentroidX as usize], 3456);
         assert_eq!(raw[Term::CentroidY as usize], 3456);
+        // Rows 6..22, columns 12..16 are above half scale (the soft edges are not).
+        assert_eq!(raw[Term::Height as usize], 16);
+        assert_eq!(raw[Term::Width as usize], 4);
+        // Four pixels per row at full scale, the two edges at 90 are mid-tones, and
+        // the inner two columns' rows 7..21 are solid.
+        assert_eq!(raw[Term::Bright as usize], 16 * 4);
+        assert_eq!(raw[Term::Midtones as usize], 16 * 2);
+        assert_eq!(raw[Term::Solid as usize], 14 * 2);
+        assert_eq!(raw[Term::Ink as usize], 16 * (4 * 255 + 2 * 90));
     }
 
     #[test]
@@ -368,6 +399,8 @@ mod tests {
         let raw = raw_terms(&blank(), &blank(), 28, 28, 0);
         assert_eq!(raw[Term::Ink as usize], 0);
         assert_eq!(raw[Term::CentroidX as usize], 27 * 128);
+        assert_eq!(raw[Term::Height as usize], 0);
+        assert_eq!(raw[Term::Width as usize], 0);
     }
 
     #[test]

@@ -9,13 +9,15 @@
 //! judged by it.
 
 use serde::Serialize;
-use tinyvae_datasets::corrupt::{corrupt_each, Corruption};
+use tinyvae_datasets::corrupt::{corrupt_each, Corruption, Family};
 use tinyvae_datasets::metrics::auroc;
 use tinyvae_datasets::Dataset;
 use tinyvae_shared::detect::{DetectorParams, RawTerms, Term, TermParams, TERMS};
 use tinyvae_shared::fixed::{q16_to_f64, Q16_ONE};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, InferError, Workspace};
+
+use crate::fault_gallery::{Gallery, GalleryRow};
 
 /// How the detector is fitted. `Default` is what export and the report use.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,10 +30,10 @@ pub struct FitOptions {
 }
 
 impl Default for FitOptions {
-    /// Scales to the 99.5% quantile, threshold at 1% false positives.
+    /// Scales to the 99% quantile, threshold at 1% false positives.
     fn default() -> Self {
         Self {
-            quantile: 0.995,
+            quantile: 0.99,
             fpr: 0.01,
         }
     }
@@ -124,7 +126,14 @@ pub struct FaultRow {
     pub recall: f64,
     /// The term that fired most often on this kind's flagged frames.
     pub fired: Option<&'static str>,
+    /// The faulted frames that scored lowest, lowest first, with their scores: the
+    /// misses, when they are below the threshold ([`MISSES`] of them).
+    #[serde(skip)]
+    pub lowest: Vec<(Vec<u8>, f64)>,
 }
+
+/// How many of each kind's lowest-scored frames a [`FaultRow`] keeps.
+pub const MISSES: usize = 6;
 
 /// The per-fault report.
 #[derive(Debug, Clone, Serialize)]
@@ -139,6 +148,9 @@ pub struct FaultReport {
     pub false_positive_rate: f64,
     /// One row per kind, in [`Corruption::ALL`] order.
     pub rows: Vec<FaultRow>,
+    /// Frame width and height.
+    #[serde(skip)]
+    pub size: (usize, usize),
     /// AUROC of every kind pooled (the tuned kinds and the held-out kinds).
     pub pooled_auroc: f64,
     /// AUROC of the tuned kinds pooled.
@@ -202,6 +214,13 @@ pub fn fault_report(
         let top = (0..TERMS)
             .max_by_key(|&i| fired[i])
             .filter(|&i| fired[i] > 0);
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        let lowest = order
+            .iter()
+            .take(MISSES)
+            .map(|&i| (faulted.image_u8(i).to_vec(), scores[i]))
+            .collect();
         rows.push(FaultRow {
             kind: kind.name(),
             family: kind.family().name(),
@@ -210,6 +229,7 @@ pub fn fault_report(
             auroc: two_class_auroc(&clean_scores, &scores),
             recall: above(&scores),
             fired: top.map(|i| Term::ALL[i].name()),
+            lowest,
         });
         if kind.held_out() {
             held.extend(&scores);
@@ -222,6 +242,7 @@ pub fn fault_report(
     Ok(FaultReport {
         params,
         fit_frames: fit_set.len(),
+        size: (clean.width, clean.height),
         eval_frames: eval_set.len(),
         false_positive_rate: above(&clean_scores),
         rows,
@@ -242,6 +263,57 @@ fn two_class_auroc(negative: &[f64], positive: &[f64]) -> f64 {
 }
 
 impl FaultReport {
+    /// The lowest-scored faulted frames of every kind as a picture's content: one
+    /// column per kind (grouped by family), the lowest first. Row labels give the
+    /// rank; the key says how many of each column the threshold missed.
+    pub fn misses(&self) -> Gallery {
+        let kinds: Vec<Corruption> = Family::ALL
+            .iter()
+            .flat_map(|&f| Corruption::ALL.into_iter().filter(move |k| k.family() == f))
+            .collect();
+        let row_of = |kind: Corruption| self.rows.iter().find(|r| r.kind == kind.name());
+        let threshold = q16_to_f64(self.params.threshold);
+        let depth = self.rows.iter().map(|r| r.lowest.len()).max().unwrap_or(0);
+        let rows = (0..depth)
+            .map(|rank| GalleryRow {
+                label: format!("#{}", rank + 1),
+                tiles: kinds
+                    .iter()
+                    .map(|&k| {
+                        row_of(k)
+                            .and_then(|r| r.lowest.get(rank))
+                            .map(|(img, _)| img.clone())
+                            .unwrap_or_default()
+                    })
+                    .collect(),
+            })
+            .collect();
+        let missed: Vec<String> = kinds
+            .iter()
+            .filter_map(|&k| {
+                let r = row_of(k)?;
+                let n = r.lowest.iter().filter(|(_, s)| *s <= threshold).count();
+                (n > 0).then(|| format!("{} {n}", k.name()))
+            })
+            .collect();
+        Gallery {
+            width: self.size.0,
+            height: self.size.1,
+            kinds,
+            rows,
+            rows_per_digit: depth.max(1),
+            note: format!(
+                "* held out. Each kind's {depth} lowest-scored faulted frames, lowest first; \
+                 below the threshold (missed) of these: {}.",
+                if missed.is_empty() {
+                    "none".to_string()
+                } else {
+                    missed.join(", ")
+                }
+            ),
+        }
+    }
+
     /// The report as a markdown table with a summary line.
     pub fn markdown(&self) -> String {
         let mut out = String::from(

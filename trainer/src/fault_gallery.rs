@@ -58,6 +58,8 @@ pub struct Gallery {
     pub rows: Vec<GalleryRow>,
     /// Rows per digit (1 + the number of severities).
     pub rows_per_digit: usize,
+    /// The key printed under the picture.
+    pub note: String,
 }
 
 /// Every kind applied to the first `opts.digits` images of `test` at each of
@@ -104,6 +106,9 @@ pub fn gallery(test: &Dataset, opts: &GalleryOptions) -> Result<Gallery, Picture
         kinds,
         rows,
         rows_per_digit: 1 + opts.severities.len(),
+        note: "* held out from detector tuning.  Rows: a clean test digit, then its faulted \
+               copies at each severity (x1 = the kind's default)."
+            .into(),
     })
 }
 
@@ -229,13 +234,7 @@ pub fn draw(gallery: &Gallery, scale: usize) -> Canvas {
             }
         }
     }
-    cv.text(
-        lay.left as i64,
-        (bottom + 12) as i64,
-        "* held out from detector tuning.  Rows: a clean test digit, then its faulted copies \
-         at each severity (x1 = the kind's default).",
-        black,
-    );
+    cv.text(lay.left as i64, (bottom + 12) as i64, &gallery.note, black);
     cv
 }
 
