@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use tinyvae_shared::model_file;
-use tinyvae_trainer::detector::{fault_report, FitOptions};
+use tinyvae_trainer::detector::{calibration_report, fault_report, FitOptions};
 use tinyvae_trainer::fault_gallery::save_gallery;
 
 use crate::args::DataArgs;
@@ -31,6 +31,10 @@ pub struct Args {
     /// Also write the report (fitted parameters included) as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also calibrate on this many clean frames the way the device's `Calibrate`
+    /// request does, and compare with the host's fit on the same frames.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(4..))]
+    pub calibrate: Option<u16>,
     /// Also draw each kind's lowest-scored faulted frames (the misses) as a PNG here.
     #[arg(long)]
     pub misses: Option<PathBuf>,
@@ -71,6 +75,11 @@ pub fn run(args: Args) -> Result<()> {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
+    }
+    if let Some(frames) = args.calibrate {
+        let cal = calibration_report(&model, &clean, args.seed, frames, options)
+            .with_context(|| format!("calibration report of {}", args.model.display()))?;
+        print!("\n{}", cal.markdown());
     }
     if let Some(path) = &args.misses {
         save_gallery(path, &report.misses(), 3)

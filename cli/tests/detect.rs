@@ -28,7 +28,12 @@ fn tinyvae(args: &[&str]) -> Output {
 fn the_detector_sees_what_the_elbo_misses() {
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("detect.json");
-    let out = tinyvae(&["--json", json.to_str().expect("utf-8 path")]);
+    let out = tinyvae(&[
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--calibrate",
+        "200",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     ok(out, "tinyvae detect");
     let report: serde_json::Value =
@@ -68,6 +73,19 @@ fn the_detector_sees_what_the_elbo_misses() {
     let fpr = report["false_positive_rate"].as_f64().expect("FPR");
     assert!(fpr <= 0.03, "false positives {fpr}");
     assert!(stdout.contains("Pooled AUROC"), "{stdout}");
+    // The device's way of calibrating, from 200 frames, keeps false positives low on
+    // the other clean frames (its threshold comes from frames its terms did not see).
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Threshold: device"))
+        .unwrap_or_else(|| panic!("no calibration summary: {stdout}"));
+    let device_fpr: f64 = line
+        .split("false positives device ")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no device rate in {line:?}"));
+    assert!(device_fpr <= 3.0, "{line}");
 }
 
 #[test]
@@ -78,6 +96,7 @@ fn bad_settings_are_refused_by_name() {
         "--quantile",
     );
     fails_with(tinyvae(&["--fpr", "1"]), "fpr 1", "--fpr");
+    fails_with(tinyvae(&["--calibrate", "3"]), "calibrate 3", "--calibrate");
     fails_with(
         tinyvae(&["--limit", "2"]),
         "two frames",

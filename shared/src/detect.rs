@@ -98,6 +98,34 @@ impl Term {
         Term::ALL.get(i as usize).copied()
     }
 
+    /// Whether the term flags values below its centre too.
+    pub fn two_sided(self) -> bool {
+        matches!(
+            self,
+            Term::Elbo
+                | Term::CentroidX
+                | Term::CentroidY
+                | Term::Ink
+                | Term::Bright
+                | Term::Midtones
+                | Term::Height
+                | Term::Width
+        )
+    }
+
+    /// The smallest scale the term may have, in its raw units: one nat for the ELBO, a
+    /// quarter pixel for a centroid, one full-scale pixel of ink, one pixel or row for
+    /// a count or a span. Without it a term that never moves on clean frames (spikes
+    /// are usually 0) would call any change infinitely anomalous.
+    pub fn min_scale(self) -> i32 {
+        match self {
+            Term::Elbo => Q16_ONE,
+            Term::CentroidX | Term::CentroidY => 64,
+            Term::Ink => 255,
+            _ => 1,
+        }
+    }
+
     /// Short name for reports and the OLED (at most 8 characters).
     pub fn name(self) -> &'static str {
         match self {
@@ -321,6 +349,141 @@ impl DetectorParams {
     }
 }
 
+/// How many of the most extreme values per term and direction [`Calibrator`] keeps.
+pub const CALIBRATION_RANK: usize = 3;
+
+/// On-device calibration in fixed memory: the next `frames` clean frames set the
+/// detector's parameters, so a board adapts to its own sensor without the host.
+///
+/// The first half of the frames fits the terms: each term's centre is the mean of its
+/// raw values, its scale reaches from the centre to the [`CALIBRATION_RANK`]-th largest
+/// value (and, two-sided, to the same rank from the bottom), never below
+/// [`Term::min_scale`]. With 100 frames that rank is the 97th-98th percentile. The second
+/// half sets the threshold: the second largest of its frames' scores (about 1% false
+/// positives with 100 frames), never below 1.0. Memory: a sum and the kept extremes per
+/// term (about 360 bytes), whatever `frames` is; the host's twin is this very code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calibrator {
+    /// Frames asked for.
+    frames: u16,
+    /// Frames seen.
+    seen: u16,
+    /// Per term: the sum of the fitting frames' raw values.
+    sum: [i64; TERMS],
+    /// Per term: the largest raw values seen while fitting, largest first.
+    high: [[i32; CALIBRATION_RANK]; TERMS],
+    /// Per term: the smallest raw values seen while fitting, smallest first.
+    low: [[i32; CALIBRATION_RANK]; TERMS],
+    /// The parameters fitted so far (terms after the first half, threshold at the end).
+    params: DetectorParams,
+    /// The two largest scores of the threshold frames, largest first.
+    top_scores: [Q16; 2],
+}
+
+/// The fewest frames a calibration takes: two per half, so each half has a rank.
+pub const MIN_CALIBRATION_FRAMES: u16 = 4;
+
+impl Calibrator {
+    /// A calibration over `frames` frames (at least [`MIN_CALIBRATION_FRAMES`]).
+    pub fn new(frames: u16) -> Self {
+        Self {
+            frames: frames.max(MIN_CALIBRATION_FRAMES),
+            seen: 0,
+            sum: [0; TERMS],
+            high: [[i32::MIN; CALIBRATION_RANK]; TERMS],
+            low: [[i32::MAX; CALIBRATION_RANK]; TERMS],
+            params: DetectorParams::default(),
+            top_scores: [i32::MIN; 2],
+        }
+    }
+
+    /// Frames still to come.
+    pub fn remaining(&self) -> u16 {
+        self.frames - self.seen
+    }
+
+    /// Frames taken by the fitting half.
+    fn fitting_frames(&self) -> u16 {
+        self.frames / 2
+    }
+
+    /// Takes one clean frame's raw terms; returns the parameters once the last frame
+    /// is in (and `None` before, or after: a finished calibration takes no more).
+    pub fn add(&mut self, raw: &RawTerms) -> Option<DetectorParams> {
+        if self.seen >= self.frames {
+            return None;
+        }
+        let fitting = self.fitting_frames();
+        if self.seen < fitting {
+            for (t, &v) in raw.iter().enumerate() {
+                self.sum[t] += i64::from(v);
+                insert_descending(&mut self.high[t], v);
+                insert_descending_by(&mut self.low[t], v, |a, b| a < b);
+            }
+        } else {
+            let score = self.params.detect(raw).score;
+            insert_descending(&mut self.top_scores, score);
+        }
+        self.seen += 1;
+        if self.seen == fitting {
+            self.fit_terms();
+        }
+        if self.seen == self.frames {
+            self.params.threshold = self.top_scores[1].max(Q16_ONE);
+            return Some(self.params);
+        }
+        None
+    }
+
+    /// Sets every term's centre and scales from the fitting half.
+    fn fit_terms(&mut self) {
+        let n = i64::from(self.fitting_frames().max(1));
+        for term in Term::ALL {
+            let t = term as usize;
+            // The mean, rounded half away from zero.
+            let sum = self.sum[t];
+            let centre = if sum >= 0 {
+                (sum + n / 2) / n
+            } else {
+                (sum - n / 2) / n
+            } as i32;
+            let rank = CALIBRATION_RANK.min(self.fitting_frames() as usize) - 1;
+            let floor = term.min_scale();
+            let high = self.high[t][rank].saturating_sub(centre).max(floor);
+            let low = if term.two_sided() {
+                centre.saturating_sub(self.low[t][rank]).max(floor)
+            } else {
+                0
+            };
+            self.params.terms[t] = TermParams {
+                centre,
+                scale_high: high,
+                scale_low: low,
+            };
+        }
+    }
+}
+
+/// Inserts `v` into `kept` (largest first), dropping the smallest.
+fn insert_descending<const N: usize>(kept: &mut [i32; N], v: i32) {
+    insert_descending_by(kept, v, |a, b| a > b);
+}
+
+/// Inserts `v` into `kept`, ordered so that `before(kept[i], kept[i + 1])`, dropping
+/// the last.
+fn insert_descending_by<const N: usize>(
+    kept: &mut [i32; N],
+    v: i32,
+    before: impl Fn(i32, i32) -> bool,
+) {
+    let mut carry = v;
+    for slot in kept.iter_mut() {
+        if before(carry, *slot) {
+            core::mem::swap(&mut carry, slot);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,6 +587,64 @@ mod tests {
             .z(i32::MAX),
             i32::MAX
         );
+    }
+
+    #[test]
+    fn calibration_fits_the_first_half_and_thresholds_the_second() {
+        // 200 frames: ELBO 100..=199 nats while fitting, holes 0 but 5, 6, 7 on three.
+        let frame = |elbo: i32, holes: i32| {
+            let mut r = [0; TERMS];
+            r[Term::Elbo as usize] = elbo << 16;
+            r[Term::Holes as usize] = holes;
+            r
+        };
+        let mut cal = Calibrator::new(200);
+        for i in 0..100 {
+            let holes = if i >= 97 { i - 92 } else { 0 };
+            assert_eq!(cal.add(&frame(100 + i, holes)), None);
+        }
+        assert_eq!(cal.remaining(), 100);
+        // The threshold half: ELBO 150 except two frames at 250 and 240 nats.
+        let mut done = None;
+        for i in 0..100 {
+            let elbo = match i {
+                10 => 250,
+                20 => 240,
+                _ => 150,
+            };
+            done = cal.add(&frame(elbo, 0));
+            assert_eq!(done.is_some(), i == 99);
+        }
+        let p = done.unwrap();
+        let elbo = p.terms[Term::Elbo as usize];
+        // Mean 149.5 nats exactly in Q16; the third largest is 197, the third smallest 102.
+        assert_eq!(elbo.centre, (299 << 16) / 2);
+        assert_eq!(elbo.scale_high, (197 << 16) - elbo.centre);
+        assert_eq!(elbo.scale_low, elbo.centre - (102 << 16));
+        let holes = p.terms[Term::Holes as usize];
+        // Mean (5 + 6 + 7) / 100 rounds to 0; third largest 5.
+        assert_eq!((holes.centre, holes.scale_high, holes.scale_low), (0, 5, 0));
+        // Threshold: the second largest threshold-half score, the 240-nat frame's.
+        let z240 = elbo.z(240 << 16);
+        assert!(z240 > Q16_ONE);
+        assert_eq!(p.threshold, z240);
+        // A finished calibration takes no more frames.
+        assert_eq!(cal.add(&frame(0, 0)), None);
+        assert_eq!(cal.remaining(), 0);
+    }
+
+    #[test]
+    fn extremes_are_kept_in_order() {
+        let mut kept = [i32::MIN; 3];
+        for v in [5, 1, 9, 7, 3, 9] {
+            insert_descending(&mut kept, v);
+        }
+        assert_eq!(kept, [9, 9, 7]);
+        let mut low = [i32::MAX; 3];
+        for v in [5, 1, 9, 7, 3] {
+            insert_descending_by(&mut low, v, |a, b| a < b);
+        }
+        assert_eq!(low, [1, 3, 5]);
     }
 
     #[test]

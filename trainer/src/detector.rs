@@ -12,7 +12,9 @@ use serde::Serialize;
 use tinyvae_datasets::corrupt::{corrupt_each, Corruption, Family};
 use tinyvae_datasets::metrics::auroc;
 use tinyvae_datasets::Dataset;
-use tinyvae_shared::detect::{DetectorParams, RawTerms, Term, TermParams, TERMS};
+use tinyvae_shared::detect::{
+    Calibrator, DetectorParams, RawTerms, Term, TermParams, MIN_CALIBRATION_FRAMES, TERMS,
+};
 use tinyvae_shared::fixed::{q16_to_f64, Q16_ONE};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, InferError, Workspace};
@@ -39,27 +41,6 @@ impl Default for FitOptions {
     }
 }
 
-/// Whether a term flags values below its centre too.
-pub fn two_sided(term: Term) -> bool {
-    matches!(
-        term,
-        Term::Elbo | Term::CentroidX | Term::CentroidY | Term::Ink | Term::Bright | Term::Midtones
-    )
-}
-
-/// The smallest scale a term may have, in its raw units: one nat for the ELBO, a
-/// quarter pixel for a centroid, one full-scale pixel of ink, one pixel for a count.
-/// Without it a term that never moves on clean frames (spikes are usually 0) would call
-/// any change infinitely anomalous.
-fn min_scale(term: Term) -> i32 {
-    match term {
-        Term::Elbo => Q16_ONE,
-        Term::CentroidX | Term::CentroidY => 64,
-        Term::Ink => 255,
-        _ => 1,
-    }
-}
-
 /// The `q` quantile of sorted `v` (nearest rank).
 fn quantile(sorted: &[i32], q: f64) -> i32 {
     if sorted.is_empty() {
@@ -77,11 +58,11 @@ pub fn fit(clean: &[RawTerms], options: FitOptions) -> DetectorParams {
         let mut v: Vec<i32> = clean.iter().map(|r| r[term as usize]).collect();
         v.sort_unstable();
         let centre = quantile(&v, 0.5);
-        let floor = min_scale(term);
+        let floor = term.min_scale();
         let high = quantile(&v, options.quantile)
             .saturating_sub(centre)
             .max(floor);
-        let low = if two_sided(term) {
+        let low = if term.two_sided() {
             centre
                 .saturating_sub(quantile(&v, 1.0 - options.quantile))
                 .max(floor)
@@ -251,6 +232,115 @@ pub fn fault_report(
         held_out_auroc: two_class_auroc(&clean_scores, &held),
         pooled_auroc_elbo: two_class_auroc(&clean_elbo, &all_elbo),
     })
+}
+
+/// Calibration on `frames` clean frames, the device's way ([`Calibrator`]) beside the
+/// host's ([`fit`] on the same frames), each judged on other clean frames and on every
+/// fault kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibrationReport {
+    /// Clean frames the calibration took.
+    pub frames: usize,
+    /// What [`Calibrator`] set: what the device sets after `Calibrate { frames }`.
+    pub device: DetectorParams,
+    /// What [`fit`] sets on the same frames.
+    pub host: DetectorParams,
+    /// Clean frames the two were judged on (none of them calibrated).
+    pub judged_frames: usize,
+    /// False positives of the device's calibration on the judged frames.
+    pub device_false_positive_rate: f64,
+    /// False positives of the host's fit on the judged frames.
+    pub host_false_positive_rate: f64,
+    /// Recall over every fault kind pooled, device's calibration.
+    pub device_recall: f64,
+    /// Recall over every fault kind pooled, host's fit.
+    pub host_recall: f64,
+}
+
+/// Calibrates on the first `frames` frames of the fitting half of `clean` (seeded as
+/// in [`fault_report`]) both ways and judges both on the other half and its faulted
+/// copies.
+pub fn calibration_report(
+    model: &Model<'_>,
+    clean: &Dataset,
+    seed: u64,
+    frames: u16,
+    options: FitOptions,
+) -> Result<CalibrationReport, ReportError> {
+    let (fit_set, eval_set) = clean.split(0.5, seed);
+    let n = usize::from(frames.max(MIN_CALIBRATION_FRAMES));
+    if fit_set.len() < n || eval_set.is_empty() {
+        return Err(ReportError::TooFew(clean.len()));
+    }
+    let calibration = terms_of(model, &fit_set.take(n))?;
+    let mut calibrator = Calibrator::new(frames);
+    let device = calibration
+        .iter()
+        .find_map(|r| calibrator.add(r))
+        .unwrap_or_default();
+    let host = fit(&calibration, options);
+    let clean_terms = terms_of(model, &eval_set)?;
+    let mut faulted = Vec::new();
+    for kind in Corruption::ALL {
+        faulted.extend(terms_of(model, &corrupt_each(&eval_set, kind, seed))?);
+    }
+    let rate = |p: &DetectorParams, frames: &[RawTerms]| {
+        frames.iter().filter(|r| p.detect(r).anomalous).count() as f64 / frames.len() as f64
+    };
+    Ok(CalibrationReport {
+        frames: n,
+        device,
+        host,
+        judged_frames: clean_terms.len(),
+        device_false_positive_rate: rate(&device, &clean_terms),
+        host_false_positive_rate: rate(&host, &clean_terms),
+        device_recall: rate(&device, &faulted),
+        host_recall: rate(&host, &faulted),
+    })
+}
+
+impl CalibrationReport {
+    /// Both parameter sets side by side, term by term, as markdown.
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "Calibration on {} clean frames: the device's way (`Calibrate`) beside the host's fit on the same frames.\n\n| term | centre, device | centre, host | scale above, device | scale above, host | scale below, device | scale below, host |\n|---|---|---|---|---|---|---|\n",
+            self.frames
+        );
+        for term in Term::ALL {
+            let (d, h) = (
+                self.device.terms[term as usize],
+                self.host.terms[term as usize],
+            );
+            let unit = |v: i32| {
+                if term == Term::Elbo {
+                    format!("{:.2}", q16_to_f64(v))
+                } else {
+                    v.to_string()
+                }
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                term.name(),
+                unit(d.centre),
+                unit(h.centre),
+                unit(d.scale_high),
+                unit(h.scale_high),
+                unit(d.scale_low),
+                unit(h.scale_low),
+            ));
+        }
+        out.push_str(&format!(
+            "\nThreshold: device {:.3}, host {:.3}. On {} other clean frames: false positives device {:.2}%, host {:.2}%; recall over every fault kind pooled: device {:.1}%, host {:.1}%.\n",
+            q16_to_f64(self.device.threshold),
+            q16_to_f64(self.host.threshold),
+            self.judged_frames,
+            100.0 * self.device_false_positive_rate,
+            100.0 * self.host_false_positive_rate,
+            100.0 * self.device_recall,
+            100.0 * self.host_recall,
+        ));
+        out
+    }
 }
 
 /// AUROC of `positive` scores against `negative` ones (0.5 when either is empty).
