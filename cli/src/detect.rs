@@ -5,8 +5,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use candle_core::Device;
 use tinyvae_shared::model_file;
-use tinyvae_trainer::detector::{calibration_report, fault_report, FitOptions};
+use tinyvae_trainer::checkpoint;
+use tinyvae_trainer::detector::{
+    calibration_report, fault_report, side_by_side, FitOptions, TermSource,
+};
 use tinyvae_trainer::fault_gallery::save_gallery;
 
 use crate::args::DataArgs;
@@ -17,6 +21,10 @@ pub struct Args {
     /// Device model (`STEM.safetensors` from `tinyvae export`, or a bare model image).
     #[arg(long)]
     pub model: PathBuf,
+    /// The float checkpoint the device model was exported from: its report is printed
+    /// beside the device's.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
     /// Seed of the clean split and of the faults.
@@ -68,17 +76,31 @@ pub fn run(args: Args) -> Result<()> {
         quantile: args.quantile,
         fpr: args.fpr,
     };
-    let report = fault_report(&model, &clean, args.seed, options)
+    let report = fault_report(&TermSource::Device(&model), &clean, args.seed, options)
         .with_context(|| format!("fault report of {}", args.model.display()))?;
-    print!("{}", report.markdown());
+    match &args.checkpoint {
+        Some(path) => {
+            let float = checkpoint::load(path, &Device::Cpu)?.model;
+            let float_report = fault_report(&TermSource::Float(&float), &clean, args.seed, options)
+                .with_context(|| format!("fault report of {}", path.display()))?;
+            print!("{}", side_by_side(&float_report, &report));
+        }
+        None => print!("{}", report.markdown()),
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(frames) = args.calibrate {
-        let cal = calibration_report(&model, &clean, args.seed, frames, options)
-            .with_context(|| format!("calibration report of {}", args.model.display()))?;
+        let cal = calibration_report(
+            &TermSource::Device(&model),
+            &clean,
+            args.seed,
+            frames,
+            options,
+        )
+        .with_context(|| format!("calibration report of {}", args.model.display()))?;
         print!("\n{}", cal.markdown());
     }
     if let Some(path) = &args.misses {

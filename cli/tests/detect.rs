@@ -89,6 +89,38 @@ fn the_detector_sees_what_the_elbo_misses() {
 }
 
 #[test]
+fn the_float_checkpoint_is_reported_beside_its_device_twin() {
+    let checkpoint = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/tinyvae-mnist.checkpoint.safetensors");
+    let out = tinyvae(&[
+        "--checkpoint",
+        checkpoint.to_str().expect("utf-8 path"),
+        "--limit",
+        "400",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ok(out, "tinyvae detect --checkpoint");
+    assert!(
+        stdout.contains("AUROC detector, float | AUROC detector, device"),
+        "{stdout}"
+    );
+    // One row per kind; float and device detectors within 0.02 AUROC of each other.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| fault"))
+        .collect();
+    assert_eq!(rows.len(), 22, "{stdout}");
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let float: f64 = cells[5].parse().unwrap_or_else(|_| panic!("{row}"));
+        let device: f64 = cells[6].parse().unwrap_or_else(|_| panic!("{row}"));
+        assert!((float - device).abs() < 0.02, "{row}");
+    }
+    assert!(stdout.contains("\nfloat: pooled AUROC"), "{stdout}");
+    assert!(stdout.contains("\ndevice: pooled AUROC"), "{stdout}");
+}
+
+#[test]
 fn bad_settings_are_refused_by_name() {
     fails_with(
         tinyvae(&["--quantile", "0.4"]),

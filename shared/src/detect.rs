@@ -69,10 +69,14 @@ pub enum Term {
     /// Columns from the first to the last that hold a pixel above half scale, both
     /// directions.
     Width = 13,
+    /// The mid-tones' share of the ink pixels (mid-tones and bright), in 1/256, both
+    /// directions: how soft the strokes' edges are whatever the digit's size. Blur and
+    /// low gain raise it, saturation and glare lower it.
+    Softness = 14,
 }
 
 /// How many [`Term`]s there are.
-pub const TERMS: usize = 14;
+pub const TERMS: usize = 15;
 
 impl Term {
     /// Every term, in the order of their indices.
@@ -91,6 +95,7 @@ impl Term {
         Term::Solid,
         Term::Height,
         Term::Width,
+        Term::Softness,
     ];
 
     /// The term with index `i`.
@@ -110,6 +115,7 @@ impl Term {
                 | Term::Midtones
                 | Term::Height
                 | Term::Width
+                | Term::Softness
         )
     }
 
@@ -143,6 +149,7 @@ impl Term {
             Term::Solid => "solid",
             Term::Height => "height",
             Term::Width => "width",
+            Term::Softness => "softness",
         }
     }
 }
@@ -224,6 +231,9 @@ pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: 
     // An empty frame spans nothing.
     raw[Term::Height as usize] = (bottom + 1).saturating_sub(top) as i32;
     raw[Term::Width as usize] = (right + 1).saturating_sub(left) as i32;
+    // midtones * 256 / (bright + midtones + 1): both counts are at most the pixel count.
+    raw[Term::Softness as usize] =
+        (midtones as u32 * 256 / (bright as u32 + midtones as u32 + 1)) as i32;
     raw
 }
 
@@ -527,6 +537,8 @@ mod tests {
         assert_eq!(raw[Term::Midtones as usize], 16 * 2);
         assert_eq!(raw[Term::Solid as usize], 14 * 2);
         assert_eq!(raw[Term::Ink as usize], 16 * (4 * 255 + 2 * 90));
+        // 32 * 256 / (64 + 32 + 1) = 84.45...
+        assert_eq!(raw[Term::Softness as usize], 84);
     }
 
     #[test]

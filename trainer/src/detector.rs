@@ -13,9 +13,13 @@ use tinyvae_datasets::corrupt::{corrupt_each, Corruption, Family};
 use tinyvae_datasets::metrics::auroc;
 use tinyvae_datasets::Dataset;
 use tinyvae_shared::detect::{
-    Calibrator, DetectorParams, RawTerms, Term, TermParams, MIN_CALIBRATION_FRAMES, TERMS,
+    raw_terms, Calibrator, DetectorParams, RawTerms, Term, TermParams, MIN_CALIBRATION_FRAMES,
+    TERMS,
 };
-use tinyvae_shared::fixed::{q16_to_f64, Q16_ONE};
+
+use crate::eval::{anomaly_scores, decode_means, encode_means};
+use crate::tensor::ToTensor;
+use tinyvae_shared::fixed::{q16_from_f64, q16_to_f64, Q16_ONE};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, InferError, Workspace};
 
@@ -82,12 +86,49 @@ pub fn fit(clean: &[RawTerms], options: FitOptions) -> DetectorParams {
     params
 }
 
-/// Every frame's raw terms on the device twin.
-pub fn terms_of(model: &Model<'_>, frames: &Dataset) -> Result<Vec<RawTerms>, InferError> {
-    let mut ws = Workspace::new();
-    (0..frames.len())
-        .map(|i| pipeline::detector_terms(model, &mut ws, frames.image_u8(i)))
-        .collect()
+/// Where a report's terms come from: the device twin of an exported model, or the
+/// float model of a checkpoint (its reconstruction rounded to pixels, its negative
+/// ELBO at `z = mu` rounded to Q16), so float and device can be set side by side.
+pub enum TermSource<'a> {
+    /// The device's fixed-point pipeline.
+    Device(&'a Model<'a>),
+    /// The float model, on its candle device.
+    Float(&'a crate::model::Model),
+}
+
+impl TermSource<'_> {
+    /// Every frame's raw terms.
+    pub fn terms(&self, frames: &Dataset) -> Result<Vec<RawTerms>, ReportError> {
+        match self {
+            TermSource::Device(model) => {
+                let mut ws = Workspace::new();
+                Ok((0..frames.len())
+                    .map(|i| pipeline::detector_terms(model, &mut ws, frames.image_u8(i)))
+                    .collect::<Result<_, _>>()?)
+            }
+            TermSource::Float(model) => {
+                let x = frames.to_tensor(model.device())?;
+                let elbo = anomaly_scores(model, &x)?;
+                let mean = decode_means(model, &encode_means(model, frames)?)?;
+                let d = frames.image_len();
+                Ok((0..frames.len())
+                    .map(|i| {
+                        let recon: Vec<u8> = mean[i * d..(i + 1) * d]
+                            .iter()
+                            .map(|&p| (p * 255.0).round().clamp(0.0, 255.0) as u8)
+                            .collect();
+                        raw_terms(
+                            frames.image_u8(i),
+                            &recon,
+                            frames.width,
+                            frames.height,
+                            q16_from_f64(elbo[i]),
+                        )
+                    })
+                    .collect())
+            }
+        }
+    }
 }
 
 /// One fault kind's row of the report.
@@ -148,6 +189,9 @@ pub enum ReportError {
     /// The model refused a frame.
     #[error("the device model refused a frame: {0}")]
     Infer(#[from] InferError),
+    /// The float model failed.
+    #[error("the float model failed: {0}")]
+    Float(#[from] candle_core::Error),
     /// Too few clean frames to split.
     #[error("the fault report needs at least 4 clean frames, got {0}")]
     TooFew(usize),
@@ -156,7 +200,7 @@ pub enum ReportError {
 /// Fits the detector on half of `clean` (seeded) and reports it on the other half
 /// against a faulted copy of that half per kind.
 pub fn fault_report(
-    model: &Model<'_>,
+    source: &TermSource<'_>,
     clean: &Dataset,
     seed: u64,
     options: FitOptions,
@@ -165,8 +209,8 @@ pub fn fault_report(
         return Err(ReportError::TooFew(clean.len()));
     }
     let (fit_set, eval_set) = clean.split(0.5, seed);
-    let params = fit(&terms_of(model, &fit_set)?, options);
-    let clean_terms = terms_of(model, &eval_set)?;
+    let params = fit(&source.terms(&fit_set)?, options);
+    let clean_terms = source.terms(&eval_set)?;
     let clean_scores: Vec<f64> = clean_terms
         .iter()
         .map(|r| q16_to_f64(params.detect(r).score))
@@ -181,7 +225,7 @@ pub fn fault_report(
     let (mut all, mut tuned, mut held, mut all_elbo) = (vec![], vec![], vec![], vec![]);
     for kind in Corruption::ALL {
         let faulted = corrupt_each(&eval_set, kind, seed);
-        let terms = terms_of(model, &faulted)?;
+        let terms = source.terms(&faulted)?;
         let detections: Vec<_> = terms.iter().map(|r| params.detect(r)).collect();
         let scores: Vec<f64> = detections.iter().map(|d| q16_to_f64(d.score)).collect();
         let elbo: Vec<f64> = terms
@@ -261,7 +305,7 @@ pub struct CalibrationReport {
 /// in [`fault_report`]) both ways and judges both on the other half and its faulted
 /// copies.
 pub fn calibration_report(
-    model: &Model<'_>,
+    source: &TermSource<'_>,
     clean: &Dataset,
     seed: u64,
     frames: u16,
@@ -272,17 +316,17 @@ pub fn calibration_report(
     if fit_set.len() < n || eval_set.is_empty() {
         return Err(ReportError::TooFew(clean.len()));
     }
-    let calibration = terms_of(model, &fit_set.take(n))?;
+    let calibration = source.terms(&fit_set.take(n))?;
     let mut calibrator = Calibrator::new(frames);
     let device = calibration
         .iter()
         .find_map(|r| calibrator.add(r))
         .unwrap_or_default();
     let host = fit(&calibration, options);
-    let clean_terms = terms_of(model, &eval_set)?;
+    let clean_terms = source.terms(&eval_set)?;
     let mut faulted = Vec::new();
     for kind in Corruption::ALL {
-        faulted.extend(terms_of(model, &corrupt_each(&eval_set, kind, seed))?);
+        faulted.extend(source.terms(&corrupt_each(&eval_set, kind, seed))?);
     }
     let rate = |p: &DetectorParams, frames: &[RawTerms]| {
         frames.iter().filter(|r| p.detect(r).anomalous).count() as f64 / frames.len() as f64
@@ -350,6 +394,41 @@ fn two_class_auroc(negative: &[f64], positive: &[f64]) -> f64 {
     let mut labels = vec![false; negative.len()];
     labels.extend(vec![true; positive.len()]);
     auroc(&scores, &labels).unwrap_or(0.5)
+}
+
+/// The float model's report beside the device's, kind by kind, as markdown.
+pub fn side_by_side(float: &FaultReport, device: &FaultReport) -> String {
+    let mut out = String::from(
+        "| fault | held out | AUROC -ELBO, float | AUROC -ELBO, device | AUROC detector, float | AUROC detector, device | recall, float | recall, device | fired (device) |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for (f, d) in float.rows.iter().zip(&device.rows) {
+        out.push_str(&format!(
+            "| {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1}% | {:.1}% | {} |\n",
+            d.kind,
+            if d.held_out { "yes" } else { "" },
+            f.auroc_elbo,
+            d.auroc_elbo,
+            f.auroc,
+            d.auroc,
+            100.0 * f.recall,
+            100.0 * d.recall,
+            d.fired.unwrap_or("-"),
+        ));
+    }
+    for (name, r) in [("float", float), ("device", device)] {
+        out.push_str(&format!(
+            "\n{name}: pooled AUROC {:.4} (tuned {:.4}, held out {:.4}; -ELBO alone {:.4}); threshold {:.3}, {:.2}% false positives on {} clean frames it was not set on.",
+            r.pooled_auroc,
+            r.tuned_auroc,
+            r.held_out_auroc,
+            r.pooled_auroc_elbo,
+            q16_to_f64(r.params.threshold),
+            100.0 * r.false_positive_rate,
+            r.eval_frames,
+        ));
+    }
+    out.push('\n');
+    out
 }
 
 impl FaultReport {
