@@ -14,6 +14,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use tinyvae_trainer::detector::side_by_side;
 use tinyvae_trainer::export::{export, ExportOptions};
 
 use crate::args::DataArgs;
@@ -98,6 +99,10 @@ pub fn run(args: Args) -> Result<()> {
             "  {:<10} {:<12} max error {:.5} ({:.2} steps)",
             l.layer, l.shape, l.max_abs_error, l.max_error_steps
         );
+    }
+    if let Some((float, device)) = &exported.faults {
+        println!("fault detector per fault kind (tinyvae detect), float beside device:");
+        print!("{}", side_by_side(float, device));
     }
     for f in &exported.files {
         println!("wrote {}", f.display());

@@ -25,6 +25,7 @@ use tinyvae_shared::model::{Model, ModelError as ImageError};
 use tinyvae_shared::model_file::{self, write_atomic, DeviceModelError};
 
 use crate::checkpoint::{self, CheckpointError};
+use crate::detector::{fault_report, FaultReport, FitOptions, ReportError, TermSource};
 use crate::model::ModelError;
 use crate::onnx::{self, OnnxError};
 use crate::quant_report::{self, QuantReport};
@@ -82,6 +83,9 @@ pub enum ExportError {
     /// The checkpoint could not be read or is not usable.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The fault detector's report failed.
+    #[error("fault report: {0}")]
+    Faults(#[from] ReportError),
     /// A tensor operation on the float model failed.
     #[error("float model: {0}")]
     Model(#[from] ModelError),
@@ -131,6 +135,9 @@ pub struct Exported {
     pub image: Vec<u8>,
     /// The quantization report.
     pub report: QuantReport,
+    /// The fault detector per fault kind, float model then device twin (`None` with
+    /// fewer than four normal test images).
+    pub faults: Option<(FaultReport, FaultReport)>,
     /// The written files: the device model first.
     pub files: Vec<PathBuf>,
 }
@@ -254,6 +261,28 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
         threshold_float,
     );
 
+    // The fault detector's report on the normal test images (split in two as the
+    // threshold and report sets are), float and device side by side.
+    let faults = if test_normal.len() >= 4 {
+        let options = FitOptions::default();
+        Some((
+            fault_report(
+                &TermSource::Float(&loaded.model),
+                &test_normal,
+                args.seed,
+                options,
+            )?,
+            fault_report(
+                &TermSource::Device(&model),
+                &test_normal,
+                args.seed,
+                options,
+            )?,
+        ))
+    } else {
+        None
+    };
+
     let mut files = Vec::new();
     let encoder_path = with_suffix(&args.out, ".encoder.onnx");
     let decoder_path = with_suffix(&args.out, ".decoder.onnx");
@@ -311,7 +340,11 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
     files.insert(0, model_path);
 
     let report_path = with_suffix(&args.out, ".quant.json");
-    let report_json = json!({ "report": &report, "onnx_max_abs_diff": onnx_error });
+    let report_json = json!({
+        "report": &report,
+        "onnx_max_abs_diff": onnx_error,
+        "faults": faults.as_ref().map(|(float, device)| json!({ "float": float, "device": device })),
+    });
     write_atomic(
         &report_path,
         serde_json::to_string_pretty(&report_json)?.as_bytes(),
@@ -321,6 +354,7 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
     Ok(Exported {
         image: image.clone(),
         report,
+        faults,
         files,
     })
 }

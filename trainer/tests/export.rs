@@ -187,6 +187,34 @@ fn export_round_trip_onnx_and_ranking() {
     device_model_against_candle_and_the_threshold(&model, exported.report.threshold_float);
 
     // Quantization targets: AUROC within 0.005 of float, 99% of verdicts agree.
+    // The fault detector's report, float beside device: every kind, and the two
+    // detectors within a few hundredths of each other.
+    let (float, device) = exported.faults.as_ref().expect("fault report");
+    assert_eq!(
+        device.rows.len(),
+        tinyvae_datasets::corrupt::Corruption::ALL.len()
+    );
+    assert_eq!(float.rows.len(), device.rows.len());
+    for (f, d) in float.rows.iter().zip(&device.rows) {
+        assert_eq!(f.kind, d.kind);
+        assert!(
+            (f.auroc - d.auroc).abs() < 0.05,
+            "{}: {} vs {}",
+            d.kind,
+            f.auroc,
+            d.auroc
+        );
+    }
+    let report_json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("m.quant.json")).expect("quant.json"),
+    )
+    .expect("quant.json is JSON");
+    assert_eq!(
+        report_json["faults"]["device"]["rows"]
+            .as_array()
+            .map(Vec::len),
+        Some(device.rows.len())
+    );
     let r = &exported.report;
     println!(
         "export test: AUROC float {:.4} fixed {:.4}; {:.2}% verdicts agree",
