@@ -17,6 +17,8 @@
 //! * [`latent`] — the reparameterization trick and the KL term.
 //! * [`dense`] — the int8 dense layer, its requantization and its per-target kernels.
 //! * [`score`] — the anomaly score (reconstruction + KL at `z = mu`).
+//! * [`detect`] — the fault detector: integer terms of a frame and its reconstruction,
+//!   standardized against clean frames, and its fixed-memory calibrator.
 //! * [`model`] — the model image (layout, validator, [`model::Likelihood`]).
 //! * [`pipeline`] — encode, score, decode and generate on a parsed model.
 //! * [`protocol`] — the serial protocol (postcard messages, CRC-32, COBS frames).
