@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::args::{DataArgs, DeviceArgs};
+use tinyvae_shared::model_file;
 use tinyvae_trainer::checkpoint;
+use tinyvae_trainer::detector::{fault_report, side_by_side, FitOptions, TermSource};
 use tinyvae_trainer::eval::{anomaly_report, bounds, recon_error};
 use tinyvae_trainer::model::ModelKind;
 use tinyvae_trainer::tensor::ToTensor;
@@ -32,6 +34,10 @@ pub struct Args {
     /// least 1), beside the single-draw `neg_elbo_single_sample`.
     #[arg(long, default_value_t = 1, value_name = "L", value_parser = crate::args::at_least_one)]
     pub mc_samples: usize,
+    /// The device model exported from this checkpoint: the fault detector's per-kind
+    /// report (`faults`) then has its device twin beside the float model.
+    #[arg(long)]
+    pub device_model: Option<PathBuf>,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -80,6 +86,34 @@ pub fn run(args: Args) -> Result<()> {
     if let serde_json::Value::Object(a) = anomaly_report(&model, &test, normal, args.seed)? {
         report.extend(a);
     }
+    // The fault detector per kind, on the normal test images: float, and with
+    // --device-model the device twin beside it (the table goes to stderr; stdout stays
+    // JSON).
+    let clean = match normal {
+        Some(c) => test.filter_class(c)?,
+        None => test.clone(),
+    };
+    let options = FitOptions::default();
+    let float = fault_report(&TermSource::Float(&model), &clean, args.seed, options)?;
+    let mut faults = serde_json::Map::new();
+    match &args.device_model {
+        Some(path) => {
+            let file = model_file::load(path)?;
+            let device_model = file.model()?;
+            let device = fault_report(
+                &TermSource::Device(&device_model),
+                &clean,
+                args.seed,
+                options,
+            )
+            .with_context(|| format!("fault report of {}", path.display()))?;
+            eprint!("{}", side_by_side(&float, &device));
+            faults.insert("device".into(), json!(device));
+        }
+        None => eprint!("{}", float.markdown()),
+    }
+    faults.insert("float".into(), json!(float));
+    report.insert("faults".into(), faults.into());
     let report = serde_json::Value::Object(report);
     let text = serde_json::to_string_pretty(&report)?;
     println!("{text}");

@@ -135,3 +135,37 @@ fn bad_settings_are_refused_by_name() {
         "at least 4 clean frames",
     );
 }
+
+#[test]
+fn eval_reports_the_detector_float_and_device() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = |device_model: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_tinyvae"))
+            .arg("eval")
+            .arg("--model")
+            .arg(root.join("models/tinyvae-mnist.checkpoint.safetensors"))
+            .arg("--device-model")
+            .arg(device_model)
+            .arg("--data")
+            .arg(data())
+            .args(["--k", "1", "--limit", "300"])
+            .output()
+            .expect("running tinyvae eval")
+    };
+    let out = run(&root.join("models/tinyvae-mnist.safetensors"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out, "tinyvae eval --device-model");
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    for side in ["float", "device"] {
+        let rows = report["faults"][side]["rows"].as_array();
+        assert_eq!(rows.map(Vec::len), Some(22), "{side}: {stdout}");
+    }
+    assert!(stderr.contains("AUROC detector, float"), "{stderr}");
+    let missing = root.join("models/no-such-model.safetensors");
+    fails_with(
+        run(&missing),
+        "a missing device model",
+        "no-such-model.safetensors",
+    );
+}
