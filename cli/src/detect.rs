@@ -9,7 +9,7 @@ use candle_core::Device;
 use tinyvae_shared::model_file;
 use tinyvae_trainer::checkpoint;
 use tinyvae_trainer::detector::{
-    calibration_report, fault_report, side_by_side, FitOptions, TermSource,
+    calibration_report, fault_report, side_by_side, FitOptions, ReportOptions, TermSource,
 };
 use tinyvae_trainer::fault_gallery::save_gallery;
 
@@ -36,6 +36,10 @@ pub struct Args {
     /// False-positive rate the threshold is set at on the fitting frames, in (0, 1).
     #[arg(long, default_value_t = 0.01, value_parser = open_fraction)]
     pub fpr: f64,
+    /// Severity of the faults scored: 1 is each kind's default (see `tinyvae faults`),
+    /// 0.5 half as strong, 2 twice.
+    #[arg(long, default_value_t = 1.0, value_parser = positive)]
+    pub severity: f64,
     /// Also write the report (fitted parameters included) as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -56,6 +60,16 @@ fn between(s: &str, lo: f64) -> Result<f64, String> {
     }
 }
 
+/// A finite severity above 0.
+fn positive(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "expected a severity above 0 (1 = default), got {s:?}"
+        )),
+    }
+}
+
 /// A quantile in (0.5, 1).
 fn open_quantile(s: &str) -> Result<f64, String> {
     between(s, 0.5)
@@ -72,9 +86,13 @@ pub fn run(args: Args) -> Result<()> {
     let model = file.model()?;
     let size = (model.input_width, model.input_height);
     let clean = args.data.load_test_selected(size, args.seed)?;
-    let options = FitOptions {
+    let fit = FitOptions {
         quantile: args.quantile,
         fpr: args.fpr,
+    };
+    let options = ReportOptions {
+        fit,
+        severity: args.severity,
     };
     let report = fault_report(&TermSource::Device(&model), &clean, args.seed, options)
         .with_context(|| format!("fault report of {}", args.model.display()))?;
@@ -93,14 +111,8 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     if let Some(frames) = args.calibrate {
-        let cal = calibration_report(
-            &TermSource::Device(&model),
-            &clean,
-            args.seed,
-            frames,
-            options,
-        )
-        .with_context(|| format!("calibration report of {}", args.model.display()))?;
+        let cal = calibration_report(&TermSource::Device(&model), &clean, args.seed, frames, fit)
+            .with_context(|| format!("calibration report of {}", args.model.display()))?;
         print!("\n{}", cal.markdown());
     }
     if let Some(path) = &args.misses {

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::args::{DataArgs, DeviceArgs};
 use tinyvae_shared::model_file;
 use tinyvae_trainer::checkpoint;
-use tinyvae_trainer::detector::{fault_report, side_by_side, FitOptions, TermSource};
+use tinyvae_trainer::detector::{fault_report, side_by_side, ReportOptions, TermSource};
 use tinyvae_trainer::eval::{anomaly_report, bounds, recon_error};
 use tinyvae_trainer::model::ModelKind;
 use tinyvae_trainer::tensor::ToTensor;
@@ -93,7 +93,7 @@ pub fn run(args: Args) -> Result<()> {
         Some(c) => test.filter_class(c)?,
         None => test.clone(),
     };
-    let options = FitOptions::default();
+    let options = ReportOptions::default();
     let float = fault_report(&TermSource::Float(&model), &clean, args.seed, options)?;
     let mut faults = serde_json::Map::new();
     match &args.device_model {

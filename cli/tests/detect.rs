@@ -129,6 +129,7 @@ fn bad_settings_are_refused_by_name() {
     );
     fails_with(tinyvae(&["--fpr", "1"]), "fpr 1", "--fpr");
     fails_with(tinyvae(&["--calibrate", "3"]), "calibrate 3", "--calibrate");
+    fails_with(tinyvae(&["--severity", "0"]), "severity 0", "--severity");
     fails_with(
         tinyvae(&["--limit", "2"]),
         "two frames",

@@ -695,6 +695,11 @@ pub fn corrupt_with(ds: &Dataset, kinds: &[Corruption], seed: u64) -> Dataset {
 /// `(seed, "corrupt-<name>", i)` so that kinds draw independently, its `other` frame
 /// image [`other_index`]`(i)`: N clean against N faulted images of one kind.
 pub fn corrupt_each(ds: &Dataset, kind: Corruption, seed: u64) -> Dataset {
+    corrupt_each_at(ds, kind, 1.0, seed)
+}
+
+/// [`corrupt_each`] at `severity` (see [`Corruption::apply_at`]), with the same draws.
+pub fn corrupt_each_at(ds: &Dataset, kind: Corruption, severity: f64, seed: u64) -> Dataset {
     let mut out = ds.clone();
     let d = ds.image_len();
     let n = ds.len();
@@ -702,7 +707,14 @@ pub fn corrupt_each(ds: &Dataset, kind: Corruption, seed: u64) -> Dataset {
     for i in 0..n {
         let mut rng = SeededRng::stream(seed, &purpose, i as u64);
         let other = ds.image_u8(other_index(i, n));
-        let img = kind.apply(ds.image_u8(i), other, ds.width, ds.height, &mut rng);
+        let img = kind.apply_at(
+            ds.image_u8(i),
+            other,
+            ds.width,
+            ds.height,
+            severity,
+            &mut rng,
+        );
         out.pixels[i * d..(i + 1) * d].copy_from_slice(&img);
     }
     out.source = format!("{} ({})", ds.source, kind.name());

@@ -9,7 +9,7 @@
 //! judged by it.
 
 use serde::Serialize;
-use tinyvae_datasets::corrupt::{corrupt_each, Corruption, Family};
+use tinyvae_datasets::corrupt::{corrupt_each, corrupt_each_at, Corruption, Family};
 use tinyvae_datasets::metrics::auroc;
 use tinyvae_datasets::Dataset;
 use tinyvae_shared::detect::{
@@ -41,6 +41,26 @@ impl Default for FitOptions {
         Self {
             quantile: 0.99,
             fpr: 0.01,
+        }
+    }
+}
+
+/// What a [`fault_report`] fits and what it scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportOptions {
+    /// How the detector is fitted.
+    pub fit: FitOptions,
+    /// Severity of the faults scored (1 = each kind's default; see
+    /// `Corruption::apply_at`).
+    pub severity: f64,
+}
+
+impl Default for ReportOptions {
+    /// The default fit, faults at their default severity.
+    fn default() -> Self {
+        Self {
+            fit: FitOptions::default(),
+            severity: 1.0,
         }
     }
 }
@@ -162,6 +182,8 @@ pub const MISSES: usize = 6;
 pub struct FaultReport {
     /// The fitted detector.
     pub params: DetectorParams,
+    /// Severity of the faults (1 = each kind's default).
+    pub severity: f64,
     /// Clean frames that fitted it.
     pub fit_frames: usize,
     /// Clean frames scored (and faulted copies of each, per kind).
@@ -203,13 +225,13 @@ pub fn fault_report(
     source: &TermSource<'_>,
     clean: &Dataset,
     seed: u64,
-    options: FitOptions,
+    options: ReportOptions,
 ) -> Result<FaultReport, ReportError> {
     if clean.len() < 4 {
         return Err(ReportError::TooFew(clean.len()));
     }
     let (fit_set, eval_set) = clean.split(0.5, seed);
-    let params = fit(&source.terms(&fit_set)?, options);
+    let params = fit(&source.terms(&fit_set)?, options.fit);
     let clean_terms = source.terms(&eval_set)?;
     let clean_scores: Vec<f64> = clean_terms
         .iter()
@@ -224,7 +246,7 @@ pub fn fault_report(
     let mut rows = Vec::new();
     let (mut all, mut tuned, mut held, mut all_elbo) = (vec![], vec![], vec![], vec![]);
     for kind in Corruption::ALL {
-        let faulted = corrupt_each(&eval_set, kind, seed);
+        let faulted = corrupt_each_at(&eval_set, kind, options.severity, seed);
         let terms = source.terms(&faulted)?;
         let detections: Vec<_> = terms.iter().map(|r| params.detect(r)).collect();
         let scores: Vec<f64> = detections.iter().map(|d| q16_to_f64(d.score)).collect();
@@ -266,6 +288,7 @@ pub fn fault_report(
     }
     Ok(FaultReport {
         params,
+        severity: options.severity,
         fit_frames: fit_set.len(),
         size: (clean.width, clean.height),
         eval_frames: eval_set.len(),

@@ -25,7 +25,7 @@ use tinyvae_shared::model::{Model, ModelError as ImageError};
 use tinyvae_shared::model_file::{self, write_atomic, DeviceModelError};
 
 use crate::checkpoint::{self, CheckpointError};
-use crate::detector::{fault_report, FaultReport, FitOptions, ReportError, TermSource};
+use crate::detector::{fault_report, FaultReport, ReportError, ReportOptions, TermSource};
 use crate::model::ModelError;
 use crate::onnx::{self, OnnxError};
 use crate::quant_report::{self, QuantReport};
@@ -264,7 +264,7 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
     // The fault detector's report on the normal test images (split in two as the
     // threshold and report sets are), float and device side by side.
     let faults = if test_normal.len() >= 4 {
-        let options = FitOptions::default();
+        let options = ReportOptions::default();
         Some((
             fault_report(
                 &TermSource::Float(&loaded.model),
