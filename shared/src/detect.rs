@@ -181,7 +181,10 @@ pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: 
     let mut sum_y: i64 = 0;
     // First and last row and column with a pixel above half scale.
     let (mut top, mut bottom, mut left, mut right) = (usize::MAX, 0, usize::MAX, 0);
-    for (i, (&x, &r)) in image.iter().zip(recon).enumerate() {
+    // Column and row counters instead of `i % width` and `i / width`: no division per
+    // pixel (the M0 has no divide instruction).
+    let (mut col, mut row) = (0usize, 0usize);
+    for (&x, &r) in image.iter().zip(recon) {
         let (x, r) = (i32::from(x), i32::from(r));
         if r - x > HALF {
             missing += 1;
@@ -194,16 +197,18 @@ pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: 
             midtones += 1;
         }
         ink += i64::from(x);
-        if x > HALF && width > 0 {
-            let (col, row) = (i % width, i / width);
+        if x > HALF {
             top = top.min(row);
             bottom = bottom.max(row);
             left = left.min(col);
             right = right.max(col);
         }
-        if width > 0 {
-            sum_x += i64::from(x) * (i % width) as i64;
-            sum_y += i64::from(x) * (i / width) as i64;
+        sum_x += i64::from(x) * col as i64;
+        sum_y += i64::from(x) * row as i64;
+        col += 1;
+        if col == width {
+            col = 0;
+            row += 1;
         }
     }
     let (holes, spikes, cuts, solid) = local_counts(image, width, height);
