@@ -16,14 +16,14 @@ use tinyvae_shared::detect::{
     raw_terms, Calibrator, DetectorParams, RawTerms, Term, TermParams, MIN_CALIBRATION_FRAMES,
     TERMS,
 };
-
-use crate::eval::{anomaly_scores, decode_means, encode_means};
-use crate::tensor::ToTensor;
 use tinyvae_shared::fixed::{q16_from_f64, q16_to_f64, Q16_ONE};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, InferError, Workspace};
 
+use crate::eval::{anomaly_scores, decode_means, encode_means};
 use crate::fault_gallery::{Gallery, GalleryRow};
+use crate::quantize::threshold_at_fpr;
+use crate::tensor::ToTensor;
 
 /// How the detector is fitted. `Default` is what export and the report use.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -99,10 +99,12 @@ pub fn fit(clean: &[RawTerms], options: FitOptions) -> DetectorParams {
             scale_low: low,
         };
     }
-    let mut scores: Vec<i32> = clean.iter().map(|r| params.detect(r).score).collect();
-    scores.sort_unstable();
-    // Above the (1 - fpr) quantile, and never below 1.0 (the fitted edge).
-    params.threshold = quantile(&scores, 1.0 - options.fpr).max(Q16_ONE);
+    let scores: Vec<i32> = clean.iter().map(|r| params.detect(r).score).collect();
+    // At most `fpr` of the frames above it, as the ELBO threshold is set, and never
+    // below 1.0 (the fitted edge).
+    params.threshold = threshold_at_fpr(&scores, options.fpr)
+        .unwrap_or(Q16_ONE)
+        .max(Q16_ONE);
     params
 }
 
@@ -237,10 +239,13 @@ pub fn fault_report(
         .iter()
         .map(|r| q16_to_f64(params.detect(r).score))
         .collect();
-    let clean_elbo: Vec<f64> = clean_terms
-        .iter()
-        .map(|r| q16_to_f64(r[Term::Elbo as usize]))
-        .collect();
+    let elbo_of = |terms: &[RawTerms]| -> Vec<f64> {
+        terms
+            .iter()
+            .map(|r| q16_to_f64(r[Term::Elbo as usize]))
+            .collect()
+    };
+    let clean_elbo = elbo_of(&clean_terms);
     let threshold = q16_to_f64(params.threshold);
     let above = |s: &[f64]| s.iter().filter(|&&v| v > threshold).count() as f64 / s.len() as f64;
     let mut rows = Vec::new();
@@ -250,10 +255,7 @@ pub fn fault_report(
         let terms = source.terms(&faulted)?;
         let detections: Vec<_> = terms.iter().map(|r| params.detect(r)).collect();
         let scores: Vec<f64> = detections.iter().map(|d| q16_to_f64(d.score)).collect();
-        let elbo: Vec<f64> = terms
-            .iter()
-            .map(|r| q16_to_f64(r[Term::Elbo as usize]))
-            .collect();
+        let elbo = elbo_of(&terms);
         let mut fired = [0usize; TERMS];
         for d in detections.iter().filter(|d| d.anomalous) {
             fired[d.fired as usize] += 1;
