@@ -19,6 +19,7 @@
 
 use crate::fixed::{saturate_i64, Q16, Q16_ONE};
 use crate::math::div_rem_u64;
+use crate::score::div_round;
 use core::num::NonZeroU32;
 
 /// One statistic the detector reads.
@@ -452,16 +453,11 @@ impl Calibrator {
 
     /// Sets every term's centre and scales from the fitting half.
     fn fit_terms(&mut self) {
-        let n = i64::from(self.fitting_frames().max(1));
+        let n = NonZeroU32::new(u32::from(self.fitting_frames())).unwrap_or(NonZeroU32::MIN);
         for term in Term::ALL {
             let t = term as usize;
-            // The mean, rounded half away from zero.
-            let sum = self.sum[t];
-            let centre = if sum >= 0 {
-                (sum + n / 2) / n
-            } else {
-                (sum - n / 2) / n
-            } as i32;
+            // The mean, rounded half away from zero, without a 64-bit division call.
+            let centre = saturate_i64(div_round(self.sum[t], n));
             let rank = CALIBRATION_RANK.min(self.fitting_frames() as usize) - 1;
             let floor = term.min_scale();
             let high = self.high[t][rank].saturating_sub(centre).max(floor);

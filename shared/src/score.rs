@@ -52,7 +52,7 @@ pub fn reconstruction(
 
 /// `round(n / d)`, halves away from zero: `(|n| + d / 2) / d` with the sign of `n`,
 /// by [`div_rem_u64`] (no 64-bit division call on the device).
-fn div_round(n: i64, d: NonZeroU32) -> i64 {
+pub(crate) fn div_round(n: i64, d: NonZeroU32) -> i64 {
     // The same as `(n + d / 2) / d` (`n - d / 2` for a negative `n`) in i64 wherever
     // that does not overflow; the callers' sums stay far below 2^62.
     let q = div_rem_u64(n.unsigned_abs() + u64::from(d.get() / 2), d).0 as i64;
