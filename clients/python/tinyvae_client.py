@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A client for the tinyvae firmware's serial protocol, version 2.
+"""A client for the tinyvae firmware's serial protocol, version 3.
 
 Written from docs/protocol.md alone (no Rust bindings): it is the specification's second
 implementation, and tests/tests/protocol_doc.rs runs it against the Rust code's frames
@@ -14,6 +14,8 @@ As a command (one JSON line per response on stdout):
     python3 tinyvae_client.py --port /dev/pts/3 info
     python3 tinyvae_client.py --port /dev/pts/3 encode digit.raw [more.raw ...]
     python3 tinyvae_client.py --port /dev/pts/3 generate --temperature 1.0 42 [43 ...]
+    python3 tinyvae_client.py --port /dev/pts/3 calibrate --frames 200
+    python3 tinyvae_client.py --port /dev/pts/3 detector
     python3 tinyvae_client.py --port /dev/pts/3 request '{"SetThreshold": {"threshold": 0}}'
     python3 tinyvae_client.py frame '"Info"'          # a request's frame, in hex
     python3 tinyvae_client.py unframe 0a06069006044bc9804400   # a response frame, decoded
@@ -30,7 +32,9 @@ Values (requests and responses) are plain Python data, shaped like the JSON the 
 code's serde derives produce: a variant without fields is its name ("Info"); a variant
 with fields is a one-key dict ({"Generate": {"seed": 42, "temperature": 65536}}); one
 that wraps a struct holds the struct's dict ({"Info": {"protocol_version": 1, ...}});
-sequences are lists of ints, strings are str, bools are bool.
+sequences and fixed arrays are lists, strings are str, bools are bool, an absent
+optional value is None (JSON null), and a detector term is its kebab-case name
+("missing-ink").
 
 Exit status: 0 when every response is an answer; 2 when the device answered an error
 frame (printed like any response, e.g. {"Error": {"WrongImageSize": {...}}}); 1 when
@@ -43,6 +47,8 @@ As a module:
         print(device.info()["model_name"])
         encoded = device.encode(pixels)          # bytes of the model's input size
         generated = device.generate(42, 1.0)
+        device.calibrate(200)                    # the next 200 scored frames are normal
+        state = device.detector()                # {"params": ..., "calibration_left": ...}
 """
 
 import argparse
@@ -53,7 +59,7 @@ import sys
 import time
 
 # Section 2 of docs/protocol.md.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAX_PAYLOAD = 1400
 MAX_FRAME = 1407
 MAX_PIXELS = 1024
@@ -62,6 +68,8 @@ MAX_CODE = 32
 MAX_NAME = 24
 MAX_FIRMWARE_VERSION = 16
 Q16_ONE = 65536
+# Section 7, `DetectorParams`: one TermParams per detector term.
+TERMS = 15
 DEFAULT_TIMEOUT = 20.0
 
 
@@ -165,6 +173,17 @@ LATENT = ("q16s", MAX_LATENT)
 CODE = ("pixels", MAX_CODE)
 _BITS = {"u16": 16, "u32": 32, "u64": 64}
 
+
+def _optional(kind):
+    """An optional value of type `kind`: a tag byte 0 (None) or 1, then the value."""
+    return ("option", kind)
+
+
+def _array(kind, n):
+    """Exactly `n` values of type `kind`, one after the other, with no length."""
+    return ("array", kind, n)
+
+
 # Structs (sections 7): their fields in wire order.
 STRUCTS = {
     "DeviceInfo": [
@@ -187,6 +206,26 @@ STRUCTS = {
         ("score", "q16"),
         ("threshold", "q16"),
         ("anomalous", "bool"),
+        ("detector", _optional("DetectorReport")),
+    ],
+    "DetectorReport": [
+        ("score", "q16"),
+        ("threshold", "q16"),
+        ("fired", "Term"),
+        ("anomalous", "bool"),
+    ],
+    "TermParams": [
+        ("centre", "i32"),
+        ("scale_high", "i32"),
+        ("scale_low", "i32"),
+    ],
+    "DetectorParams": [
+        ("terms", _array("TermParams", TERMS)),
+        ("threshold", "q16"),
+    ],
+    "DetectorState": [
+        ("params", _optional("DetectorParams")),
+        ("calibration_left", "u16"),
     ],
     "Encoded": [
         ("mu", LATENT),
@@ -238,6 +277,8 @@ ENUMS = {
         ("Stats", None),
         ("Denoise", [("image", PIXELS)]),
         ("Compress", [("image", PIXELS), ("bits", "u8")]),
+        ("Calibrate", [("frames", "u16")]),
+        ("Detector", None),
     ],
     "Response": [
         ("Info", "DeviceInfo"),
@@ -249,6 +290,8 @@ ENUMS = {
         ("Error", "ErrorCode"),
         ("Denoised", "Denoised"),
         ("Compressed", "Compressed"),
+        ("Calibrating", [("frames", "u16")]),
+        ("Detector", "DetectorState"),
     ],
     "ErrorCode": [
         ("FrameTooLong", None),
@@ -261,6 +304,27 @@ ENUMS = {
         ("WrongLatentSize", [("expected", "u16"), ("got", "u16")]),
         ("ResponseTooLarge", None),
         ("WrongCodeBits", [("min", "u8"), ("max", "u8"), ("got", "u8")]),
+    ],
+    # The fault detector's terms (section 7, `Term`), named as JSON names them.
+    "Term": [
+        (name, None)
+        for name in (
+            "elbo",
+            "missing-ink",
+            "excess-ink",
+            "holes",
+            "spikes",
+            "cuts",
+            "centroid-x",
+            "centroid-y",
+            "ink",
+            "bright",
+            "midtones",
+            "solid",
+            "height",
+            "width",
+            "softness",
+        )
     ],
 }
 
@@ -284,7 +348,7 @@ def _write(out, kind, value):
     """Appends the encoding of `value`, of type `kind`, to the bytearray `out`."""
     if kind in _BITS:
         _varint(out, value, _BITS[kind])
-    elif kind == "q16":
+    elif kind in ("q16", "i32"):
         _zigzag(out, value)
     elif kind == "u8":
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 256:
@@ -294,6 +358,18 @@ def _write(out, kind, value):
         if not isinstance(value, bool):
             raise ValueError("%r is not a bool" % (value,))
         out.append(1 if value else 0)
+    elif isinstance(kind, tuple) and kind[0] == "option":
+        if value is None:
+            out.append(0)
+        else:
+            out.append(1)
+            _write(out, kind[1], value)
+    elif isinstance(kind, tuple) and kind[0] == "array":
+        _, item, n = kind
+        if not isinstance(value, (list, tuple)) or len(value) != n:
+            raise ValueError("%r is not a list of exactly %d elements" % (value, n))
+        for element in value:
+            _write(out, item, element)
     elif isinstance(kind, tuple):
         what, capacity = kind
         items = value.encode("utf-8") if what == "str" else value
@@ -376,7 +452,7 @@ class _Reader:
     def read(self, kind):
         if kind in _BITS:
             return self.varint(_BITS[kind])
-        if kind == "q16":
+        if kind in ("q16", "i32"):
             return self.zigzag()
         if kind == "u8":
             return self.byte()
@@ -385,6 +461,14 @@ class _Reader:
             if byte > 1:
                 raise FrameError("BadMessage", "bool byte %d" % byte)
             return byte == 1
+        if isinstance(kind, tuple) and kind[0] == "option":
+            tag = self.byte()
+            if tag > 1:
+                raise FrameError("BadMessage", "option tag %d" % tag)
+            return self.read(kind[1]) if tag == 1 else None
+        if isinstance(kind, tuple) and kind[0] == "array":
+            _, item, n = kind
+            return [self.read(item) for _ in range(n)]
         if isinstance(kind, tuple):
             what, capacity = kind
             n = self.varint(32)
@@ -684,6 +768,16 @@ class Client:
         """The device's Stats."""
         return self._answer("Stats", "Stats")
 
+    def calibrate(self, frames):
+        """Starts a calibration of the fault detector on the next `frames` scored images
+        (at least 4; 0 cancels the one under way); returns the frames it will take."""
+        return self._answer({"Calibrate": {"frames": frames}}, "Calibrating")["frames"]
+
+    def detector(self):
+        """The DetectorState: the detector in force (None if there is none) and the frames
+        the calibration under way still needs."""
+        return self._answer("Detector", "Detector")
+
 
 def _unwrap(response, expected):
     name, content = _single_item(response)
@@ -735,6 +829,10 @@ def _run(args):
     elif args.command == "generate":
         temperature = q16_from_real(args.temperature)
         requests = [{"Generate": {"seed": s, "temperature": temperature}} for s in args.seeds]
+    elif args.command == "calibrate":
+        requests = [{"Calibrate": {"frames": args.frames}}]
+    elif args.command == "detector":
+        requests = ["Detector"]
     else:
         requests = [json.loads(text) for text in args.requests]
     status = 0
@@ -772,6 +870,13 @@ def _parser():
     generate = sub.add_parser("generate", help="sample the prior and decode")
     generate.add_argument("seeds", nargs="+", type=int, help="seeds (u64)")
     generate.add_argument("--temperature", type=float, default=1.0, help="default 1.0")
+    calibrate = sub.add_parser(
+        "calibrate", help="take the next scored images as normal and fit the fault detector"
+    )
+    calibrate.add_argument(
+        "--frames", type=int, required=True, help="frames to take (u16; at least 4, 0 cancels)"
+    )
+    sub.add_parser("detector", help="the fault detector in force and the calibration's progress")
     request = sub.add_parser("request", help="send requests given as JSON")
     request.add_argument("requests", nargs="+")
     frame = sub.add_parser("frame", help="print the frames of requests given as JSON, in hex")

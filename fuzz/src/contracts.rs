@@ -6,12 +6,14 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tinyvae_datasets::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
+use tinyvae_shared::detect::{Calibrator, Term, DETECTOR_SECTION_LEN, MIN_CALIBRATION_FRAMES};
+use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::{Model, ModelError, MAX_LAYERS};
 use tinyvae_shared::model_file;
 use tinyvae_shared::pipeline::{self, InferError, Workspace};
 use tinyvae_shared::protocol::{
-    decode_frame, encode_frame, FrameError, FrameEvent, FrameReader, Request, Response, FRAME_CRC,
-    MAX_FRAME, MAX_LATENT, MAX_PAYLOAD, MAX_PIXELS,
+    decode_frame, encode_frame, FrameError, FrameEvent, FrameReader, Request, Response,
+    ScoreReport, FRAME_CRC, MAX_FRAME, MAX_LATENT, MAX_PAYLOAD, MAX_PIXELS,
 };
 use tinyvae_shared::score;
 
@@ -114,9 +116,12 @@ pub fn check_model_image(bytes: &[u8]) {
 }
 
 /// `Model::parse` never panics; its errors say what the bytes hold; a model it accepts
-/// has in-range sizes and chained layers, and inference on it runs, is deterministic,
-/// refuses wrong sizes, and agrees with itself (the reconstruction is decode(mu), a
-/// generated image is decode(z) of the prior sample, the score is the sum of its terms).
+/// has in-range sizes and chained layers, a detector section that reads back into the
+/// same bytes, and inference on it runs, is deterministic, refuses wrong sizes, and
+/// agrees with itself (the reconstruction is decode(mu), a generated image is decode(z)
+/// of the prior sample, the score is the sum of its terms, the fault detector's verdict
+/// is the model's detector's on the frame's terms, and a calibration on the frame
+/// gives a detector that can judge it).
 pub fn check_image(bytes: &[u8]) {
     let model = match Model::parse(bytes) {
         Ok(model) => model,
@@ -152,6 +157,16 @@ pub fn check_image(bytes: &[u8]) {
         }
     }
     assert!(model.name().len() <= tinyvae_shared::protocol::MAX_NAME);
+    let detector = model.detector();
+    if let Some(params) = &detector {
+        // The section is the last thing before the trailer.
+        let section = &bytes[body - DETECTOR_SECTION_LEN..body];
+        assert_eq!(
+            params.to_le_bytes(),
+            section,
+            "the detector section round-trips"
+        );
+    }
 
     // An image drawn from the bytes, and a seed and temperature.
     let image: Vec<u8> = bytes.iter().cycle().skip(7).take(pixels).copied().collect();
@@ -164,7 +179,47 @@ pub fn check_image(bytes: &[u8]) {
     assert_eq!(scored.posterior.mu.len(), model.latent);
     assert_eq!(scored.posterior.logvar.len(), model.latent);
     let s = scored.score;
-    assert_eq!(s, score::report(s.reconstruction, s.kl, model.threshold));
+    assert_eq!(
+        s,
+        ScoreReport {
+            detector: detector.map(|d| d.report(&scored.terms)),
+            ..score::report(s.reconstruction, s.kl, model.threshold)
+        }
+    );
+    assert_eq!(
+        pipeline::detector_terms(&model, &mut ws, &image),
+        Ok(scored.terms),
+        "the detector's terms are the score's"
+    );
+    assert_eq!(
+        scored.terms[Term::Elbo as usize],
+        s.score,
+        "the ELBO term is the score"
+    );
+    let without = pipeline::score_image_with(&model, &mut ws, &image, model.threshold, None)
+        .expect("an image of the model's size scores");
+    assert_eq!(without.score.detector, None, "no detector, no verdict");
+    assert_eq!(
+        without.terms, scored.terms,
+        "the terms do not depend on the detector"
+    );
+    // A calibration on this frame alone (the fewest frames it takes) ends with the
+    // last of them, with a threshold of at least 1.0, and judges the frame normal or
+    // not without a panic.
+    let mut calibrator = Calibrator::new(MIN_CALIBRATION_FRAMES);
+    let fitted = (0..MIN_CALIBRATION_FRAMES)
+        .map(|_| calibrator.add(&scored.terms))
+        .last()
+        .flatten()
+        .expect("a calibration ends with its last frame");
+    assert!(fitted.threshold >= Q16_ONE);
+    let judged = pipeline::score_image_with(&model, &mut ws, &image, 0, Some(&fitted))
+        .expect("an image of the model's size scores");
+    assert_eq!(judged.score.detector, Some(fitted.report(&scored.terms)));
+    assert!(
+        !fitted.detect(&scored.terms).anomalous,
+        "the frame a detector was calibrated on alone is normal to it"
+    );
     assert_eq!(
         pipeline::score_image(&model, &mut ws, &image, model.threshold).as_ref(),
         Ok(&scored),

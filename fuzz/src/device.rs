@@ -3,26 +3,33 @@
 //!
 //! The input's first byte holds flags (bit 0: repair every frame's CRC, so the fuzzer
 //! reaches the request decoder and the requests; bit 1: run without a model; bit 2:
-//! run the small model of [`small_model`] instead of the embedded one), the rest is
-//! the line. The app is polled until the line is drained, then once more, when it
-//! must be idle. Its output must be one valid response frame per unit of the line
+//! run the small model of [`small_model`] instead of the embedded one; bit 3: with bit
+//! 2, the small model carries a fault detector of its own), the rest is the line. The
+//! app is polled until the line is drained, then once more, when it must be idle. Its
+//! output must be one valid response frame per unit of the line
 //! ([`crate::reference`]), each the response the reference computes with the host's
-//! pipeline, bit for bit, and its counters must match the reference's.
+//! pipeline, bit for bit, and its counters must match the reference's. The reference
+//! keeps the fault detector's state as the device must: a calibration under way (the
+//! host's [`Calibrator`], the very code the device runs) takes each scored frame after
+//! it is judged by the detector in force, and the last one puts the calibrated
+//! parameters in force in place of the model's.
 
 use std::sync::OnceLock;
 
 use tinyvae_app::testing::{self, Memory, STEP};
 use tinyvae_app::{App, Buffers, Footprint, MODEL_IMAGE};
+use tinyvae_shared::detect::{Calibrator, DetectorParams};
 use tinyvae_shared::fixed::Q16;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, InferError, Workspace};
 use tinyvae_shared::protocol::{
-    decode_frame, encode_frame, Compressed, Denoised, DeviceInfo, Encoded, ErrorCode, Generated,
-    Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD, PROTOCOL_VERSION,
+    decode_frame, encode_frame, Compressed, Denoised, DetectorState, DeviceInfo, Encoded,
+    ErrorCode, Generated, Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD,
+    PROTOCOL_VERSION,
 };
 
 use crate::reference::{units, Unit};
-use crate::repair;
+use crate::{repair, seeds};
 
 /// The embedded model, parsed once.
 fn model() -> &'static Model<'static> {
@@ -34,6 +41,10 @@ fn model() -> &'static Model<'static> {
 struct Reference<'m> {
     model: Option<&'m Model<'m>>,
     threshold: Q16,
+    /// The parameters the last finished calibration set (`None`: none has finished).
+    calibrated: Option<DetectorParams>,
+    /// The calibration under way (idle when none is).
+    calibrator: Calibrator,
     stats: Stats,
     workspace: Workspace,
     /// Screens the device must have flushed (boot screen included).
@@ -49,6 +60,8 @@ impl<'m> Reference<'m> {
         Self {
             model,
             threshold: model.map_or(0, |m| m.threshold),
+            calibrated: None,
+            calibrator: Calibrator::idle(),
             stats: Stats::default(),
             workspace: Workspace::new(),
             flushes: 1,
@@ -82,6 +95,28 @@ impl<'m> Reference<'m> {
         self.flushes += 1;
     }
 
+    /// The fault detector in force: the last calibration's, or the model's own.
+    fn detector(&self) -> Option<DetectorParams> {
+        self.calibrated
+            .or_else(|| self.model.and_then(Model::detector))
+    }
+
+    /// `Calibrate`: starts over on `frames` frames (at least the minimum; 0 cancels),
+    /// with or without a model (without one, no frame is ever scored, so it never ends).
+    fn calibrate(&mut self, frames: u16) -> Response {
+        Response::Calibrating {
+            frames: self.calibrator.start(frames),
+        }
+    }
+
+    /// `Detector`: the detector in force and the frames the calibration still needs.
+    fn detector_state(&self) -> Response {
+        Response::Detector(DetectorState {
+            params: self.detector(),
+            calibration_left: self.calibrator.remaining(),
+        })
+    }
+
     fn serve(&mut self, request: Request, firmware_version: &str) -> Response {
         let Some(model) = self.model else {
             return match request {
@@ -106,6 +141,8 @@ impl<'m> Reference<'m> {
                     expected: 0,
                     got: 0,
                 }),
+                Request::Calibrate { frames } => self.calibrate(frames),
+                Request::Detector => self.detector_state(),
             };
         };
         let ws = &mut self.workspace;
@@ -154,19 +191,42 @@ impl<'m> Reference<'m> {
                     Err(e) => refused(e),
                 }
             }
+            Request::Calibrate { frames } => self.calibrate(frames),
+            Request::Detector => self.detector_state(),
         }
     }
 
     fn score(&mut self, model: &Model<'_>, image: &[u8], reconstruct: bool) -> Response {
-        let scored = match pipeline::score_image(model, &mut self.workspace, image, self.threshold)
-        {
+        let detector = self.detector();
+        let scored = match pipeline::score_image_with(
+            model,
+            &mut self.workspace,
+            image,
+            self.threshold,
+            detector.as_ref(),
+        ) {
             Ok(scored) => scored,
             Err(e) => return Response::Error(e.into()),
         };
+        // The verdict is the detector's when there is one, the negative ELBO's otherwise.
+        assert_eq!(
+            scored.score.detector,
+            detector.map(|d| d.report(&scored.terms)),
+            "the score carries the detector's verdict on the frame's terms"
+        );
         self.count(STEP);
         self.stats.scored = self.stats.scored.wrapping_add(1);
-        if scored.score.anomalous {
+        let flagged = match scored.score.detector {
+            Some(verdict) => verdict.anomalous,
+            None => scored.score.anomalous,
+        };
+        if flagged {
             self.stats.anomalies = self.stats.anomalies.wrapping_add(1);
+        }
+        // The frame is taken by the calibration under way after it has been judged; the
+        // last one puts the calibrated detector in force.
+        if let Some(params) = self.calibrator.add(&scored.terms) {
+            self.calibrated = Some(params);
         }
         if reconstruct {
             Response::Reconstructed(Reconstructed {
@@ -227,23 +287,28 @@ impl<'m> Reference<'m> {
 /// A 6x6-pixel synthetic model (hidden 10, latent 3): the same request loop and the
 /// same kernels' remainder paths with a few hundred multiply-accumulates a request
 /// instead of the embedded model's 100,000, so the fuzzer gets through far more inputs.
-fn small_model() -> &'static Model<'static> {
+/// `with_detector`: the same model with a detector section ([`seeds::detector_params`]),
+/// so the model's own detector is in force until a calibration replaces it.
+fn small_model(with_detector: bool) -> &'static Model<'static> {
     use tinyvae_shared::testing::{synthetic_model, SyntheticShape};
-    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    static MODEL: OnceLock<Model<'static>> = OnceLock::new();
-    MODEL.get_or_init(|| {
+    static BYTES: [OnceLock<Vec<u8>>; 2] = [OnceLock::new(), OnceLock::new()];
+    static MODELS: [OnceLock<Model<'static>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let i = usize::from(with_detector);
+    MODELS[i].get_or_init(|| {
         let shape = SyntheticShape {
             width: 6,
             height: 6,
             hidden: 10,
             latent: 3,
         };
-        let bytes = BYTES.get_or_init(|| {
-            synthetic_model(7, shape)
-                .to_bytes()
-                .expect("the synthetic model validates")
+        let bytes = BYTES[i].get_or_init(|| {
+            let mut spec = synthetic_model(7, shape);
+            spec.detector = with_detector.then(seeds::detector_params);
+            spec.to_bytes().expect("the synthetic model validates")
         });
-        Model::parse(bytes).expect("the small model parses")
+        let model = Model::parse(bytes).expect("the small model parses");
+        assert_eq!(model.detector().is_some(), with_detector);
+        model
     })
 }
 
@@ -260,7 +325,7 @@ pub fn check_request_handler(data: &[u8]) {
     let model = match (flags & 2 != 0, flags & 4 != 0) {
         (true, _) => None,
         (false, false) => Some(model()),
-        (false, true) => Some(small_model()),
+        (false, true) => Some(small_model(flags & 8 != 0)),
     };
 
     let mut buffers = Box::new(Buffers::new());

@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 
 use tinyvae_datasets::idx::{IMAGES_MAGIC, LABELS_MAGIC};
+use tinyvae_shared::detect::{DetectorParams, Term, TermParams};
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::{Likelihood, ModelSpec};
 use tinyvae_shared::model_file;
 use tinyvae_shared::protocol::{
-    DeviceInfo, Encoded, ErrorCode, Generated, Latent, Pixels, Request, Response, ScoreReport,
-    Stats, MAX_FRAME,
+    DetectorReport, DetectorState, DeviceInfo, Encoded, ErrorCode, Generated, Latent, Pixels,
+    Reconstructed, Request, Response, ScoreReport, Stats, MAX_FRAME, PROTOCOL_VERSION,
 };
 use tinyvae_shared::rng::Rng;
 use tinyvae_shared::testing::{synthetic_model, SyntheticShape};
@@ -91,7 +92,56 @@ pub fn requests(side: usize, latent: usize) -> Vec<(&'static str, Request)> {
                 bits: 4,
             },
         ),
+        ("calibrate", Request::Calibrate { frames: 4 }),
+        ("detector", Request::Detector),
     ]
+}
+
+/// A calibration from start to end: `Calibrate` on the fewest frames, the state, four
+/// scored frames (two encodes, two reconstructions) and a failed one (it does not
+/// count), the state again, a frame judged by the calibrated detector, then a cancel,
+/// a restart and the state.
+fn calibration(side: usize) -> Vec<Request> {
+    let image = |seed| ring(seed, side);
+    vec![
+        Request::Calibrate { frames: 1 },
+        Request::Detector,
+        Request::Encode { image: image(10) },
+        Request::Reconstruct { image: image(11) },
+        Request::Encode {
+            image: ring(12, side + 1),
+        },
+        Request::Encode { image: image(13) },
+        Request::Reconstruct { image: image(14) },
+        Request::Detector,
+        Request::Encode { image: image(15) },
+        Request::Calibrate { frames: 0 },
+        Request::Calibrate { frames: 200 },
+        Request::Detector,
+        Request::Stats,
+    ]
+}
+
+/// Detector parameters for the seeds and the small model of `request_handler`: every
+/// term on (two-sided terms on both sides), threshold 1.5.
+pub fn detector_params() -> DetectorParams {
+    let mut params = DetectorParams {
+        threshold: 3 * Q16_ONE / 2,
+        ..DetectorParams::default()
+    };
+    for (term, p) in Term::ALL.into_iter().zip(params.terms.iter_mut()) {
+        let scale = term.min_scale() * 4;
+        *p = TermParams {
+            centre: if term == Term::Elbo {
+                100 * Q16_ONE
+            } else {
+                10
+            },
+            scale_high: scale,
+            scale_low: if term.two_sided() { scale } else { 0 },
+        };
+    }
+    params
 }
 
 /// Responses of the kinds the host decodes.
@@ -102,9 +152,19 @@ fn responses() -> Vec<(&'static str, Response)> {
         score: 102 * Q16_ONE,
         threshold: 300 * Q16_ONE,
         anomalous: false,
+        detector: None,
+    };
+    let judged = ScoreReport {
+        detector: Some(DetectorReport {
+            score: 5 * Q16_ONE / 2,
+            threshold: 3 * Q16_ONE / 2,
+            fired: Term::Holes,
+            anomalous: true,
+        }),
+        ..score
     };
     let mut info = DeviceInfo {
-        protocol_version: 1,
+        protocol_version: PROTOCOL_VERSION,
         firmware_version: heapless::String::new(),
         model_name: heapless::String::new(),
         model_hash: 0x1234_5678,
@@ -138,12 +198,35 @@ fn responses() -> Vec<(&'static str, Response)> {
                 instructions: 99_999,
             }),
         ),
+        (
+            "reconstructed-detector",
+            Response::Reconstructed(Reconstructed {
+                image: ring(4, 28),
+                score: judged,
+                instructions: 150_000,
+            }),
+        ),
         ("stats", Response::Stats(Stats::default())),
         (
             "error",
             Response::Error(ErrorCode::WrongImageSize {
                 expected: 784,
                 got: 3,
+            }),
+        ),
+        ("calibrating", Response::Calibrating { frames: 200 }),
+        (
+            "detector",
+            Response::Detector(DetectorState {
+                params: Some(detector_params()),
+                calibration_left: 37,
+            }),
+        ),
+        (
+            "detector-none",
+            Response::Detector(DetectorState {
+                params: None,
+                calibration_left: 0,
             }),
         ),
     ]
@@ -178,10 +261,13 @@ pub fn small_models() -> Vec<(&'static str, ModelSpec)> {
     };
     let mut gaussian = synthetic_model(2, tiny);
     gaussian.likelihood = Likelihood::Gaussian;
+    let mut detector = synthetic_model(4, small);
+    detector.detector = Some(detector_params());
     vec![
         ("tiny-bernoulli", synthetic_model(1, tiny)),
         ("tiny-gaussian", gaussian),
         ("small", synthetic_model(3, small)),
+        ("small-detector", detector),
     ]
 }
 
@@ -214,7 +300,7 @@ pub fn seeds() -> Vec<Seed> {
     out.push(seed("frame_decode", "session", session(28, 16)));
 
     // request_handler: flags byte (bit 0 repairs CRCs, bit 1 drops the model, bit 2
-    // runs the small model), then the line.
+    // runs the small model, bit 3 gives it a detector), then the line.
     for (name, request) in requests(28, 16) {
         let mut bytes = vec![0];
         bytes.extend(frame(&request));
@@ -233,6 +319,16 @@ pub fn seeds() -> Vec<Seed> {
     ] {
         let mut bytes = vec![flags];
         bytes.extend(session(side, latent));
+        out.push(seed("request_handler", name, bytes));
+    }
+    for (name, flags, side) in [
+        ("calibration", 0, 28),
+        ("calibration-no-model", 2, 28),
+        ("small-calibration", 4, 6),
+        ("small-detector-calibration", 4 | 8, 6),
+    ] {
+        let mut bytes = vec![flags];
+        bytes.extend(calibration(side).iter().flat_map(frame));
         out.push(seed("request_handler", name, bytes));
     }
 

@@ -17,7 +17,7 @@
 
 use core::num::NonZeroU32;
 
-use embedded_graphics::mono_font::ascii::{FONT_5X8, FONT_6X10};
+use embedded_graphics::mono_font::ascii::FONT_5X8;
 use embedded_graphics::mono_font::{MonoFont, MonoTextStyle};
 use embedded_graphics::pixelcolor::Gray4;
 use embedded_graphics::prelude::*;
@@ -311,7 +311,7 @@ pub fn draw_boot<D: Screen>(
     hash: u32,
 ) {
     let _ = fb.clear(Gray4::BLACK);
-    text(fb, "tinyvae", 0, 0, &FONT_6X10, WHITE);
+    text(fb, "tinyvae", 0, 0, &FONT_5X8, WHITE);
     text(fb, "int8 VAE", 56, 1, &FONT_5X8, 8);
     rect(
         fb,
@@ -350,24 +350,34 @@ const IMAGE_AREA: usize = 56;
 const BAR_AT_THRESHOLD: i64 = 40;
 
 /// The bar height for a score against a threshold, 0..=`IMAGE_AREA - 2`.
-fn bar_height(report: &ScoreReport) -> usize {
+fn bar_height(score: Q16, threshold: Q16) -> usize {
     let max = (IMAGE_AREA - 2) as u64;
-    let height = match NonZeroU32::new(report.threshold.max(0) as u32) {
+    let height = match NonZeroU32::new(threshold.max(0) as u32) {
         // score * 40 / threshold, both non-negative: a u64 numerator below 2^37 over
         // a 31-bit divisor (`div_rem_u64`: no 64-bit division call on the device).
         Some(threshold) => {
-            let scaled = u64::from(report.score.max(0) as u32) * BAR_AT_THRESHOLD as u64;
+            let scaled = u64::from(score.max(0) as u32) * BAR_AT_THRESHOLD as u64;
             div_rem_u64(scaled, threshold).0.min(max)
         }
-        None if report.score > report.threshold => max,
+        None if score > threshold => max,
         None => 0,
     };
     height as usize
 }
 
+/// What a scored screen shows: the fault detector's score, threshold and verdict with
+/// the term that fired, or (without a detector) the negative ELBO's.
+fn shown_verdict(report: &ScoreReport) -> (Q16, Q16, bool, Option<&'static str>) {
+    match report.detector {
+        Some(d) => (d.score, d.threshold, d.anomalous, Some(d.fired.name())),
+        None => (report.score, report.threshold, report.anomalous, None),
+    }
+}
+
 /// The screen shown after scoring an image: the input and its reconstruction side by
 /// side, a bar showing the score against the threshold (the tick marks the
-/// threshold), and the verdict with the score.
+/// threshold), and the verdict with the score. With a fault detector, the score is
+/// the detector's and the verdict line names the term that gave it (`holes 3.2>1.0`).
 pub fn draw_scored<D: Screen>(
     fb: &mut D,
     input: &[u8],
@@ -388,8 +398,9 @@ pub fn draw_scored<D: Screen>(
         IMAGE_AREA as u32,
         PrimitiveStyle::with_stroke(Gray4::new(5), 1),
     );
-    let fill = bar_height(report);
-    let fill_level = if report.anomalous { WHITE } else { 9 };
+    let (score, threshold, anomalous, fired) = shown_verdict(report);
+    let fill = bar_height(score, threshold);
+    let fill_level = if anomalous { WHITE } else { 9 };
     rect(
         fb,
         BAR_X as i32 + 2,
@@ -410,7 +421,7 @@ pub fn draw_scored<D: Screen>(
 
     // Verdict line: the anomaly verdict inverted so it stands out.
     let verdict_y = IMAGE_AREA as i32;
-    if report.anomalous {
+    if anomalous {
         rect(
             fb,
             0,
@@ -424,9 +435,13 @@ pub fn draw_scored<D: Screen>(
         text(fb, "NORMAL", 1, verdict_y, &FONT_5X8, WHITE);
     }
     let mut line = Line::new();
-    push_q16(&mut line, report.score);
-    let _ = line.push_str(if report.anomalous { ">" } else { "<=" });
-    push_q16(&mut line, report.threshold);
+    if let Some(name) = fired {
+        let _ = line.push_str(name);
+        let _ = line.push(' ');
+    }
+    push_q16(&mut line, score);
+    let _ = line.push_str(if anomalous { ">" } else { "<=" });
+    push_q16(&mut line, threshold);
     text(fb, &line, 40, verdict_y, &FONT_5X8, 11);
 }
 
@@ -746,7 +761,7 @@ mod tests {
         for &score in &values {
             for &threshold in &values {
                 let expected = by_i64(score, threshold);
-                let got = bar_height(&report_of(score, threshold));
+                let got = bar_height(score, threshold);
                 assert_eq!(got, expected, "{score} / {threshold}");
             }
         }
@@ -760,6 +775,7 @@ mod tests {
             score,
             threshold,
             anomalous: score > threshold,
+            detector: None,
         }
     }
 
@@ -839,6 +855,7 @@ mod tests {
             score: 100 << 16,
             threshold: 150 << 16,
             anomalous: false,
+            detector: None,
         };
         draw_scored(&mut normal, &img, &img, 28, 28, &base);
         let over = ScoreReport {
@@ -854,6 +871,52 @@ mod tests {
         assert_eq!(anomalous.get(BAR_X + 4, 2), 15);
         assert_eq!(normal.get(BAR_X + 4, 2), 0);
         assert_ne!(normal.get(BAR_X + 4, 50), 0);
+    }
+
+    #[test]
+    fn the_detector_gives_the_verdict_and_names_its_term() {
+        use tinyvae_shared::detect::Term;
+        use tinyvae_shared::protocol::DetectorReport;
+        let img = image(784);
+        // The ELBO is well under its threshold; the detector's holes term is not.
+        let elbo_only = report_of(100 << 16, 150 << 16);
+        let report = |fired: Term, score: Q16| ScoreReport {
+            detector: Some(DetectorReport {
+                score,
+                threshold: 1 << 16,
+                fired,
+                anomalous: score > 1 << 16,
+            }),
+            ..elbo_only
+        };
+        let mut plain = FrameBuffer::new();
+        draw_scored(&mut plain, &img, &img, 28, 28, &elbo_only);
+        let mut holes = FrameBuffer::new();
+        draw_scored(
+            &mut holes,
+            &img,
+            &img,
+            28,
+            28,
+            &report(Term::Holes, 3 << 16),
+        );
+        let mut cuts = FrameBuffer::new();
+        draw_scored(&mut cuts, &img, &img, 28, 28, &report(Term::Cuts, 3 << 16));
+        let mut calm = FrameBuffer::new();
+        draw_scored(&mut calm, &img, &img, 28, 28, &report(Term::Holes, 1 << 15));
+        // The ANOMALY box follows the detector, not the ELBO.
+        assert_eq!(plain.get(0, 56), 0);
+        assert_eq!(holes.get(0, 56), 15);
+        assert_eq!(calm.get(0, 56), 0);
+        // The verdict line names the term: the two anomalous screens differ there only.
+        let line_differs = |a: &FrameBuffer, b: &FrameBuffer| {
+            (40..WIDTH).any(|x| (56..HEIGHT).any(|y| a.get(x, y) != b.get(x, y)))
+        };
+        assert!(line_differs(&holes, &cuts));
+        assert!((0..WIDTH).all(|x| (0..56).all(|y| holes.get(x, y) == cuts.get(x, y))));
+        // The bar is the detector's: 3.0 against 1.0 fills it; 0.5 fills a fifth.
+        assert_eq!(holes.get(BAR_X + 4, 2), 15);
+        assert_eq!(calm.get(BAR_X + 4, 2), 0);
     }
 
     /// The denoise screen shows the input left and the output right; the compress

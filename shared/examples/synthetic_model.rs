@@ -117,6 +117,7 @@ fn build(seed: u64) -> ModelSpec {
         decoder: vec![dec0, dec1],
         logit_scale: 0.1,
         logit_zero_point: 0,
+        detector: None,
     }
 }
 

@@ -19,6 +19,7 @@
 
 use crate::fixed::{saturate_i64, Q16, Q16_ONE};
 use crate::math::div_rem_u64;
+use crate::protocol::{DetectorReport, MAX_PIXELS};
 use crate::score::div_round;
 use core::num::NonZeroU32;
 
@@ -157,6 +158,8 @@ impl Term {
 
 /// Half of full scale: the residual terms count differences above it.
 const HALF: i32 = 128;
+/// The residual terms count pixels whose reconstruction differs by more than this.
+pub const RESIDUAL: i32 = HALF;
 /// A quarter of full scale.
 const QUARTER: i32 = 64;
 /// Three quarters of full scale.
@@ -174,49 +177,120 @@ pub type RawTerms = [i32; TERMS];
 /// Computes every term of `image` (`width` x `height`, row major) against its
 /// reconstruction `recon` (pixels) and its negative ELBO `elbo` (Q16).
 pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: Q16) -> RawTerms {
-    let mut missing = 0;
-    let mut excess = 0;
-    let mut ink: i64 = 0;
-    let (mut bright, mut midtones) = (0, 0);
-    let mut sum_x: i64 = 0;
-    let mut sum_y: i64 = 0;
-    // First and last row and column with a pixel above half scale.
-    let (mut top, mut bottom, mut left, mut right) = (usize::MAX, 0, usize::MAX, 0);
-    // Column and row counters instead of `i % width` and `i / width`: no division per
-    // pixel (the M0 has no divide instruction).
-    let (mut col, mut row) = (0usize, 0usize);
+    let (missing, excess) = residual_counts(image, recon);
+    image_terms(image, recon.len(), width, height, elbo, missing, excess)
+}
+
+/// Missing and excess ink: the reconstruction's pixels more than [`RESIDUAL`] above
+/// the image's, and below them. (The device counts them in the pass that turns the
+/// decoder's logits into pixels, [`crate::score::reconstruct`].)
+pub fn residual_counts(image: &[u8], recon: &[u8]) -> (i32, i32) {
+    let (mut missing, mut excess) = (0, 0);
     for (&x, &r) in image.iter().zip(recon) {
-        let (x, r) = (i32::from(x), i32::from(r));
-        if r - x > HALF {
+        let d = i32::from(r) - i32::from(x);
+        if d > RESIDUAL {
             missing += 1;
-        } else if x - r > HALF {
+        } else if d < -RESIDUAL {
             excess += 1;
         }
-        if x >= BRIGHT {
-            bright += 1;
-        } else if x > DARK {
-            midtones += 1;
-        }
-        ink += i64::from(x);
-        if x > HALF {
-            top = top.min(row);
-            bottom = bottom.max(row);
-            left = left.min(col);
-            right = right.max(col);
-        }
-        sum_x += i64::from(x) * col as i64;
-        sum_y += i64::from(x) * row as i64;
-        col += 1;
-        if col == width {
-            col = 0;
-            row += 1;
-        }
     }
-    let (holes, spikes, cuts, solid) = local_counts(image, width, height);
-    let centroid = |sum: i64, span: usize| -> i32 {
-        match NonZeroU32::new(u32::try_from(ink).unwrap_or(u32::MAX)) {
+    (missing, excess)
+}
+
+/// Every term given the residual counts: the ink statistics and the neighbourhood
+/// counts of `image` alone (its first `min(image.len(), recon_len)` pixels, as
+/// [`raw_terms`] pairs them with a reconstruction of `recon_len` pixels).
+///
+/// Written for the device's instruction count (the detector may add at most 15% to an
+/// encode): row by row, only the span between a row's first and last inked pixel is
+/// read for the ink statistics, and only the 2x2 blocks (a pixel with its right, lower
+/// and diagonal neighbours) that touch the spans of two consecutive rows for the
+/// neighbourhood counts, so a digit's blank margins cost a scan and nothing more. Each
+/// loop holds few enough counters to stay in the Cortex-M's registers, with no division
+/// or index arithmetic per pixel (the M0 has no divide instruction).
+/// `tests/detector_terms.rs` holds it to the terms' definition.
+pub fn image_terms(
+    image: &[u8],
+    recon_len: usize,
+    width: usize,
+    height: usize,
+    elbo: Q16,
+    missing: i32,
+    excess: i32,
+) -> RawTerms {
+    // At most MAX_PIXELS are read, so the sums below fit in 32 bits (255 * 1023 * 1024
+    // for the weighted ones).
+    let pixels = if width == 0 {
+        0
+    } else {
+        image.len().min(recon_len).min(MAX_PIXELS)
+    };
+    let image_read = &image[..pixels];
+
+    let (mut ink, mut sum_x, mut sum_y, mut bright, mut midtones) = (0u32, 0u32, 0u32, 0, 0);
+    // First and last row and column with a pixel above half scale.
+    let (mut top, mut bottom, mut left, mut right) = (usize::MAX, 0, usize::MAX, 0);
+    // The neighbourhood terms need a whole frame of at least 3x3.
+    let local = width >= 3 && height >= 3 && pixels >= width * height;
+    let mut counts = LocalCounts::default();
+    // The two rows before this one, and the span of the last one's pixels above half
+    // scale.
+    let (mut above, mut upper, mut upper_span): (&[u8], &[u8], _) = (&[], &[], None);
+    for (y, row) in image_read.chunks(width.max(1)).enumerate() {
+        // First and last column above half scale.
+        let (mut first, mut last) = (usize::MAX, 0);
+        if let Some((lo, hi)) = ink_span(row) {
+            let mut row_ink = 0u32;
+            let mut row_x = 0u32;
+            for (x, &p) in row[lo..=hi].iter().enumerate() {
+                let (p, x) = (i32::from(p), x + lo);
+                if p >= BRIGHT {
+                    bright += 1;
+                } else if p > DARK {
+                    midtones += 1;
+                }
+                row_ink += p as u32;
+                row_x += p as u32 * x as u32;
+                if p > HALF {
+                    first = first.min(x);
+                    last = x;
+                }
+            }
+            ink += row_ink;
+            sum_x += row_x;
+            sum_y += row_ink * y as u32;
+            if first != usize::MAX {
+                top = top.min(y);
+                bottom = y;
+                left = left.min(first);
+                right = right.max(last);
+            }
+        }
+        let span = (first != usize::MAX).then_some((first, last));
+        // The blocks whose top row is the previous row and bottom row this one. Every
+        // term they count needs a pixel above half scale in the block (a cut's bright
+        // side, a hole's bright neighbour to the right or below, a spike or a solid
+        // pixel itself), so only the blocks touching those rows' spans of them.
+        if local && (1..height).contains(&y) {
+            let both = match (upper_span, span) {
+                (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+                (one, None) | (None, one) => one,
+            };
+            if let Some((lo, hi)) = both {
+                // A block at x reads x and x + 1: those touching lo..=hi, inside the frame.
+                let blocks = lo.saturating_sub(1)..hi.min(width - 2) + 1;
+                counts.add_blocks(above, upper, row, blocks, y > 1);
+            }
+        }
+        above = upper;
+        upper = row;
+        upper_span = span;
+    }
+
+    let centroid = |sum: u32, span: usize| -> i32 {
+        match NonZeroU32::new(ink) {
             // (sum * 256 + ink / 2) / ink: 1/256 pixel, rounded.
-            Some(d) => div_rem_u64((sum as u64) * 256 + u64::from(d.get() / 2), d).0 as i32,
+            Some(d) => div_rem_u64(u64::from(sum) * 256 + u64::from(d.get() / 2), d).0 as i32,
             // A blank frame's centroid is the middle.
             None => (span as i32) * 128,
         }
@@ -225,15 +299,15 @@ pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: 
     raw[Term::Elbo as usize] = elbo;
     raw[Term::MissingInk as usize] = missing;
     raw[Term::ExcessInk as usize] = excess;
-    raw[Term::Holes as usize] = holes;
-    raw[Term::Spikes as usize] = spikes;
-    raw[Term::Cuts as usize] = cuts;
+    raw[Term::Holes as usize] = counts.holes;
+    raw[Term::Spikes as usize] = counts.spikes;
+    raw[Term::Cuts as usize] = counts.cuts;
     raw[Term::CentroidX as usize] = centroid(sum_x, width.saturating_sub(1));
     raw[Term::CentroidY as usize] = centroid(sum_y, height.saturating_sub(1));
-    raw[Term::Ink as usize] = saturate_i64(ink);
+    raw[Term::Ink as usize] = ink as i32;
     raw[Term::Bright as usize] = bright;
     raw[Term::Midtones as usize] = midtones;
-    raw[Term::Solid as usize] = solid;
+    raw[Term::Solid as usize] = counts.solid;
     // An empty frame spans nothing.
     raw[Term::Height as usize] = (bottom + 1).saturating_sub(top) as i32;
     raw[Term::Width as usize] = (right + 1).saturating_sub(left) as i32;
@@ -243,46 +317,80 @@ pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: 
     raw
 }
 
-/// Holes, spikes, cuts and solid pixels of `image` (see [`Term`]); border pixels only
-/// as neighbours.
-fn local_counts(image: &[u8], width: usize, height: usize) -> (i32, i32, i32, i32) {
-    let (mut holes, mut spikes, mut cuts, mut solid) = (0, 0, 0, 0);
-    if width < 3 || height < 3 || image.len() < width * height {
-        return (0, 0, 0, 0);
-    }
-    let px = |x: usize, y: usize| i32::from(image[y * width + x]);
-    // A hard edge between two pixels: one at exactly 0, the other bright.
-    let hard = |a: i32, b: i32| a.min(b) == 0 && a.max(b) >= CUT_BRIGHT;
-    for y in 0..height - 1 {
-        for x in 0..width - 1 {
-            let here = px(x, y);
-            let right = px(x + 1, y);
-            let below = px(x, y + 1);
-            let diagonal = px(x + 1, y + 1);
-            // A horizontal edge (x | x+1) continued on the row below, same way round.
-            if hard(here, right) && hard(below, diagonal) && (here == 0) == (below == 0) {
-                cuts += 1;
-            }
-            // A vertical edge (y / y+1) continued in the next column, same way round.
-            if hard(here, below) && hard(right, diagonal) && (here == 0) == (right == 0) {
-                cuts += 1;
-            }
-            if x == 0 || y == 0 {
+/// The first and last column of `row` holding a pixel that is not 0.
+fn ink_span(row: &[u8]) -> Option<(usize, usize)> {
+    let first = row.iter().position(|&p| p != 0)?;
+    let last = row.iter().rposition(|&p| p != 0).unwrap_or(first);
+    Some((first, last))
+}
+
+/// The neighbourhood terms (see [`Term`]), counted block by block.
+#[derive(Default)]
+struct LocalCounts {
+    holes: i32,
+    spikes: i32,
+    cuts: i32,
+    solid: i32,
+}
+
+impl LocalCounts {
+    /// Counts the 2x2 blocks at columns `blocks` whose top-left pixel is on `row`
+    /// (`below` the next row, `above` the one before). A block's top-left pixel is
+    /// judged for holes, spikes and solid only inside the frame (`interior`: `row` is
+    /// not the first; not in the first column); border pixels serve only as neighbours.
+    #[inline(never)] // one loop with its own registers
+    fn add_blocks(
+        &mut self,
+        above: &[u8],
+        row: &[u8],
+        below: &[u8],
+        blocks: core::ops::Range<usize>,
+        interior: bool,
+    ) {
+        for x in blocks {
+            let (Some(&[a, b]), Some(&[c, d])) = (row.get(x..x + 2), below.get(x..x + 2)) else {
+                return;
+            };
+            if i32::from(a.max(b).max(c).max(d)) <= HALF {
                 continue;
             }
-            let (left, above) = (px(x - 1, y), px(x, y - 1));
-            if here < QUARTER && (left.min(right) > HALF || above.min(below) > HALF) {
-                holes += 1;
+            let (here, east, south, diagonal) =
+                (i32::from(a), i32::from(b), i32::from(c), i32::from(d));
+            // A cut needs a 0 and a bright pixel in the block: most blocks have not both.
+            if a.min(b).min(c).min(d) == 0 && i32::from(a.max(b).max(c).max(d)) >= CUT_BRIGHT {
+                // A horizontal edge (x | x+1) continued on the row below, same way round.
+                if hard(here, east) && hard(south, diagonal) && (here == 0) == (south == 0) {
+                    self.cuts += 1;
+                }
+                // A vertical edge (y / y+1) continued in the next column, same way round.
+                if hard(here, south) && hard(east, diagonal) && (here == 0) == (east == 0) {
+                    self.cuts += 1;
+                }
             }
-            if here > THREE_QUARTERS && left.max(right).max(above).max(below) < QUARTER {
-                spikes += 1;
+            // Holes, spikes and solid pixels: each needs `here` in its own range.
+            if !interior || (QUARTER..=THREE_QUARTERS).contains(&here) {
+                continue;
             }
-            if here.min(left).min(right).min(above).min(below) >= BRIGHT {
-                solid += 1;
+            let (Some(&w), Some(&n)) = (row.get(x.wrapping_sub(1)), above.get(x)) else {
+                continue;
+            };
+            let (west, north) = (i32::from(w), i32::from(n));
+            if here < QUARTER {
+                if west.min(east) > HALF || north.min(south) > HALF {
+                    self.holes += 1;
+                }
+            } else if west.max(east).max(north).max(south) < QUARTER {
+                self.spikes += 1;
+            } else if here.min(west).min(east).min(north).min(south) >= BRIGHT {
+                self.solid += 1;
             }
         }
     }
-    (holes, spikes, cuts, solid)
+}
+
+/// A hard edge between two pixels: one at exactly 0, the other bright (a cut).
+fn hard(a: i32, b: i32) -> bool {
+    a.min(b) == 0 && a.max(b) >= CUT_BRIGHT
 }
 
 /// A term's centre and scales, fitted on clean frames.
@@ -332,6 +440,51 @@ impl Default for DetectorParams {
     }
 }
 
+/// Bytes of the detector section of a model image ([`crate::model`]): the threshold,
+/// then each term's centre, upper and lower scale, every value an `i32`, little endian.
+pub const DETECTOR_SECTION_LEN: usize = 4 + 12 * TERMS;
+
+impl DetectorParams {
+    /// Reads a detector section; `None` unless `bytes` is exactly
+    /// [`DETECTOR_SECTION_LEN`] long. Every value is valid: a negative scale turns its
+    /// side off, like a zero one.
+    pub fn from_le_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != DETECTOR_SECTION_LEN {
+            return None;
+        }
+        let mut words = [0i32; DETECTOR_SECTION_LEN / 4];
+        for (w, b) in words.iter_mut().zip(bytes.chunks_exact(4)) {
+            *w = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        let mut params = DetectorParams {
+            threshold: words[0],
+            ..DetectorParams::default()
+        };
+        for (term, w) in params.terms.iter_mut().zip(words[1..].chunks_exact(3)) {
+            *term = TermParams {
+                centre: w[0],
+                scale_high: w[1],
+                scale_low: w[2],
+            };
+        }
+        Some(params)
+    }
+
+    /// The detector section for these parameters (what [`Self::from_le_bytes`] reads).
+    pub fn to_le_bytes(&self) -> [u8; DETECTOR_SECTION_LEN] {
+        let mut out = [0; DETECTOR_SECTION_LEN];
+        let words = core::iter::once(self.threshold).chain(
+            self.terms
+                .iter()
+                .flat_map(|t| [t.centre, t.scale_high, t.scale_low]),
+        );
+        for (chunk, w) in out.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+}
+
 /// A frame's verdict: the largest standardized term and which one it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Detection {
@@ -346,6 +499,17 @@ pub struct Detection {
 }
 
 impl DetectorParams {
+    /// The verdict as the protocol reports it.
+    pub fn report(&self, raw: &RawTerms) -> DetectorReport {
+        let d = self.detect(raw);
+        DetectorReport {
+            score: d.score,
+            threshold: self.threshold,
+            fired: d.fired,
+            anomalous: d.anomalous,
+        }
+    }
+
     /// Standardizes `raw` and applies the threshold.
     pub fn detect(&self, raw: &RawTerms) -> Detection {
         let mut z = [0; TERMS];
@@ -377,43 +541,86 @@ pub const CALIBRATION_RANK: usize = 3;
 /// [`Term::min_scale`]. With 100 frames that rank is the 97th-98th percentile. The second
 /// half sets the threshold: the second largest of its frames' scores (about 1% false
 /// positives with 100 frames), never below 1.0. Memory: a sum and the kept extremes per
-/// term (about 360 bytes), whatever `frames` is; the host's twin is this very code.
+/// term and the parameters fitted so far (about 680 bytes), whatever `frames` is; the
+/// host's twin is this very code.
+///
+/// An idle calibrator ([`Calibrator::idle`], or one whose frames are all in) takes no
+/// frames, so the device keeps one and restarts it in place ([`Calibrator::start`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Calibrator {
-    /// Frames asked for.
+    /// Frames asked for (0: idle).
     frames: u16,
     /// Frames seen.
     seen: u16,
     /// Per term: the sum of the fitting frames' raw values.
     sum: [i64; TERMS],
-    /// Per term: the largest raw values seen while fitting, largest first.
-    high: [[i32; CALIBRATION_RANK]; TERMS],
-    /// Per term: the smallest raw values seen while fitting, smallest first.
-    low: [[i32; CALIBRATION_RANK]; TERMS],
+    /// Per term: the largest raw values seen while fitting, largest first, as
+    /// [`ordered`] keys.
+    high: [[u32; CALIBRATION_RANK]; TERMS],
+    /// Per term: the smallest raw values seen while fitting, as the keys of `!v` (which
+    /// reverses the order without overflow), so that one "largest first" insertion
+    /// keeps both.
+    low: [[u32; CALIBRATION_RANK]; TERMS],
     /// The parameters fitted so far (terms after the first half, threshold at the end).
     params: DetectorParams,
-    /// The two largest scores of the threshold frames, largest first.
-    top_scores: [Q16; 2],
+    /// The two largest scores of the threshold frames, largest first, as keys.
+    top_scores: [u32; 2],
+}
+
+/// The key of `v` that sorts as `v` does but whose smallest value is 0: an idle
+/// [`Calibrator`] is all zeros, which the device clears with a `memset` instead of
+/// copying a constant of its size.
+fn ordered(v: i32) -> u32 {
+    (v as u32) ^ 0x8000_0000
+}
+
+/// The value of an [`ordered`] key.
+fn unordered(key: u32) -> i32 {
+    (key ^ 0x8000_0000) as i32
 }
 
 /// The fewest frames a calibration takes: two per half, so each half has a rank.
 pub const MIN_CALIBRATION_FRAMES: u16 = 4;
 
 impl Calibrator {
-    /// A calibration over `frames` frames (at least [`MIN_CALIBRATION_FRAMES`]).
-    pub fn new(frames: u16) -> Self {
+    /// A calibrator that takes no frames until [`Calibrator::start`]ed.
+    pub const fn idle() -> Self {
         Self {
-            frames: frames.max(MIN_CALIBRATION_FRAMES),
+            frames: 0,
             seen: 0,
             sum: [0; TERMS],
-            high: [[i32::MIN; CALIBRATION_RANK]; TERMS],
-            low: [[i32::MAX; CALIBRATION_RANK]; TERMS],
-            params: DetectorParams::default(),
-            top_scores: [i32::MIN; 2],
+            high: [[0; CALIBRATION_RANK]; TERMS],
+            low: [[0; CALIBRATION_RANK]; TERMS],
+            params: DetectorParams {
+                terms: [TermParams {
+                    centre: 0,
+                    scale_high: 0,
+                    scale_low: 0,
+                }; TERMS],
+                threshold: 0,
+            },
+            top_scores: [0; 2],
         }
     }
 
-    /// Frames still to come.
+    /// A calibration over `frames` frames (see [`Calibrator::start`]).
+    pub fn new(frames: u16) -> Self {
+        let mut calibrator = Self::idle();
+        calibrator.start(frames);
+        calibrator
+    }
+
+    /// Starts over on `frames` frames: at least [`MIN_CALIBRATION_FRAMES`], or none
+    /// (`0` stops the calibration under way). Returns the frames it will take.
+    pub fn start(&mut self, frames: u16) -> u16 {
+        *self = Self::idle();
+        if frames > 0 {
+            self.frames = frames.max(MIN_CALIBRATION_FRAMES);
+        }
+        self.frames
+    }
+
+    /// Frames still to come (0: idle or finished).
     pub fn remaining(&self) -> u16 {
         self.frames - self.seen
     }
@@ -424,7 +631,7 @@ impl Calibrator {
     }
 
     /// Takes one clean frame's raw terms; returns the parameters once the last frame
-    /// is in (and `None` before, or after: a finished calibration takes no more).
+    /// is in (and `None` before, or after: a finished or idle calibration takes none).
     pub fn add(&mut self, raw: &RawTerms) -> Option<DetectorParams> {
         if self.seen >= self.frames {
             return None;
@@ -433,19 +640,19 @@ impl Calibrator {
         if self.seen < fitting {
             for (t, &v) in raw.iter().enumerate() {
                 self.sum[t] += i64::from(v);
-                insert_descending(&mut self.high[t], v);
-                insert_descending_by(&mut self.low[t], v, |a, b| a < b);
+                insert_descending(&mut self.high[t], ordered(v));
+                insert_descending(&mut self.low[t], ordered(!v));
             }
         } else {
             let score = self.params.detect(raw).score;
-            insert_descending(&mut self.top_scores, score);
+            insert_descending(&mut self.top_scores, ordered(score));
         }
         self.seen += 1;
         if self.seen == fitting {
             self.fit_terms();
         }
         if self.seen == self.frames {
-            self.params.threshold = self.top_scores[1].max(Q16_ONE);
+            self.params.threshold = unordered(self.top_scores[1]).max(Q16_ONE);
             return Some(self.params);
         }
         None
@@ -454,15 +661,18 @@ impl Calibrator {
     /// Sets every term's centre and scales from the fitting half.
     fn fit_terms(&mut self) {
         let n = NonZeroU32::new(u32::from(self.fitting_frames())).unwrap_or(NonZeroU32::MIN);
-        for term in Term::ALL {
-            let t = term as usize;
+        let rank = CALIBRATION_RANK.min(self.fitting_frames() as usize) - 1;
+        for (t, term) in Term::ALL.into_iter().enumerate() {
             // The mean, rounded half away from zero, without a 64-bit division call.
             let centre = saturate_i64(div_round(self.sum[t], n));
-            let rank = CALIBRATION_RANK.min(self.fitting_frames() as usize) - 1;
             let floor = term.min_scale();
-            let high = self.high[t][rank].saturating_sub(centre).max(floor);
+            let high = unordered(self.high[t][rank])
+                .saturating_sub(centre)
+                .max(floor);
             let low = if term.two_sided() {
-                centre.saturating_sub(self.low[t][rank]).max(floor)
+                centre
+                    .saturating_sub(!unordered(self.low[t][rank]))
+                    .max(floor)
             } else {
                 0
             };
@@ -476,20 +686,10 @@ impl Calibrator {
 }
 
 /// Inserts `v` into `kept` (largest first), dropping the smallest.
-fn insert_descending<const N: usize>(kept: &mut [i32; N], v: i32) {
-    insert_descending_by(kept, v, |a, b| a > b);
-}
-
-/// Inserts `v` into `kept`, ordered so that `before(kept[i], kept[i + 1])`, dropping
-/// the last.
-fn insert_descending_by<const N: usize>(
-    kept: &mut [i32; N],
-    v: i32,
-    before: impl Fn(i32, i32) -> bool,
-) {
+fn insert_descending<const N: usize>(kept: &mut [u32; N], v: u32) {
     let mut carry = v;
     for slot in kept.iter_mut() {
-        if before(carry, *slot) {
+        if carry > *slot {
             core::mem::swap(&mut carry, slot);
         }
     }
@@ -641,23 +841,54 @@ mod tests {
         let z240 = elbo.z(240 << 16);
         assert!(z240 > Q16_ONE);
         assert_eq!(p.threshold, z240);
-        // A finished calibration takes no more frames.
+        // A finished calibration takes no more frames, nor does an idle one; a restart
+        // in place starts from nothing.
         assert_eq!(cal.add(&frame(0, 0)), None);
         assert_eq!(cal.remaining(), 0);
+        assert_eq!(Calibrator::idle().add(&frame(0, 0)), None);
+        assert_eq!(cal.start(1), MIN_CALIBRATION_FRAMES);
+        assert_eq!(cal, Calibrator::new(MIN_CALIBRATION_FRAMES));
+        assert_eq!(cal.start(0), 0);
+        assert_eq!(cal, Calibrator::idle());
+    }
+
+    #[test]
+    fn the_model_section_round_trips() {
+        let mut p = DetectorParams::default();
+        for (t, term) in p.terms.iter_mut().enumerate() {
+            let t = t as i32;
+            *term = TermParams {
+                centre: -1000 * t,
+                scale_high: 7 + t,
+                scale_low: i32::MIN + t,
+            };
+        }
+        p.threshold = 0x0001_8000;
+        let bytes = p.to_le_bytes();
+        assert_eq!(&bytes[..4], &0x0001_8000i32.to_le_bytes());
+        assert_eq!(&bytes[4..8], &0i32.to_le_bytes());
+        assert_eq!(&bytes[8..12], &7i32.to_le_bytes());
+        assert_eq!(DetectorParams::from_le_bytes(&bytes), Some(p));
+        assert_eq!(DetectorParams::from_le_bytes(&bytes[1..]), None);
+        assert_eq!(
+            DetectorParams::from_le_bytes(&[0; DETECTOR_SECTION_LEN + 1]),
+            None
+        );
     }
 
     #[test]
     fn extremes_are_kept_in_order() {
-        let mut kept = [i32::MIN; 3];
-        for v in [5, 1, 9, 7, 3, 9] {
-            insert_descending(&mut kept, v);
+        let mut kept = [0; 3];
+        for v in [5, -1, 9, i32::MIN, 7, 3, 9] {
+            insert_descending(&mut kept, ordered(v));
         }
-        assert_eq!(kept, [9, 9, 7]);
-        let mut low = [i32::MAX; 3];
-        for v in [5, 1, 9, 7, 3] {
-            insert_descending_by(&mut low, v, |a, b| a < b);
+        assert_eq!(kept.map(unordered), [9, 9, 7]);
+        // The smallest, kept bit-inverted.
+        let mut low = [0; 3];
+        for v in [5, 1, 9, i32::MAX, 7, -3, i32::MIN] {
+            insert_descending(&mut low, ordered(!v));
         }
-        assert_eq!(low, [1, 3, 5]);
+        assert_eq!(low.map(|k| !unordered(k)), [i32::MIN, -3, 1]);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //!      (quantizes z, in Q16, into the decoder's int8 input)
 //!  32  [u8; 24] model name, UTF-8, zero padded
 //!  56  u32 total image length, trailer included
-//!  60  u32 reserved, 0
+//!  60  u32 detector section length: 0 (none) or DETECTOR_SECTION_LEN (184)
 //! layers, encoder then decoder, each:
 //!   u16 in, u16 out, u8 kind (0 int8+ReLU, 1 int8 linear, 2 Q16), u8 0, u16 0,
 //!   i32 input zero point, i32 output zero point,
@@ -25,6 +25,9 @@
 //! output tables (the decoder's int8 logits q, indexed by q + 128):
 //!   u8 pixel[256] = round(255 * sigmoid(logit)),
 //!   i32 softplus[256] = ln(1 + e^logit) in Q16, i32 logit[256] in Q16
+//! detector section (when its length is not 0): the fault detector's parameters,
+//!   i32 threshold, then per term i32 centre, scale_high, scale_low
+//!   (see crate::detect::DetectorParams::from_le_bytes)
 //! trailer: u32 CRC-32 (iSCSI) of every byte before it — the model hash
 //! ```
 //!
@@ -38,6 +41,7 @@
 use heapless::Vec;
 
 use crate::dense::{weight_bytes, DenseLayer, LayerOutput};
+use crate::detect::{DetectorParams, DETECTOR_SECTION_LEN};
 use crate::fixed::Q16;
 use crate::protocol::{MAX_LATENT, MAX_NAME, MAX_PIXELS};
 
@@ -183,39 +187,59 @@ impl core::error::Error for UnknownName {}
 /// The decoder's output tables, indexed by `logit_q + 128`.
 #[derive(Debug, Clone, Copy)]
 pub struct OutputTables<'a> {
-    pixel: &'a [u8],
-    softplus: &'a [u8],
-    logit: &'a [u8],
+    pixel: &'a [u8; 256],
+    softplus: WordTable<'a>,
+    logit: WordTable<'a>,
 }
 
-impl OutputTables<'_> {
-    fn entry(bytes: &[u8], q: i8) -> i32 {
-        let i = (q as i32 + 128) as usize * 4;
-        match bytes.get(i..i + 4) {
-            Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            None => 0,
+/// A table of 256 little-endian `i32`s in the model image: read as words where the
+/// image is 4-byte aligned (the device's flash copy always is: one `LDR` a lookup, where
+/// four byte loads and their shifts cost the Cortex-M3 about 14,000 instructions an
+/// encode), byte by byte where it is not (a host buffer may not be).
+#[derive(Debug, Clone, Copy)]
+enum WordTable<'a> {
+    Words(&'a [i32; 256]),
+    Bytes(&'a [u8]),
+}
+
+impl<'a> WordTable<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        match bytemuck::try_cast_slice::<u8, i32>(bytes).map(<&[i32; 256]>::try_from) {
+            Ok(Ok(words)) if cfg!(target_endian = "little") => WordTable::Words(words),
+            _ => WordTable::Bytes(bytes),
         }
     }
 
+    #[inline(always)]
+    fn get(self, q: i8) -> i32 {
+        let i = (q as i32 + 128) as usize;
+        match self {
+            WordTable::Words(words) => words[i],
+            WordTable::Bytes(bytes) => match bytes.get(i * 4..i * 4 + 4) {
+                Some(b) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                None => 0,
+            },
+        }
+    }
+}
+
+impl OutputTables<'_> {
     /// The pixel for an int8 logit: `round(255 * sigmoid(logit))`.
     #[inline]
     pub fn pixel(&self, q: i8) -> u8 {
-        self.pixel
-            .get((q as i32 + 128) as usize)
-            .copied()
-            .unwrap_or(0)
+        self.pixel[(q as i32 + 128) as usize]
     }
 
     /// `ln(1 + e^logit)` in Q16.
     #[inline]
     pub fn softplus(&self, q: i8) -> Q16 {
-        Self::entry(self.softplus, q)
+        self.softplus.get(q)
     }
 
     /// The logit in Q16.
     #[inline]
     pub fn logit(&self, q: i8) -> Q16 {
-        Self::entry(self.logit, q)
+        self.logit.get(q)
     }
 }
 
@@ -248,6 +272,9 @@ pub struct Model<'a> {
     pub tables: OutputTables<'a>,
     /// CRC-32 of the image: the model's identity.
     pub hash: u32,
+    /// The detector section, exactly [`DETECTOR_SECTION_LEN`] bytes (read on demand,
+    /// so a parsed model stays small on the device's stack).
+    detector: Option<&'a [u8]>,
 }
 
 /// A little-endian reader that turns every short read into [`ModelError::Truncated`].
@@ -423,7 +450,7 @@ impl<'a> Model<'a> {
         let z_zero_point = r.i32("header")?;
         let name_bytes = r.take(MAX_NAME, "header")?;
         let declared = r.u32("header")? as usize;
-        let _reserved = r.u32("header")?;
+        let detector_len = r.u32("header")? as usize;
 
         if declared != bytes.len() {
             return Err(ModelError::LengthMismatch {
@@ -463,9 +490,22 @@ impl<'a> Model<'a> {
         let decoder = read_stack(&mut r, n_decoder, "decoder", latent)?;
         check_roles(&encoder, &decoder, pixels, latent)?;
 
-        let pixel = r.take(256, "output tables")?;
+        let pixel: &[u8; 256] = r
+            .take(256, "output tables")?
+            .try_into()
+            .map_err(|_| invalid("output tables", "256 pixels"))?;
         let softplus = r.take(256 * 4, "output tables")?;
         let logit = r.take(256 * 4, "output tables")?;
+        let detector = match detector_len {
+            0 => None,
+            DETECTOR_SECTION_LEN => Some(r.take(DETECTOR_SECTION_LEN, "detector")?),
+            _ => {
+                return Err(invalid(
+                    "detector length",
+                    "must be 0 (no detector) or 184 bytes",
+                ))
+            }
+        };
         if r.pos != body_len {
             return Err(invalid(
                 "length",
@@ -487,11 +527,19 @@ impl<'a> Model<'a> {
             decoder,
             tables: OutputTables {
                 pixel,
-                softplus,
-                logit,
+                softplus: WordTable::new(softplus),
+                logit: WordTable::new(logit),
             },
             hash: stored,
+            detector,
         })
+    }
+
+    /// The fault detector fitted at export (`None`: the model has none, and the
+    /// device's detector stays off until it is calibrated).
+    #[inline(never)] // one copy of the section reader on the device, not one per caller
+    pub fn detector(&self) -> Option<DetectorParams> {
+        self.detector.and_then(DetectorParams::from_le_bytes)
     }
 
     /// The model's name.
@@ -632,6 +680,8 @@ mod builder {
         pub logit_scale: f64,
         /// Zero point of the decoder's int8 logits.
         pub logit_zero_point: i32,
+        /// The fault detector fitted at export, if any.
+        pub detector: Option<DetectorParams>,
     }
 
     fn put_i32s(out: &mut StdVec<u8>, values: &[i32]) {
@@ -675,11 +725,20 @@ mod builder {
             name[..bytes.len()].copy_from_slice(bytes);
             out.extend_from_slice(&name);
             let length_at = out.len();
-            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(&[0; 4]);
+            let detector_len = if self.detector.is_some() {
+                DETECTOR_SECTION_LEN as u32
+            } else {
+                0
+            };
+            out.extend_from_slice(&detector_len.to_le_bytes());
             for layer in self.encoder.iter().chain(&self.decoder) {
                 write_layer(&mut out, layer)?;
             }
             write_tables(&mut out, self.logit_scale, self.logit_zero_point);
+            if let Some(detector) = &self.detector {
+                out.extend_from_slice(&detector.to_le_bytes());
+            }
             let total = out.len() + 4;
             let total32 = u32::try_from(total).map_err(|_| invalid("length", "too large"))?;
             out[length_at..length_at + 4].copy_from_slice(&total32.to_le_bytes());

@@ -5,17 +5,17 @@
 //! (about 7 KiB), so nothing allocates and the stack use is fixed.
 //!
 //! The request entry points ([`score_image`], [`decode`], [`generate`], [`denoise`],
-//! [`compress`]) are never inlined. The firmware builds its app at opt-level "z" and
-//! this crate at 3; LLVM optimizes inlined code with its caller's attributes, so a
-//! pipeline inlined into the app would be optimized for size (about 3% more
-//! instructions per request). As calls, they keep this crate's opt-level.
+//! [`compress`]) are never inlined. The firmware builds its app at opt-level "z" (which
+//! outlines and shares code for size) and this crate at "s"; LLVM optimizes inlined
+//! code with its caller's attributes, so a pipeline inlined into the app would be
+//! optimized as the app is. As calls, they keep this crate's opt-level.
 
 use crate::code::{self, Code, MAX_CODE_BITS, MIN_CODE_BITS};
-use crate::detect::{self, RawTerms};
+use crate::detect::{self, DetectorParams, RawTerms};
 use crate::fixed::{mul_q16, Q16};
 use crate::latent::kl_q16;
 use crate::model::{Model, MAX_WIDTH};
-use crate::protocol::{ErrorCode, Latent, Pixels, ScoreReport, MAX_LATENT, MAX_PIXELS};
+use crate::protocol::{ErrorCode, Latent, Pixels, ScoreReport, MAX_LATENT};
 use crate::rng::Gaussian;
 use crate::{dense::requantize, score};
 
@@ -112,6 +112,9 @@ pub struct Scored {
     pub score: ScoreReport,
     /// decoder(mu) as pixels.
     pub reconstruction: Pixels,
+    /// The fault detector's raw terms of the image against its reconstruction (what a
+    /// calibration takes in).
+    pub terms: RawTerms,
 }
 
 /// Runs the encoder on `image` (row-major pixels).
@@ -209,29 +212,63 @@ pub fn decode_logits<'w>(
 }
 
 /// Decodes `z` into pixels.
-#[inline(never)] // keeps opt-level 3 under a size-optimized caller: see the module docs
+#[inline(never)] // keeps this crate's opt-level under the app's "z": see the module docs
 pub fn decode(model: &Model<'_>, ws: &mut Workspace, z: &[Q16]) -> Result<Pixels, InferError> {
     let logits = decode_logits(model, ws, z)?;
     Ok(logits.iter().map(|&q| model.tables.pixel(q)).collect())
 }
 
-/// Encodes `image`, decodes mu and scores the image against `threshold`.
-#[inline(never)] // keeps opt-level 3 under a size-optimized caller: see the module docs
+/// Encodes `image`, decodes mu and scores the image against `threshold` and the
+/// model's own fault detector ([`Model::detector`]).
 pub fn score_image(
     model: &Model<'_>,
     ws: &mut Workspace,
     image: &[u8],
     threshold: Q16,
 ) -> Result<Scored, InferError> {
+    score_image_with(model, ws, image, threshold, model.detector().as_ref())
+}
+
+/// [`score_image`] with the fault detector in force on the device (the model's, or
+/// one a calibration set; `None`: no detector verdict, though the terms are still
+/// read, for a calibration).
+#[inline(never)] // keeps this crate's opt-level under the app's "z": see the module docs
+pub fn score_image_with(
+    model: &Model<'_>,
+    ws: &mut Workspace,
+    image: &[u8],
+    threshold: Q16,
+    detector: Option<&DetectorParams>,
+) -> Result<Scored, InferError> {
     let posterior = encode(model, ws, image)?;
     let kl = kl_q16(&posterior.mu, &posterior.logvar);
     let logits = decode_logits(model, ws, &posterior.mu)?;
-    let recon = score::reconstruction(model.likelihood, &model.tables, image, logits);
-    let reconstruction = logits.iter().map(|&q| model.tables.pixel(q)).collect();
+    let mut reconstruction = Pixels::new();
+    // Image sizes are checked by the encoder: at most MAX_PIXELS.
+    let _ = reconstruction.resize(logits.len(), 0);
+    let recon = score::reconstruct(
+        model.likelihood,
+        &model.tables,
+        image,
+        logits,
+        &mut reconstruction,
+    );
+    let mut score = score::report(recon.term, kl, threshold);
+    let terms = detect::image_terms(
+        image,
+        reconstruction.len(),
+        model.input_width,
+        model.input_height,
+        score.score,
+        recon.missing,
+        recon.excess,
+    );
+    score.detector = detector.map(|d| d.report(&terms));
     Ok(Scored {
         posterior,
-        score: score::report(recon, kl, threshold),
+        score,
         reconstruction,
+        terms,
     })
 }
 
@@ -244,7 +281,7 @@ pub fn prior_sample(latent: usize, seed: u64, temperature: Q16) -> Latent {
 }
 
 /// Samples the prior and decodes the sample: the device's `generate`.
-#[inline(never)] // keeps opt-level 3 under a size-optimized caller: see the module docs
+#[inline(never)] // keeps this crate's opt-level under the app's "z": see the module docs
 pub fn generate(
     model: &Model<'_>,
     ws: &mut Workspace,
@@ -260,7 +297,7 @@ pub fn generate(
 /// trained on clean images (or to undo faults) leaves out what it never learnt, such as
 /// a sensor fault, so this is the device's denoiser. The same bits as
 /// [`score_image`]'s reconstruction, without the cost of the score.
-#[inline(never)] // keeps opt-level 3 under a size-optimized caller: see the module docs
+#[inline(never)] // keeps this crate's opt-level under the app's "z": see the module docs
 pub fn denoise(model: &Model<'_>, ws: &mut Workspace, image: &[u8]) -> Result<Pixels, InferError> {
     let head = encode_head(model, ws, image)?;
     let latent = head.len() / 2;
@@ -272,7 +309,7 @@ pub fn denoise(model: &Model<'_>, ws: &mut Workspace, image: &[u8]) -> Result<Pi
 /// Encodes `image` and packs mu at `bits` bits per dimension ([`code::pack`]): a
 /// few bytes the host can decode back into an image. The bit depth is checked before
 /// the encoder runs, so a bad request costs nothing.
-#[inline(never)] // keeps opt-level 3 under a size-optimized caller: see the module docs
+#[inline(never)] // keeps this crate's opt-level under the app's "z": see the module docs
 pub fn compress(
     model: &Model<'_>,
     ws: &mut Workspace,
@@ -289,29 +326,11 @@ pub fn compress(
 
 /// Encodes `image`, decodes mu and reads every fault-detector term of the image
 /// against its reconstruction ([`detect::raw_terms`]); the negative ELBO at `z = mu`
-/// is the first term.
-#[inline(never)] // keeps opt-level 3 under a size-optimized caller: see the module docs
+/// is the first term. The terms of [`score_image`], without a verdict.
 pub fn detector_terms(
     model: &Model<'_>,
     ws: &mut Workspace,
     image: &[u8],
 ) -> Result<RawTerms, InferError> {
-    let head = encode_head(model, ws, image)?;
-    let latent = head.len() / 2;
-    let kl = kl_q16(&head[..latent], &head[latent..]);
-    let mut mu = [0; MAX_LATENT];
-    mu[..latent].copy_from_slice(&head[..latent]);
-    let logits = decode_logits(model, ws, &mu[..latent])?;
-    let recon = score::reconstruction(model.likelihood, &model.tables, image, logits);
-    let mut pixels = [0u8; MAX_PIXELS];
-    for (p, &q) in pixels.iter_mut().zip(logits) {
-        *p = model.tables.pixel(q);
-    }
-    Ok(detect::raw_terms(
-        image,
-        &pixels[..image.len()],
-        model.input_width,
-        model.input_height,
-        recon.saturating_add(kl),
-    ))
+    score_image_with(model, ws, image, 0, None).map(|scored| scored.terms)
 }

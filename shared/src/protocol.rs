@@ -16,11 +16,12 @@
 //! Sizes are bounded by constants ([`MAX_PIXELS`], [`MAX_LATENT`], [`MAX_FRAME`]) so
 //! both sides can use fixed buffers; anything larger is an error, never an overflow.
 
-use crc::{Crc, CRC_32_ISCSI};
+use crc::{Crc, NoTable, CRC_32_ISCSI};
 use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 use crate::code::Code;
+use crate::detect::{DetectorParams, Term};
 use crate::fixed::Q16;
 
 /// The largest image (in pixels) a message may carry: 32x32.
@@ -35,10 +36,14 @@ pub const MAX_PAYLOAD: usize = 1400;
 /// terminating zero adds one more.
 pub const MAX_FRAME: usize = MAX_PAYLOAD + MAX_PAYLOAD / 254 + 2;
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
-/// The CRC used on every frame.
-pub const FRAME_CRC: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
+/// The CRC used on every frame (and the model hash).
+///
+/// Computed bit by bit, without the crate's 1 KiB lookup table: that table was 3% of
+/// the firmware's code budget on the Cortex-M3, and the bitwise CRC of the largest
+/// frame costs about a millisecond, next to the 120 ms the UART takes to carry it.
+pub const FRAME_CRC: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISCSI);
 
 /// A pixel buffer of at most [`MAX_PIXELS`] bytes (0 = black, 255 = white).
 pub type Pixels = Vec<u8, MAX_PIXELS>;
@@ -94,6 +99,17 @@ pub enum Request {
         /// [`crate::code::MAX_CODE_BITS`].
         bits: u8,
     },
+    /// Take the next `frames` images scored (`Encode`, `Reconstruct`) as normal and set
+    /// the fault detector's parameters and threshold from them (see
+    /// [`crate::detect::Calibrator`]); they stay in force until reset. At least
+    /// [`crate::detect::MIN_CALIBRATION_FRAMES`] are taken; 0 cancels a calibration
+    /// under way and keeps the detector in force.
+    Calibrate {
+        /// Clean frames to calibrate on.
+        frames: u16,
+    },
+    /// Report the fault detector in force and the calibration's progress.
+    Detector,
 }
 
 /// What the device answers.
@@ -120,6 +136,24 @@ pub enum Response {
     Denoised(Denoised),
     /// Answer to [`Request::Compress`].
     Compressed(Compressed),
+    /// Answer to [`Request::Calibrate`]: the frames the calibration will take (0: none,
+    /// it was cancelled).
+    Calibrating {
+        /// Frames the calibration takes.
+        frames: u16,
+    },
+    /// Answer to [`Request::Detector`].
+    Detector(DetectorState),
+}
+
+/// The fault detector in force and the calibration's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorState {
+    /// The parameters in force: the model's, or the last calibration's (`None`: the
+    /// model has no detector and the device has not been calibrated).
+    pub params: Option<DetectorParams>,
+    /// Frames the calibration under way still needs (0: none under way).
+    pub calibration_left: u16,
 }
 
 /// The device's description of itself and its model.
@@ -218,6 +252,29 @@ pub struct ScoreReport {
     pub score: Q16,
     /// The threshold the verdict used, Q16.
     pub threshold: Q16,
+    /// True when `score > threshold`.
+    pub anomalous: bool,
+    /// The fault detector's verdict (`None` when the device has no detector).
+    pub detector: Option<DetectorReport>,
+}
+
+impl ScoreReport {
+    /// The frame's verdict: the fault detector's when the device has one, the
+    /// negative ELBO's against its threshold otherwise.
+    pub fn flagged(&self) -> bool {
+        self.detector.map_or(self.anomalous, |d| d.anomalous)
+    }
+}
+
+/// The fault detector's verdict on one frame (see [`crate::detect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorReport {
+    /// The largest standardized term, Q16.
+    pub score: Q16,
+    /// The detector's threshold, Q16.
+    pub threshold: Q16,
+    /// The term that gave `score`.
+    pub fired: Term,
     /// True when `score > threshold`.
     pub anomalous: bool,
 }
@@ -332,8 +389,15 @@ pub fn encode_frame<T: Serialize>(
     scratch: &mut [u8],
     out: &mut [u8],
 ) -> Result<usize, FrameError> {
-    let payload = postcard::to_slice_crc32(message, scratch, FRAME_CRC.digest())
-        .map_err(|_| FrameError::BufferTooSmall)?;
+    let body = postcard::to_slice(message, scratch)
+        .map_err(|_| FrameError::BufferTooSmall)?
+        .len();
+    let crc = FRAME_CRC.checksum(&scratch[..body]).to_le_bytes();
+    let payload = scratch
+        .get_mut(..body + 4)
+        .ok_or(FrameError::BufferTooSmall)?;
+    payload[body..].copy_from_slice(&crc);
+    let payload = &*payload;
     let n = cobs::try_encode(payload, out).map_err(|_| FrameError::BufferTooSmall)?;
     let terminator = out.get_mut(n).ok_or(FrameError::BufferTooSmall)?;
     *terminator = 0;
@@ -481,6 +545,8 @@ mod tests {
                 image: image.clone(),
             },
             Request::Compress { image, bits: 8 },
+            Request::Calibrate { frames: 200 },
+            Request::Detector,
         ] {
             assert_eq!(roundtrip(&request), request);
         }
@@ -505,10 +571,29 @@ mod tests {
                 score: i32::MIN,
                 threshold: i32::MIN,
                 anomalous: true,
+                detector: Some(DetectorReport {
+                    score: i32::MIN,
+                    threshold: i32::MIN,
+                    fired: Term::Softness,
+                    anomalous: true,
+                }),
             },
             instructions: u64::MAX,
         });
         assert_eq!(roundtrip(&encoded), encoded);
+        let mut params = DetectorParams::default();
+        for t in &mut params.terms {
+            *t = crate::detect::TermParams {
+                centre: i32::MIN,
+                scale_high: i32::MIN,
+                scale_low: i32::MIN,
+            };
+        }
+        let state = Response::Detector(DetectorState {
+            params: Some(params),
+            calibration_left: u16::MAX,
+        });
+        assert_eq!(roundtrip(&state), state);
     }
 
     #[test]

@@ -20,34 +20,72 @@ const PIXEL_MAX: NonZeroU32 = NonZeroU32::new(255).unwrap();
 /// 255^2: the Gaussian term's squared error is in [0, 1] units.
 const PIXEL_MAX_SQUARED: NonZeroU32 = NonZeroU32::new(255 * 255).unwrap();
 
-/// The reconstruction term for `pixels` against the decoder's int8 `logits`, Q16.
-///
-/// Accumulates exactly in i64 and rounds once at the end, so the result does not depend
-/// on the order of the pixels; saturates at `i32::MAX`.
-pub fn reconstruction(
+/// What one pass over the decoder's logits gives: the reconstruction term and the
+/// residual counts of the fault detector ([`crate::detect::residual_counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconstruction {
+    /// The reconstruction term for the pixels against the logits, Q16: accumulated
+    /// exactly in i64 and rounded once at the end, so it does not depend on the order
+    /// of the pixels; saturates at `i32::MAX`.
+    pub term: Q16,
+    /// Pixels the reconstruction draws more than half scale above the input.
+    pub missing: i32,
+    /// Pixels the input has more than half scale above the reconstruction.
+    pub excess: i32,
+}
+
+/// The reconstruction term of `pixels` against the decoder's int8 `logits`, the
+/// reconstruction's pixels (into `out`) and the residual counts, in one pass over the
+/// pixels (on the device one loop instead of three). Reads as many pixels as the
+/// shortest of `pixels`, `logits` and `out`.
+pub fn reconstruct(
     likelihood: Likelihood,
     tables: &OutputTables<'_>,
     pixels: &[u8],
     logits: &[i8],
-) -> Q16 {
-    match likelihood {
-        Likelihood::Bernoulli => {
-            // 255 * sum(softplus(l) - (p / 255) * l), in Q16, then one rounded division.
-            let mut sum: i64 = 0;
-            for (&p, &q) in pixels.iter().zip(logits) {
-                sum += 255 * tables.softplus(q) as i64 - p as i64 * tables.logit(q) as i64;
-            }
-            saturate_i64(div_round(sum, PIXEL_MAX))
-        }
-        Likelihood::Gaussian => {
-            let mut sum: i64 = 0;
-            for (&p, &q) in pixels.iter().zip(logits) {
-                let d = p as i64 - tables.pixel(q) as i64;
-                sum += d * d;
-            }
-            saturate_i64(div_round(sum << 16, PIXEL_MAX_SQUARED))
-        }
+    out: &mut [u8],
+) -> Reconstruction {
+    let (sum, missing, excess) = match likelihood {
+        // 255 * sum(softplus(l) - (p / 255) * l), in Q16, then one rounded division.
+        Likelihood::Bernoulli => one_pass(tables, pixels, logits, out, |p, q, _| {
+            255 * tables.softplus(q) as i64 - p as i64 * tables.logit(q) as i64
+        }),
+        Likelihood::Gaussian => one_pass(tables, pixels, logits, out, |_, _, d| (d * d) as i64),
+    };
+    let term = match likelihood {
+        Likelihood::Bernoulli => saturate_i64(div_round(sum, PIXEL_MAX)),
+        Likelihood::Gaussian => saturate_i64(div_round(sum << 16, PIXEL_MAX_SQUARED)),
+    };
+    Reconstruction {
+        term,
+        missing,
+        excess,
     }
+}
+
+/// [`reconstruct`]'s loop for one likelihood's per-pixel term (of the pixel, the logit
+/// and the drawn pixel minus the input): the sum, missing and excess ink.
+#[inline(always)]
+fn one_pass(
+    tables: &OutputTables<'_>,
+    pixels: &[u8],
+    logits: &[i8],
+    out: &mut [u8],
+    term: impl Fn(u8, i8, i32) -> i64,
+) -> (i64, i32, i32) {
+    let (mut sum, mut missing, mut excess) = (0i64, 0, 0);
+    for ((&p, &q), o) in pixels.iter().zip(logits).zip(out) {
+        let drawn = tables.pixel(q);
+        *o = drawn;
+        let d = i32::from(drawn) - i32::from(p);
+        if d > crate::detect::RESIDUAL {
+            missing += 1;
+        } else if d < -crate::detect::RESIDUAL {
+            excess += 1;
+        }
+        sum += term(p, q, d);
+    }
+    (sum, missing, excess)
 }
 
 /// `round(n / d)`, halves away from zero: `(|n| + d / 2) / d` with the sign of `n`,
@@ -72,6 +110,7 @@ pub fn report(reconstruction: Q16, kl: Q16, threshold: Q16) -> ScoreReport {
         score,
         threshold,
         anomalous: score > threshold,
+        detector: None,
     }
 }
 

@@ -106,6 +106,7 @@ pub fn synthetic_model(seed: u64, shape: SyntheticShape) -> ModelSpec {
         decoder,
         logit_scale: logits.scale,
         logit_zero_point: logits.zero_point,
+        detector: None,
     }
 }
 

@@ -154,3 +154,42 @@ fn extremes_of_a_full_size_layer() {
         }
     }
 }
+
+/// An int8 layer's output zero point is taken within +-2^28: a hand-built layer with a
+/// larger one computes as one at the bound (the validator never lets a model have one).
+#[test]
+fn huge_output_zero_points_are_clamped_to_the_folded_range() {
+    let (in_dim, out_dim) = (5, 6);
+    let w: Vec<i8> = (0..in_dim * out_dim)
+        .map(|i| (i as i8).wrapping_mul(37))
+        .collect();
+    let grouped = group_weights(&w, in_dim, out_dim);
+    // Biases that put the requantized values far below zero, where the zero point
+    // decides whether an output saturates.
+    let bias = le_bytes([-(1 << 29), -5, 0, 7, 1 << 20, -(1 << 28) - 100]);
+    let multiplier = le_bytes(std::iter::repeat_n(1 << 30, out_dim));
+    let shift = le_bytes(std::iter::repeat_n(1, out_dim));
+    let x: Vec<i8> = vec![-128, 3, 127, -1, 0];
+    let outputs = |zero_point: i32| {
+        let layer = DenseLayer {
+            in_dim,
+            out_dim,
+            input_zero_point: 0,
+            output: LayerOutput::Int8 {
+                zero_point,
+                relu: false,
+            },
+            weights: &grouped,
+            bias: &bias,
+            multiplier: &multiplier,
+            shift: &shift,
+        };
+        let mut widened = vec![0; in_dim];
+        let mut out = vec![0i8; out_dim];
+        assert_eq!(layer.forward_i8(&x, &mut widened, &mut out), out_dim);
+        out
+    };
+    assert_eq!(outputs(i32::MAX), outputs(1 << 28));
+    assert_eq!(outputs(i32::MIN), outputs(-(1 << 28)));
+    assert_ne!(outputs(1 << 28), outputs(0), "the zero point matters here");
+}

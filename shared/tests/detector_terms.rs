@@ -2,7 +2,11 @@
 //! its parts: the score's ELBO and `detect::raw_terms` of the image against the
 //! decoder's pixels at z = mu. A device that computes it gets the host's bits.
 
-use tinyvae_shared::detect::{raw_terms, Term};
+use core::num::NonZeroU32;
+
+use tinyvae_shared::detect::{raw_terms, RawTerms, Term, TERMS};
+use tinyvae_shared::fixed::{saturate_i64, Q16};
+use tinyvae_shared::math::div_rem_u64;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::rng::Rng;
@@ -32,4 +36,192 @@ fn detector_terms_are_the_score_and_the_raw_terms_of_the_reconstruction() {
     }
     // A wrong-sized image is refused, as by every request.
     assert!(pipeline::detector_terms(&model, &mut ws, &[0; 10]).is_err());
+}
+
+#[test]
+fn the_single_pass_equals_the_definition() {
+    let mut rng = Rng::new(0x7e57);
+    let mut checked = 0;
+    for round in 0..3_000u32 {
+        let (width, height) = match round % 6 {
+            0 => (28, 28),
+            1 => (32, 32),
+            2 => (3, 3),
+            3 => (
+                1 + rng.next_u32() as usize % 40,
+                1 + rng.next_u32() as usize % 25,
+            ),
+            4 => (
+                1 + rng.next_u32() as usize % 3,
+                1 + rng.next_u32() as usize % 9,
+            ),
+            _ => (5 + rng.next_u32() as usize % 20, 2),
+        };
+        let n = width * height;
+        // Mostly background with strokes, like a digit; sometimes pure noise; pixels
+        // at the thresholds' edges (0, 31-33, 63-64, 127-129, 159-160, 191-193, 223-224).
+        let edges = [
+            0u8, 31, 32, 33, 63, 64, 127, 128, 129, 159, 160, 191, 192, 193, 223, 224, 255,
+        ];
+        let style = rng.next_u32() % 3;
+        let pixel = |rng: &mut Rng| -> u8 {
+            let v = rng.next_u32();
+            match style {
+                0 if !v.is_multiple_of(4) => 0,
+                1 => edges[(v >> 8) as usize % edges.len()],
+                _ => (v >> 8) as u8,
+            }
+        };
+        let image: Vec<u8> = (0..n).map(|_| pixel(&mut rng)).collect();
+        let recon: Vec<u8> = (0..n).map(|_| pixel(&mut rng)).collect();
+        let elbo = rng.next_u32() as Q16;
+        assert_eq!(
+            raw_terms(&image, &recon, width, height, elbo),
+            raw_terms_by_definition(&image, &recon, width, height, elbo),
+            "{width}x{height}, round {round}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3_000);
+    // No columns: a blank frame, whatever the buffers hold.
+    let blank = raw_terms(&[255; 9], &[0; 9], 0, 3, 7);
+    assert_eq!(blank[Term::Ink as usize], 0);
+    assert_eq!(blank[Term::MissingInk as usize], 0);
+    assert_eq!(blank[Term::Elbo as usize], 7);
+}
+
+/// Half of full scale: the residual terms count differences above it.
+const HALF: i32 = 128;
+/// A quarter of full scale.
+const QUARTER: i32 = 64;
+/// Three quarters of full scale.
+const THREE_QUARTERS: i32 = 192;
+/// Bright: at least 7/8 of full scale.
+const BRIGHT: i32 = 224;
+/// Mid-tones start above 1/8 of full scale.
+const DARK: i32 = 32;
+/// A cut's bright side is at least this bright (5/8 of full scale).
+const CUT_BRIGHT: i32 = 160;
+
+/// The terms as first written (a loop per statistic, an index per neighbour): the
+/// definition the single-pass `raw_terms` must equal.
+///
+/// Computes every term of `image` (`width` x `height`, row major) against its
+/// reconstruction `recon` (pixels) and its negative ELBO `elbo` (Q16).
+fn raw_terms_by_definition(
+    image: &[u8],
+    recon: &[u8],
+    width: usize,
+    height: usize,
+    elbo: Q16,
+) -> RawTerms {
+    let mut missing = 0;
+    let mut excess = 0;
+    let mut ink: i64 = 0;
+    let (mut bright, mut midtones) = (0, 0);
+    let mut sum_x: i64 = 0;
+    let mut sum_y: i64 = 0;
+    // First and last row and column with a pixel above half scale.
+    let (mut top, mut bottom, mut left, mut right) = (usize::MAX, 0, usize::MAX, 0);
+    // Column and row counters instead of `i % width` and `i / width`: no division per
+    // pixel (the M0 has no divide instruction).
+    let (mut col, mut row) = (0usize, 0usize);
+    for (&x, &r) in image.iter().zip(recon) {
+        let (x, r) = (i32::from(x), i32::from(r));
+        if r - x > HALF {
+            missing += 1;
+        } else if x - r > HALF {
+            excess += 1;
+        }
+        if x >= BRIGHT {
+            bright += 1;
+        } else if x > DARK {
+            midtones += 1;
+        }
+        ink += i64::from(x);
+        if x > HALF {
+            top = top.min(row);
+            bottom = bottom.max(row);
+            left = left.min(col);
+            right = right.max(col);
+        }
+        sum_x += i64::from(x) * col as i64;
+        sum_y += i64::from(x) * row as i64;
+        col += 1;
+        if col == width {
+            col = 0;
+            row += 1;
+        }
+    }
+    let (holes, spikes, cuts, solid) = local_counts(image, width, height);
+    let centroid = |sum: i64, span: usize| -> i32 {
+        match NonZeroU32::new(u32::try_from(ink).unwrap_or(u32::MAX)) {
+            // (sum * 256 + ink / 2) / ink: 1/256 pixel, rounded.
+            Some(d) => div_rem_u64((sum as u64) * 256 + u64::from(d.get() / 2), d).0 as i32,
+            // A blank frame's centroid is the middle.
+            None => (span as i32) * 128,
+        }
+    };
+    let mut raw = [0; TERMS];
+    raw[Term::Elbo as usize] = elbo;
+    raw[Term::MissingInk as usize] = missing;
+    raw[Term::ExcessInk as usize] = excess;
+    raw[Term::Holes as usize] = holes;
+    raw[Term::Spikes as usize] = spikes;
+    raw[Term::Cuts as usize] = cuts;
+    raw[Term::CentroidX as usize] = centroid(sum_x, width.saturating_sub(1));
+    raw[Term::CentroidY as usize] = centroid(sum_y, height.saturating_sub(1));
+    raw[Term::Ink as usize] = saturate_i64(ink);
+    raw[Term::Bright as usize] = bright;
+    raw[Term::Midtones as usize] = midtones;
+    raw[Term::Solid as usize] = solid;
+    // An empty frame spans nothing.
+    raw[Term::Height as usize] = (bottom + 1).saturating_sub(top) as i32;
+    raw[Term::Width as usize] = (right + 1).saturating_sub(left) as i32;
+    // midtones * 256 / (bright + midtones + 1): both counts are at most the pixel count.
+    raw[Term::Softness as usize] =
+        (midtones as u32 * 256 / (bright as u32 + midtones as u32 + 1)) as i32;
+    raw
+}
+
+/// Holes, spikes, cuts and solid pixels of `image` (see [`Term`]); border pixels only
+/// as neighbours.
+fn local_counts(image: &[u8], width: usize, height: usize) -> (i32, i32, i32, i32) {
+    let (mut holes, mut spikes, mut cuts, mut solid) = (0, 0, 0, 0);
+    if width < 3 || height < 3 || image.len() < width * height {
+        return (0, 0, 0, 0);
+    }
+    let px = |x: usize, y: usize| i32::from(image[y * width + x]);
+    // A hard edge between two pixels: one at exactly 0, the other bright.
+    let hard = |a: i32, b: i32| a.min(b) == 0 && a.max(b) >= CUT_BRIGHT;
+    for y in 0..height - 1 {
+        for x in 0..width - 1 {
+            let here = px(x, y);
+            let right = px(x + 1, y);
+            let below = px(x, y + 1);
+            let diagonal = px(x + 1, y + 1);
+            // A horizontal edge (x | x+1) continued on the row below, same way round.
+            if hard(here, right) && hard(below, diagonal) && (here == 0) == (below == 0) {
+                cuts += 1;
+            }
+            // A vertical edge (y / y+1) continued in the next column, same way round.
+            if hard(here, below) && hard(right, diagonal) && (here == 0) == (right == 0) {
+                cuts += 1;
+            }
+            if x == 0 || y == 0 {
+                continue;
+            }
+            let (left, above) = (px(x - 1, y), px(x, y - 1));
+            if here < QUARTER && (left.min(right) > HALF || above.min(below) > HALF) {
+                holes += 1;
+            }
+            if here > THREE_QUARTERS && left.max(right).max(above).max(below) < QUARTER {
+                spikes += 1;
+            }
+            if here.min(left).min(right).min(above).min(below) >= BRIGHT {
+                solid += 1;
+            }
+        }
+    }
+    (holes, spikes, cuts, solid)
 }

@@ -27,12 +27,15 @@ use tinyvae_shared::protocol::{
 use tinyvae_shared::rng::Rng;
 
 // A folder of its own, so cargo does not take it for a test binary of its own.
+#[path = "firmware_qemu/detector.rs"]
+mod detector;
 #[path = "firmware_qemu/load.rs"]
 mod load;
 
 #[path = "firmware_qemu/transform.rs"]
 mod transform;
 
+use detector::calibration_on_the_device_equals_the_host_twin;
 use load::the_device_under_load_answers_every_frame;
 use transform::{
     denoise_and_compress_match_the_host_bit_for_bit,
@@ -558,4 +561,5 @@ on_every_core!(
     standalone_demo_matches_the_host_rendering,
     denoise_and_compress_match_the_host_bit_for_bit,
     denoise_and_compress_screens_match_the_host_rendering,
+    calibration_on_the_device_equals_the_host_twin,
 );

@@ -10,8 +10,9 @@
 //!   (edge values, COBS blocks of 254, every error code, the document's examples) into
 //!   the same values. No emulator: it runs wherever python3 does.
 //! * [`python_client_talks_to_the_emulated_m3`]: the Python client against the real
-//!   firmware in QEMU: info, encodes of test digits and generations, each answer equal
-//!   bit for bit to the host's run of the same shared code. On the Cortex-M3 only (the
+//!   firmware in QEMU: info, encodes of test digits, generations and a calibration of
+//!   the fault detector, each answer equal bit for bit to the host's run of the same
+//!   shared code. On the Cortex-M3 only (the
 //!   board's own core): the protocol does not depend on the core, and
 //!   `firmware_qemu.rs` checks every core's answers through the Rust client.
 //!
@@ -27,13 +28,14 @@ use serde::Serialize;
 use tinyvae_datasets::rng::SeededRng;
 use tinyvae_e2e::harness::{boot, model_image, test_images, workspace_root, Core, Device};
 use tinyvae_shared::code::MAX_CODE_BYTES;
+use tinyvae_shared::detect::{Calibrator, DetectorParams, Term, TermParams, TERMS};
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::protocol::{
-    decode_frame, encode_frame, Compressed, Denoised, DeviceInfo, Encoded, ErrorCode, Generated,
-    Reconstructed, Request, Response, ScoreReport, Stats, FRAME_CRC, MAX_FRAME, MAX_LATENT,
-    MAX_PAYLOAD, MAX_PIXELS, PROTOCOL_VERSION,
+    decode_frame, encode_frame, Compressed, Denoised, DetectorReport, DetectorState, DeviceInfo,
+    Encoded, ErrorCode, Generated, Reconstructed, Request, Response, ScoreReport, Stats, FRAME_CRC,
+    MAX_FRAME, MAX_LATENT, MAX_PAYLOAD, MAX_PIXELS, PROTOCOL_VERSION,
 };
 
 /// The specification, relative to the workspace root.
@@ -81,7 +83,56 @@ fn doc_examples() -> Vec<(&'static str, Box<dyn ErasedMessage>)> {
                 temperature: 3 * Q16_ONE / 4,
             }),
         ),
+        (
+            "encoded-response",
+            Box::new(Response::Encoded(example_encoded())),
+        ),
+        (
+            "calibrate-request",
+            Box::new(Request::Calibrate { frames: 200 }),
+        ),
+        (
+            "calibrating-response",
+            Box::new(Response::Calibrating { frames: 200 }),
+        ),
+        ("detector-request", Box::new(Request::Detector)),
+        (
+            "detector-response",
+            Box::new(Response::Detector(example_detector_state())),
+        ),
     ]
+}
+
+/// The document's `Encoded` example: a 2-dimensional model's answer with the fault
+/// detector's verdict (illustrative figures).
+fn example_encoded() -> Encoded {
+    Encoded {
+        mu: [Q16_ONE, -Q16_ONE / 2].into_iter().collect(),
+        logvar: [-2 * Q16_ONE, 0].into_iter().collect(),
+        score: ScoreReport {
+            reconstruction: 100 * Q16_ONE + Q16_ONE / 4,
+            kl: 5 * Q16_ONE,
+            score: 105 * Q16_ONE + Q16_ONE / 4,
+            threshold: 120 * Q16_ONE + Q16_ONE / 2,
+            anomalous: false,
+            detector: Some(DetectorReport {
+                score: 3 * Q16_ONE + Q16_ONE / 2,
+                threshold: 3 * Q16_ONE / 2,
+                fired: Term::MissingInk,
+                anomalous: true,
+            }),
+        },
+        instructions: 1_234_567,
+    }
+}
+
+/// The document's `Detector` answer: no detector in force, a calibration under way
+/// with 150 frames to go.
+fn example_detector_state() -> DetectorState {
+    DetectorState {
+        params: None,
+        calibration_left: 150,
+    }
 }
 
 /// The device description of the document's `Info` example (illustrative figures, not
@@ -268,6 +319,24 @@ fn flush_cobs_message<T: Serialize>(len: usize, make: impl Fn(u64) -> T) -> T {
         .expect("a zero-free payload of that length within 1000 tries")
 }
 
+/// Detector parameters at the edges: every term's values cycle through the `i32`
+/// extremes and the small values whose varints change length.
+fn edge_detector_params() -> DetectorParams {
+    let values = [i32::MIN, i32::MAX, -1, 0, 1, 63, -64, 64, Q16_ONE, -Q16_ONE];
+    let mut params = DetectorParams {
+        threshold: i32::MAX,
+        ..DetectorParams::default()
+    };
+    for (i, term) in params.terms.iter_mut().enumerate() {
+        *term = TermParams {
+            centre: values[(3 * i) % values.len()],
+            scale_high: values[(3 * i + 1) % values.len()],
+            scale_low: values[(3 * i + 2) % values.len()],
+        };
+    }
+    params
+}
+
 /// `n` pixels, none zero, drawn from `seed`.
 fn nonzero_pixels(n: usize, seed: u64) -> tinyvae_shared::protocol::Pixels {
     let mut rng = SeededRng::new(seed);
@@ -317,6 +386,10 @@ fn python_client_frames_like_the_code() {
             image: Default::default(),
             bits: u8::MAX,
         },
+        Request::Calibrate { frames: 200 },
+        Request::Calibrate { frames: 0 },
+        Request::Calibrate { frames: u16::MAX },
+        Request::Detector,
     ];
     // A zero right after a full COBS block: payload byte 254 is pixel 251.
     let mut image = nonzero_pixels(300, 3);
@@ -349,6 +422,7 @@ fn python_client_frames_like_the_code() {
         score: -1,
         threshold: 0,
         anomalous: true,
+        detector: None,
     };
     let extremes: tinyvae_shared::protocol::Latent =
         (0..MAX_LATENT as i32).map(|i| i32::MIN + i).collect();
@@ -409,17 +483,74 @@ fn python_client_frames_like_the_code() {
             bits: 1,
             instructions: u64::MAX,
         }),
+        Response::Encoded(Encoded {
+            mu: Default::default(),
+            logvar: [i32::MAX].into_iter().collect(),
+            score: ScoreReport {
+                reconstruction: i32::MIN,
+                kl: i32::MAX,
+                score: i32::MAX,
+                threshold: i32::MIN,
+                anomalous: true,
+                detector: Some(DetectorReport {
+                    score: i32::MAX,
+                    threshold: i32::MIN,
+                    fired: Term::Softness,
+                    anomalous: true,
+                }),
+            },
+            instructions: 0,
+        }),
+        Response::Calibrating { frames: 0 },
+        Response::Calibrating { frames: 200 },
+        Response::Calibrating { frames: u16::MAX },
+        Response::Detector(DetectorState {
+            params: None,
+            calibration_left: 0,
+        }),
+        Response::Detector(DetectorState {
+            params: Some(edge_detector_params()),
+            calibration_left: u16::MAX,
+        }),
+        Response::Detector(DetectorState {
+            params: Some(DetectorParams::default()),
+            calibration_left: 1,
+        }),
     ];
-    // 1 + 2 + 495 + 5 (the score) + 1 + 4 = 508: two full COBS blocks, flush.
+    // Every term, as the one that fired (its index is its place in Term::ALL).
+    responses.extend(Term::ALL.into_iter().enumerate().map(|(i, fired)| {
+        Response::Reconstructed(Reconstructed {
+            image: Default::default(),
+            score: ScoreReport {
+                detector: Some(DetectorReport {
+                    score: i as i32 - 7,
+                    threshold: Q16_ONE,
+                    fired,
+                    anomalous: i % 2 == 0,
+                }),
+                ..ScoreReport::default()
+            },
+            instructions: i as u64,
+        })
+    }));
+    // 1 + 2 + 490 + 10 (the score: 5 bytes, then the detector's tag and 4 bytes) + 1 + 4
+    // = 508: two full COBS blocks, flush. (Without a detector the score would hold the
+    // zero of its `None`.)
     responses.push(flush_cobs_message(508, |seed| {
         Response::Reconstructed(Reconstructed {
-            image: nonzero_pixels(495, seed),
+            image: nonzero_pixels(490, seed),
             score: ScoreReport {
                 reconstruction: 1,
                 kl: 2,
                 score: 3,
                 threshold: -1,
                 anomalous: true,
+                detector: Some(DetectorReport {
+                    score: 1,
+                    threshold: 2,
+                    fired: Term::Cuts,
+                    anomalous: true,
+                }),
             },
             instructions: 5,
         })
@@ -452,21 +583,41 @@ fn python_client_frames_like_the_code() {
     let frames: Vec<String> = responses.iter().map(|r| hex(&frame_of(r))).collect();
     // The document's own response frames, as the document writes them.
     let doc = std::fs::read_to_string(workspace_root().join(DOC)).expect("the document");
-    let doc_frames: Vec<String> = ["info-response frame", "error-response frame"]
+    let doc_responses = [
+        ("info-response frame", Response::Info(example_info())),
+        (
+            "error-response frame",
+            Response::Error(ErrorCode::WrongImageSize {
+                expected: 784,
+                got: 4,
+            }),
+        ),
+        (
+            "encoded-response frame",
+            Response::Encoded(example_encoded()),
+        ),
+        (
+            "calibrating-response frame",
+            Response::Calibrating { frames: 200 },
+        ),
+        (
+            "detector-response frame",
+            Response::Detector(example_detector_state()),
+        ),
+    ];
+    let doc_frames: Vec<String> = doc_responses
         .iter()
-        .map(|name| hex(&doc_block(&doc, name).expect("the document's example")))
+        .map(|(name, _)| hex(&doc_block(&doc, name).expect("the document's example")))
         .collect();
+    let doc_responses: Vec<Response> = doc_responses.into_iter().map(|(_, r)| r).collect();
     let mut args = vec!["unframe"];
     args.extend(frames.iter().chain(&doc_frames).map(String::as_str));
     let lines = stdout_lines(&python_client(&args), 0, "unframe");
-    assert_eq!(lines.len(), responses.len() + 2, "one response per frame");
-    let doc_responses = [
-        Response::Info(example_info()),
-        Response::Error(ErrorCode::WrongImageSize {
-            expected: 784,
-            got: 4,
-        }),
-    ];
+    assert_eq!(
+        lines.len(),
+        responses.len() + doc_responses.len(),
+        "one response per frame"
+    );
     for (want, line) in responses.iter().chain(&doc_responses).zip(&lines) {
         assert_eq!(
             parse_response(line, "unframe"),
@@ -475,14 +626,15 @@ fn python_client_frames_like_the_code() {
         );
     }
 
-    // A flipped bit, a cut frame, an unknown variant and a byte after the message are
-    // refused, with the error the code reports for them.
+    // A flipped bit, a cut frame, an unknown variant, an unknown term, an option tag
+    // other than 0 or 1 and a byte after the message are refused, with the error the
+    // code reports for them.
     let full = frame_of(&Response::Info(example_info()));
     let mut flipped = full.clone();
     flipped[10] ^= 0x01;
     let cut = full[..2].to_vec();
     let unknown = {
-        let message = [9u8]; // Response has variants 0 to 8
+        let message = [11u8]; // Response has variants 0 to 10
         let mut payload = message.to_vec();
         payload.extend(FRAME_CRC.checksum(&message).to_le_bytes());
         let mut out = vec![0u8; 16];
@@ -490,6 +642,18 @@ fn python_client_frames_like_the_code() {
         out.truncate(n);
         out
     };
+    // An Encoded with empty vectors and a zero score, then its detector's tag and
+    // verdict with `fired` set to `term`; and one whose tag is `tag`.
+    let with_detector = |tag: u8, term: u8| {
+        let mut message = vec![1, 0, 0, 0, 0, 0, 0, 0, tag, 2, 2, term, 1, 0];
+        message.extend(FRAME_CRC.checksum(&message).to_le_bytes());
+        let mut out = vec![0u8; 64];
+        let n = cobs::try_encode(&message, &mut out).expect("fits");
+        out.truncate(n);
+        out
+    };
+    let unknown_term = with_detector(1, TERMS as u8);
+    let bad_option = with_detector(2, 0);
     let mut trailing = Response::ThresholdSet { threshold: 5 }.postcard();
     trailing.push(0x2a);
     trailing.extend(FRAME_CRC.checksum(&trailing).to_le_bytes());
@@ -500,6 +664,8 @@ fn python_client_frames_like_the_code() {
         ("a flipped bit", flipped),
         ("a cut frame", cut),
         ("an unknown variant", unknown),
+        ("an unknown term", unknown_term),
+        ("an option tag of 2", bad_option),
         ("a trailing byte", stuffed),
     ] {
         let body = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
@@ -610,7 +776,6 @@ fn python_client_talks_to_the_emulated_m3() {
         }),
         "a 10-pixel image"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 
     // Generations: the latent sample and the image equal the host's for each seed and
     // temperature (the client takes the temperature as a real number).
@@ -642,5 +807,73 @@ fn python_client_talks_to_the_emulated_m3() {
             assert_eq!(got.image, image, "seed {seed} at {temperature}: image");
         }
     }
+
+    // Calibration: the device takes the next four encodes as normal (each judged by the
+    // model's own detector meanwhile) and then reports, and judges by, the parameters
+    // the host's calibrator fits on the same frames; a cancel keeps them in force.
+    let one = |args: &[&str], what: &str| -> Response {
+        let mut all = vec!["--port", pty.as_str(), "--timeout", timeout];
+        all.extend(args);
+        let lines = stdout_lines(&python_client(&all), 0, what);
+        assert_eq!(lines.len(), 1, "{what} prints one response: {lines:?}");
+        parse_response(&lines[0], what)
+    };
+    let state = |params: Option<DetectorParams>, left: u16| {
+        Response::Detector(DetectorState {
+            params,
+            calibration_left: left,
+        })
+    };
+    let frames = 4;
+    assert_eq!(
+        one(&["calibrate", "--frames", "1"], "calibrate"),
+        Response::Calibrating { frames },
+        "a calibration takes at least MIN_CALIBRATION_FRAMES"
+    );
+    assert_eq!(
+        one(&["detector"], "detector"),
+        state(model.detector(), frames),
+        "before the calibration's frames"
+    );
+    let calibration = &images[..usize::from(frames)];
+    let mut args = vec!["--port", pty.as_str(), "--timeout", timeout, "encode"];
+    args.extend(paths[..calibration.len()].iter().map(String::as_str));
+    let lines = stdout_lines(&python_client(&args), 0, "calibration encodes");
+    assert_eq!(lines.len(), calibration.len(), "one response per image");
+    let mut calibrator = Calibrator::new(frames);
+    let mut fitted = None;
+    for ((path, pixels), line) in calibration.iter().zip(&lines) {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let want = pipeline::score_image(&model, &mut ws, pixels, model.threshold)
+            .expect("host scores the image");
+        let Response::Encoded(got) = parse_response(line, "calibration encode") else {
+            panic!("{name}: the device answered {line}");
+        };
+        assert_eq!(got.score, want.score, "{name} under calibration: score");
+        fitted = calibrator.add(&want.terms).or(fitted);
+    }
+    let fitted = fitted.expect("the host's calibration ends with the last frame");
+    assert_eq!(
+        one(&["detector"], "detector"),
+        state(Some(fitted), 0),
+        "the calibrated detector"
+    );
+    let (path, pixels) = &images[usize::from(frames)];
+    let want = pipeline::score_image_with(&model, &mut ws, pixels, model.threshold, Some(&fitted))
+        .expect("host scores the image");
+    let Response::Encoded(got) = one(&["encode", &path.display().to_string()], "encode") else {
+        panic!("an encode after the calibration got no Encoded");
+    };
+    assert_eq!(got.score, want.score, "judged by the calibrated detector");
+    assert_eq!(
+        one(&["calibrate", "--frames", "0"], "cancel"),
+        Response::Calibrating { frames: 0 },
+    );
+    assert_eq!(
+        one(&["detector"], "detector"),
+        state(Some(fitted), 0),
+        "a cancel keeps the detector in force"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     drop(emulator);
 }

@@ -140,6 +140,83 @@ fn relative(path: &Path, base: &Path) -> String {
         .to_string()
 }
 
+/// The card's fault detector section: the detector the image carries, term by term,
+/// and the export's fault report (`STEM.quant.json` beside the model), float beside
+/// device, when it is there.
+fn fault_detector_section(md: &mut String, model: &tinyvae_shared::model::Model<'_>, path: &Path) {
+    use tinyvae_shared::detect::Term;
+    let _ = writeln!(md, "## Fault detector\n");
+    let Some(params) = model.detector() else {
+        let _ = writeln!(
+            md,
+            "The image carries no fault detector: the device judges frames by the negative \
+             ELBO alone until a `Calibrate` request sets one.\n"
+        );
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "The image carries the fault detector the device applies to every scored frame: \
+         each term standardized by its centre and scales, the largest of them against the \
+         threshold {:.3} (`tinyvae detect` explains the terms; a `Calibrate` request \
+         replaces them on the board).\n\n| term | centre | scale above | scale below |\n|---|---|---|---|",
+        q16_to_f64(params.threshold)
+    );
+    for term in Term::ALL {
+        let t = params.terms[term as usize];
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            term.name(),
+            t.centre,
+            t.scale_high,
+            t.scale_low
+        );
+    }
+    md.push('\n');
+    let report: Option<Value> = std::fs::read_to_string(path.with_extension("quant.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let Some(faults) = report
+        .as_ref()
+        .map(|r| &r["faults"])
+        .filter(|f| f.is_object())
+    else {
+        return;
+    };
+    let (float, device) = (&faults["float"], &faults["device"]);
+    let _ = writeln!(
+        md,
+        "Per fault kind (clean test digits vs the same digits faulted, `tinyvae export`'s \
+         report): pooled AUROC {} float, {} device (the negative ELBO alone: {}); \
+         {} false positives on {} clean frames the detector was not fitted on.\n\n\
+         | fault | held out | AUROC, float | AUROC, device | recall, device | fired most |\n|---|---|---|---|---|---|",
+        shown(&float["pooled_auroc"]),
+        shown(&device["pooled_auroc"]),
+        shown(&device["pooled_auroc_elbo"]),
+        shown(&device["false_positive_rate"]),
+        shown(&device["eval_frames"]),
+    );
+    let rows = |r: &Value| r["rows"].as_array().cloned().unwrap_or_default();
+    for (f, d) in rows(float).iter().zip(rows(device).iter()) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            shown(&d["kind"]),
+            if d["held_out"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                ""
+            },
+            shown(&f["auroc"]),
+            shown(&d["auroc"]),
+            shown(&d["recall"]),
+            shown(&d["fired"]),
+        );
+    }
+    md.push('\n');
+}
+
 /// Writes the card (`OUT.md`) and its pictures (in `OUT/`); returns the card's path.
 pub fn write_card(options: &CardOptions) -> Result<PathBuf, CardError> {
     let args = options;
@@ -308,6 +385,7 @@ pub fn write_card(options: &CardOptions) -> Result<PathBuf, CardError> {
         }
         md.push('\n');
     }
+    fault_detector_section(&mut md, &model, &args.model);
     let _ = writeln!(md, "## Pictures\n");
     let _ = writeln!(
         md,

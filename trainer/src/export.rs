@@ -282,6 +282,17 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
     } else {
         None
     };
+    // The device's fault detector is the one the device report fitted (on its half of
+    // the normal test images): it goes into the image, so the board judges frames as
+    // the report says it does. Inference is unchanged; only the hash moves.
+    let image = match &faults {
+        Some((_, device)) => {
+            spec.detector = Some(device.params);
+            spec.to_bytes()?
+        }
+        None => image.clone(),
+    };
+    let model = Model::parse(&image)?;
 
     let mut files = Vec::new();
     let encoder_path = with_suffix(&args.out, ".encoder.onnx");

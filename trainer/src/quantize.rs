@@ -302,6 +302,7 @@ pub fn quantize(
         decoder,
         logit_scale: logits.scale,
         logit_zero_point: logits.zero_point,
+        detector: None,
     }
 }
 

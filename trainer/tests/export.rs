@@ -205,6 +205,8 @@ fn export_round_trip_onnx_and_ranking() {
             d.auroc
         );
     }
+    // The device's detector is the device report's fit, in the image.
+    assert_eq!(model.detector(), Some(device.params));
     let report_json: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("m.quant.json")).expect("quant.json"),
     )

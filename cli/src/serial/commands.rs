@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
+use tinyvae_shared::detect::{Calibrator, Term, MIN_CALIBRATION_FRAMES};
 use tinyvae_shared::fixed::{q16_from_f64, q16_to_f64};
 use tinyvae_shared::model::Model;
-use tinyvae_shared::protocol::DeviceInfo;
+use tinyvae_shared::pipeline::{self, Workspace};
+use tinyvae_shared::protocol::{DetectorState, DeviceInfo};
 use tinyvae_shared::rng::Rng;
 
 use tinyvae_datasets::grid::{grid_image, GridLayout};
@@ -18,8 +20,8 @@ use tinyvae_link::serial::DeviceClient;
 use tinyvae_shared::model_file;
 
 use super::{
-    BenchArgs, EncodeArgs, GenerateArgs, ImageSource, InfoArgs, SerialArgs, SerialCommand,
-    SetThresholdArgs,
+    BenchArgs, CalibrateArgs, EncodeArgs, GenerateArgs, ImageSource, InfoArgs, SerialArgs,
+    SerialCommand, SetThresholdArgs,
 };
 
 pub(super) fn run(args: &SerialArgs) -> anyhow::Result<()> {
@@ -39,6 +41,12 @@ pub(super) fn run(args: &SerialArgs) -> anyhow::Result<()> {
         SerialCommand::Compress(a) => super::transform::compress(&mut client, a),
         SerialCommand::Bench(a) => bench(&mut client, a),
         SerialCommand::SetThreshold(a) => set_threshold(&mut client, a),
+        SerialCommand::Calibrate(a) => calibrate(&mut client, a),
+        SerialCommand::Detector => {
+            let state = client.detector()?;
+            print!("{}", detector_table(&state));
+            Ok(())
+        }
         SerialCommand::Stats => {
             let s = client.stats()?;
             println!(
@@ -238,15 +246,25 @@ fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
     let mut truth = Vec::with_capacity(items.len());
     let mut instructions: u64 = 0;
     if !args.summary {
-        println!("image                label  truth       score     recon      kl  verdict");
+        println!(
+            "image                label  truth       score     recon      kl  detector  fired     verdict"
+        );
     }
+    // With a fault detector on the device, its score ranks and its verdict counts; the
+    // negative ELBO's AUROC is printed beside it.
+    let mut elbo_scores = Vec::with_capacity(items.len());
+    let mut detector_threshold = None;
     for item in &items {
         let e = client
             .encode(&item.image)
             .with_context(|| format!("encoding image {}", item.name))?;
         instructions += e.instructions;
-        scores.push(f64::from(e.score.score));
-        verdicts.push(e.score.anomalous);
+        elbo_scores.push(f64::from(e.score.score));
+        scores.push(f64::from(
+            e.score.detector.map_or(e.score.score, |d| d.score),
+        ));
+        verdicts.push(e.score.flagged());
+        detector_threshold = e.score.detector.map(|d| d.threshold);
         if let Some(t) = item.anomalous {
             truth.push(t);
         }
@@ -256,30 +274,40 @@ fn encode(client: &mut DeviceClient, args: &EncodeArgs) -> anyhow::Result<()> {
                 Some(false) => "normal",
                 None => "-",
             };
+            let (detector, fired) = match e.score.detector {
+                Some(d) => (format!("{:.3}", q16_to_f64(d.score)), d.fired.name()),
+                None => ("-".into(), "-"),
+            };
             println!(
-                "{:<20} {:>5}  {t:<9} {:>9.3} {:>9.3} {:>7.3}  {}",
+                "{:<20} {:>5}  {t:<9} {:>9.3} {:>9.3} {:>7.3}  {detector:>8}  {fired:<8}  {}",
                 item.name,
                 item.label.as_deref().unwrap_or("-"),
                 q16_to_f64(e.score.score),
                 q16_to_f64(e.score.reconstruction),
                 q16_to_f64(e.score.kl),
-                if e.score.anomalous { "ANOMALOUS" } else { "ok" }
+                if e.score.flagged() { "ANOMALOUS" } else { "ok" }
             );
         }
     }
     let n = scores.len().max(1) as f64;
+    let rule = match detector_threshold {
+        Some(t) => format!("fault detector, threshold {:.4}", q16_to_f64(t)),
+        None => format!("negative ELBO, threshold {:.4}", q16_to_f64(info.threshold)),
+    };
     println!(
-        "{} images, {} flagged anomalous (threshold {:.4}), mean score {:.3}, mean {:.0} instructions per encode",
+        "{} images, {} flagged anomalous ({rule}), mean score {:.3}, mean {:.0} instructions per encode",
         scores.len(),
         verdicts.iter().filter(|&&v| v).count(),
-        q16_to_f64(info.threshold),
         scores.iter().map(|&s| s / 65536.0).sum::<f64>() / n,
         instructions as f64 / n
     );
     if has_truth && truth.len() == scores.len() {
-        match auroc(&scores, &truth) {
-            Some(a) => println!("AUROC {a:.4}"),
-            None => println!("AUROC undefined: the set holds only one class"),
+        match (auroc(&scores, &truth), auroc(&elbo_scores, &truth)) {
+            (Some(a), Some(elbo)) if scores != elbo_scores => {
+                println!("AUROC {a:.4} (fault detector; the negative ELBO alone: {elbo:.4})")
+            }
+            (Some(a), _) => println!("AUROC {a:.4}"),
+            _ => println!("AUROC undefined: the set holds only one class"),
         }
         println!("{}", Confusion::tally(&verdicts, &truth).table());
     }
@@ -391,5 +419,117 @@ fn set_threshold(client: &mut DeviceClient, args: &SetThresholdArgs) -> anyhow::
     ensure!(args.threshold.is_finite(), "the threshold must be a number");
     let now = client.set_threshold(q16_from_f64(args.threshold))?;
     println!("threshold now {:.4}", q16_to_f64(now));
+    Ok(())
+}
+
+/// The detector a device reports, as a table.
+fn detector_table(state: &DetectorState) -> String {
+    let mut out = String::new();
+    match &state.params {
+        Some(params) => {
+            out.push_str(&format!(
+                "fault detector: threshold {:.4} on the largest standardized term\n\
+                 term        centre  scale above  scale below\n",
+                q16_to_f64(params.threshold)
+            ));
+            for term in Term::ALL {
+                let t = params.terms[term as usize];
+                out.push_str(&format!(
+                    "{:<8} {:>9} {:>12} {:>12}\n",
+                    term.name(),
+                    t.centre,
+                    t.scale_high,
+                    t.scale_low
+                ));
+            }
+        }
+        None => out.push_str("fault detector: none (the model has none; calibrate one)\n"),
+    }
+    if state.calibration_left > 0 {
+        out.push_str(&format!(
+            "calibration under way: {} frames to go\n",
+            state.calibration_left
+        ));
+    }
+    out
+}
+
+fn calibrate(client: &mut DeviceClient, args: &CalibrateArgs) -> anyhow::Result<()> {
+    ensure!(
+        args.frames >= MIN_CALIBRATION_FRAMES,
+        "--frames must be at least {MIN_CALIBRATION_FRAMES} (two per half)"
+    );
+    let info = client.info()?;
+    let limit = usize::from(args.frames) + args.check;
+    let set = load_for_device(&args.images, args.labels.as_deref(), Some(limit), &info)?;
+    ensure!(
+        set.len() >= limit,
+        "{} holds {} images; --frames {} and --check {} need {limit}",
+        args.images.display(),
+        set.len(),
+        args.frames,
+        args.check
+    );
+    let twin = match &args.model {
+        Some(path) => {
+            let file = model_file::load(path)?;
+            let hash = file.model()?.hash;
+            ensure!(
+                hash == info.model_hash,
+                "{} (hash {hash:#010x}) is not the model the device runs ({:#010x})",
+                path.display(),
+                info.model_hash
+            );
+            Some(file)
+        }
+        None => None,
+    };
+    let frames = client.calibrate(args.frames)?;
+    ensure!(
+        frames == args.frames,
+        "the device took {frames} frames, not {}",
+        args.frames
+    );
+    let mut host = twin.as_ref().map(|_| Calibrator::new(args.frames));
+    let mut host_params = None;
+    let mut ws = Workspace::new();
+    for i in 0..usize::from(frames) {
+        client
+            .encode(set.image_u8(i))
+            .with_context(|| format!("calibration frame {i}"))?;
+        if let (Some(file), Some(host)) = (&twin, host.as_mut()) {
+            let terms = pipeline::detector_terms(&file.model()?, &mut ws, set.image_u8(i))?;
+            host_params = host.add(&terms).or(host_params);
+        }
+    }
+    let state = client.detector()?;
+    ensure!(
+        state.calibration_left == 0,
+        "the device still waits for {} calibration frames",
+        state.calibration_left
+    );
+    println!("calibrated on {frames} frames of {}", args.images.display());
+    print!("{}", detector_table(&state));
+    if twin.is_some() {
+        ensure!(
+            host_params.is_some() && state.params == host_params,
+            "the device's calibration differs from the host twin's on the same frames"
+        );
+        println!("the host's twin of the device, calibrated on the same frames: identical");
+    }
+    if args.check > 0 {
+        let mut flagged = 0;
+        for i in usize::from(frames)..limit {
+            let e = client
+                .encode(set.image_u8(i))
+                .with_context(|| format!("check image {i}"))?;
+            flagged += usize::from(e.score.flagged());
+        }
+        println!(
+            "{flagged} of {} further clean images flagged: false-positive rate {:.2}%",
+            args.check,
+            100.0 * flagged as f64 / args.check as f64
+        );
+    }
     Ok(())
 }

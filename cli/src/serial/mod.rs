@@ -52,6 +52,13 @@ pub enum SerialCommand {
     SetThreshold(SetThresholdArgs),
     /// Print the device's request counters.
     Stats,
+    /// Calibrate the device's fault detector on clean images (on-device learning):
+    /// the device takes the next --frames images it scores as normal and sets its own
+    /// thresholds; prints what it set and, with --model, checks it against the host's
+    /// run of the same calibration.
+    Calibrate(CalibrateArgs),
+    /// Print the fault detector the device applies and the calibration's progress.
+    Detector,
     /// A live terminal view while the device scores images: scores, verdicts, the
     /// last image beside its reconstruction, instructions per request.
     Monitor(MonitorArgs),
@@ -245,6 +252,31 @@ pub struct BenchArgs {
     /// Clock used to turn instructions into a time estimate, MHz.
     #[arg(long, default_value_t = 50.0)]
     pub clock_mhz: f64,
+}
+
+/// `tinyvae serial calibrate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CalibrateArgs {
+    /// Clean images from the device's own sensor: an IDX file or folder (its test
+    /// split) or a folder of images.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// IDX label file for an IDX --images file.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Frames to calibrate on (the first of --images): half fit the terms, half set
+    /// the threshold.
+    #[arg(long, default_value_t = 200)]
+    pub frames: u16,
+    /// Then score this many further clean images (the ones after the calibration's)
+    /// and report how many the new thresholds flag: the false-positive rate.
+    #[arg(long, default_value_t = 0)]
+    pub check: usize,
+    /// The model the device runs (exported safetensors or bare image): the host runs
+    /// the same calibration on its twin of the device and the two must agree to the
+    /// bit.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }
 
 /// `tinyvae serial set-threshold`.

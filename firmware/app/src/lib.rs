@@ -30,13 +30,14 @@ use embedded_graphics::pixelcolor::Gray4;
 use embedded_graphics::prelude::DrawTarget;
 use embedded_io::{Read, ReadReady, Write};
 use tinyvae_screens as screen;
+use tinyvae_shared::detect::{Calibrator, DetectorParams};
 use tinyvae_shared::fixed::{Q16, Q16_ONE};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::protocol::{
-    decode_frame, encode_frame, Compressed, Denoised, DeviceInfo, Encoded, ErrorCode, FrameEvent,
-    FrameReader, Generated, Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD,
-    PROTOCOL_VERSION,
+    decode_frame, encode_frame, Compressed, Denoised, DetectorState, DeviceInfo, Encoded,
+    ErrorCode, FrameEvent, FrameReader, Generated, Reconstructed, Request, Response, Stats,
+    MAX_FRAME, MAX_PAYLOAD, PROTOCOL_VERSION,
 };
 
 use crate::idle::{DemoStep, Idle, IdleScreen};
@@ -109,6 +110,10 @@ pub struct Buffers {
     scratch: [u8; MAX_PAYLOAD],
     /// Response frame.
     out: [u8; MAX_FRAME],
+    /// The calibration under way (idle when none is): the next scored frames feed it.
+    /// Here rather than in [`App`]: idle is all zeros, so in a static it costs no code
+    /// to set up.
+    calibrator: Calibrator,
 }
 
 impl Buffers {
@@ -119,6 +124,7 @@ impl Buffers {
             workspace: Workspace::new(),
             scratch: [0; MAX_PAYLOAD],
             out: [0; MAX_FRAME],
+            calibrator: Calibrator::idle(),
         }
     }
 }
@@ -145,6 +151,10 @@ pub struct Parts<S, D, C, F> {
 pub struct App<'a, S, D, C, F> {
     model: Option<Model<'a>>,
     threshold: Q16,
+    /// The detector the last calibration set (`None`: the model's is in force). The
+    /// model's is read from flash when needed rather than copied here at boot: the
+    /// copy cost more flash than the read costs instructions.
+    calibrated: Option<DetectorParams>,
     stats: Stats,
     buffers: &'a mut Buffers,
     parts: Parts<S, D, C, F>,
@@ -183,6 +193,7 @@ where
         let mut app = Self {
             model,
             threshold,
+            calibrated: None,
             stats: Stats::default(),
             buffers,
             parts,
@@ -334,6 +345,14 @@ where
                 self.threshold = threshold;
                 Response::ThresholdSet { threshold }
             }
+            Request::Calibrate { frames } => {
+                let frames = self.buffers.calibrator.start(frames);
+                Response::Calibrating { frames }
+            }
+            Request::Detector => Response::Detector(DetectorState {
+                params: self.detector(),
+                calibration_left: self.buffers.calibrator.remaining(),
+            }),
             Request::Encode { image } => self.score(&image, false),
             Request::Reconstruct { image } => self.score(&image, true),
             Request::Denoise { image } => self.transform(&image, None),
@@ -443,9 +462,10 @@ where
         let Some(model) = &self.model else {
             return no_model_image(image.len());
         };
+        let detector = self.detector();
         let (workspace, threshold) = (&mut self.buffers.workspace, self.threshold);
         let (result, instructions) = Self::measure(&mut self.parts.counter, || {
-            pipeline::score_image(model, workspace, image, threshold)
+            pipeline::score_image_with(model, workspace, image, threshold, detector.as_ref())
         });
         let scored = match result {
             Ok(scored) => scored,
@@ -454,8 +474,13 @@ where
         log::info!("encode: {=u64} instructions", instructions);
         self.stats.instructions = self.stats.instructions.wrapping_add(instructions);
         self.stats.scored = self.stats.scored.wrapping_add(1);
-        if scored.score.anomalous {
+        if scored.score.flagged() {
             self.stats.anomalies = self.stats.anomalies.wrapping_add(1);
+        }
+        // A frame under calibration is judged by the detector in force before it, then
+        // taken as normal; the last one puts the calibrated detector in force.
+        if let Some(params) = self.buffers.calibrator.add(&scored.terms) {
+            self.calibrated = Some(params);
         }
         let (w, h) = (model.input_width, model.input_height);
         screen::draw_scored(
@@ -481,6 +506,13 @@ where
                 instructions,
             })
         }
+    }
+
+    /// The fault detector in force: the last calibration's, or the model's.
+    #[inline(never)] // one copy for the three requests that need it
+    fn detector(&self) -> Option<DetectorParams> {
+        self.calibrated
+            .or_else(|| self.model.as_ref().and_then(Model::detector))
     }
 
     fn info(&self) -> DeviceInfo {
@@ -515,6 +547,7 @@ where
 
     /// Draws the idle screen's next frame, unless a byte arrives meanwhile.
     fn idle_frame(&mut self) {
+        let detector = self.detector();
         let (Some(model), Some(idle)) = (&self.model, &mut self.idle) else {
             return;
         };
@@ -537,8 +570,13 @@ where
             IdleScreen::Demo => match idle.next_demo_step() {
                 DemoStep::Score { caption, pixels } => {
                     let threshold = self.threshold;
-                    let Ok(scored) = pipeline::score_image(model, workspace, pixels, threshold)
-                    else {
+                    let Ok(scored) = pipeline::score_image_with(
+                        model,
+                        workspace,
+                        pixels,
+                        threshold,
+                        detector.as_ref(),
+                    ) else {
                         return;
                     };
                     if self.parts.serial.read_ready().unwrap_or(true) {

@@ -9,6 +9,7 @@ use tinyvae_app::walk::Walk;
 use tinyvae_app::{draw_boot_screen, App, Buffers, IDLE_AFTER, MODEL_IMAGE};
 use tinyvae_screens::{self as screen, FrameBuffer};
 use tinyvae_shared::demo_frames::DemoFrames;
+use tinyvae_shared::detect::Calibrator;
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
@@ -169,6 +170,72 @@ fn encode_matches_the_host_and_shows_the_verdict() {
     assert_eq!(got.image, want.reconstruction);
     assert_eq!(got.score, want.score);
     assert!(got.score.anomalous);
+}
+
+#[test]
+fn calibrate_sets_the_detector_the_host_calibrator_sets() {
+    let mut app = app();
+    let m = model();
+    let mut ws = Workspace::new();
+    let shipped = m.detector();
+    assert!(shipped.is_some(), "the embedded model carries a detector");
+    let state = |app: &mut TestApp| match request(app, &Request::Detector) {
+        Response::Detector(state) => state,
+        other => panic!("Detector expected, got {other:?}"),
+    };
+    assert_eq!(state(&mut app).params, shipped);
+    let Response::Calibrating { frames: 6 } = request(&mut app, &Request::Calibrate { frames: 6 })
+    else {
+        panic!("Calibrating expected");
+    };
+    assert_eq!(state(&mut app).calibration_left, 6);
+    let mut host = Calibrator::new(6);
+    let mut calibrated = None;
+    for seed in 10..16 {
+        let image = digit(seed);
+        let Response::Encoded(got) = request(
+            &mut app,
+            &Request::Encode {
+                image: image.clone(),
+            },
+        ) else {
+            panic!("Encoded expected");
+        };
+        let want = pipeline::score_image_with(&m, &mut ws, &image, m.threshold, shipped.as_ref())
+            .expect("host scores");
+        assert_eq!(
+            got.score, want.score,
+            "judged by the detector in force before"
+        );
+        calibrated = host.add(&want.terms).or(calibrated);
+    }
+    let calibrated = calibrated.expect("six frames finish the calibration");
+    let now = state(&mut app);
+    assert_eq!((now.params, now.calibration_left), (Some(calibrated), 0));
+    // What follows is judged by the calibrated detector, and counted by its verdict.
+    let anomalies = app.stats().anomalies;
+    let image = digit(20);
+    let Response::Reconstructed(got) = request(
+        &mut app,
+        &Request::Reconstruct {
+            image: image.clone(),
+        },
+    ) else {
+        panic!("Reconstructed expected");
+    };
+    let want = pipeline::score_image_with(&m, &mut ws, &image, m.threshold, Some(&calibrated))
+        .expect("host scores");
+    assert_eq!(got.score, want.score);
+    assert_eq!(
+        app.stats().anomalies,
+        anomalies + u32::from(want.score.flagged())
+    );
+    // 0 cancels (nothing under way: nothing changes); the calibration stays in force.
+    let Response::Calibrating { frames: 0 } = request(&mut app, &Request::Calibrate { frames: 0 })
+    else {
+        panic!("Calibrating expected");
+    };
+    assert_eq!(state(&mut app).params, Some(calibrated));
 }
 
 #[test]

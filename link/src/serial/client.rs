@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBits};
 use tinyvae_shared::fixed::Q16;
 use tinyvae_shared::protocol::{
-    decode_frame, encode_frame, Compressed, Denoised, DeviceInfo, Encoded, Generated, Latent,
-    Pixels, Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD,
+    decode_frame, encode_frame, Compressed, Denoised, DetectorState, DeviceInfo, Encoded,
+    Generated, Latent, Pixels, Reconstructed, Request, Response, Stats, MAX_FRAME, MAX_PAYLOAD,
 };
 
 use super::error::SerialError;
@@ -289,6 +289,23 @@ impl DeviceClient {
         match self.request(&Request::SetThreshold { threshold })? {
             Response::ThresholdSet { threshold } => Ok(threshold),
             other => Err(unexpected("ThresholdSet", other)),
+        }
+    }
+
+    /// Starts a calibration on the next `frames` scored images (0 cancels one under
+    /// way); returns the frames the device will take.
+    pub fn calibrate(&mut self, frames: u16) -> Result<u16, SerialError> {
+        match self.request(&Request::Calibrate { frames })? {
+            Response::Calibrating { frames } => Ok(frames),
+            other => Err(unexpected("Calibrating", other)),
+        }
+    }
+
+    /// Reads the fault detector in force and the calibration's progress.
+    pub fn detector(&mut self) -> Result<DetectorState, SerialError> {
+        match self.request(&Request::Detector)? {
+            Response::Detector(state) => Ok(state),
+            other => Err(unexpected("Detector", other)),
         }
     }
 

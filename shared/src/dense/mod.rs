@@ -185,15 +185,19 @@ impl DenseLayer<'_> {
     }
 
     /// Forward pass to int8 outputs. Returns the number of outputs written.
+    ///
+    /// The output zero point is taken within +-2^28 (`MAX_FOLDED_ZERO_POINT`), where the
+    /// kernels fold it into the rounding. The model validator allows only -128..=127,
+    /// so only a hand-built layer is clamped; the device carries no second kernel
+    /// instance for it (620 bytes of flash on the Cortex-M3).
     pub fn forward_i8(&self, input: &[i8], widened: &mut [i32], out: &mut [i8]) -> usize {
         let (zero_point, relu) = match self.output {
             LayerOutput::Int8 { zero_point, relu } => (zero_point, relu),
             LayerOutput::Q16 => (0, false),
         };
+        let folded = MAX_FOLDED_ZERO_POINT as i32;
+        let zero_point = zero_point.clamp(-folded, folded);
         let low = if relu { zero_point.max(-128) } else { -128 };
-        if zero_point.unsigned_abs() > MAX_FOLDED_ZERO_POINT {
-            return self.forward_i8_large_zero_point(input, widened, out, zero_point, low);
-        }
         // `clamp(-128, 127)` is one `SSAT` on Thumb-2; the ReLU bound is a separate
         // `max` (`low >= -128`), left out of the linear layers' loop.
         if relu {
@@ -205,24 +209,6 @@ impl DenseLayer<'_> {
                 q.clamp(-128, 127) as i8
             })
         }
-    }
-
-    /// [`Self::forward_i8`] for a zero point too large to fold into the rounding. Only
-    /// a hand-built layer gets here (the model validator keeps zero points within
-    /// -128..=127): the zero point is added after requantizing, saturating.
-    #[cold]
-    #[inline(never)]
-    fn forward_i8_large_zero_point(
-        &self,
-        input: &[i8],
-        widened: &mut [i32],
-        out: &mut [i8],
-        zero_point: i32,
-        low: i32,
-    ) -> usize {
-        self.run(input, widened, 0, out, |scaled| {
-            scaled.saturating_add(zero_point).clamp(low, 127) as i8
-        })
     }
 
     /// Forward pass to Q16 outputs (the encoder head). Returns the outputs written.

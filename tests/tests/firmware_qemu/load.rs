@@ -11,13 +11,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tinyvae_e2e::harness::{boot, elf_footprint, firmware_elf, test_digits, Core, REQUEST_TIMEOUT};
+use tinyvae_shared::detect::{Calibrator, DetectorParams};
 use tinyvae_shared::fixed::{Q16, Q16_ONE};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::protocol::{
-    decode_frame, encode_frame, Compressed, Denoised, DeviceInfo, Encoded, ErrorCode, Generated,
-    Reconstructed, Request, Response, Stats, FRAME_CRC, MAX_FRAME, MAX_LATENT, MAX_PAYLOAD,
-    MAX_PIXELS,
+    decode_frame, encode_frame, Compressed, Denoised, DetectorState, DeviceInfo, Encoded,
+    ErrorCode, Generated, Reconstructed, Request, Response, Stats, FRAME_CRC, MAX_FRAME,
+    MAX_LATENT, MAX_PAYLOAD, MAX_PIXELS,
 };
 use tinyvae_shared::rng::Rng;
 
@@ -29,6 +30,9 @@ struct Twin<'m> {
     /// in force and the stack mark).
     boot_info: DeviceInfo,
     threshold: Q16,
+    /// The fault detector in force, and the calibration under way.
+    detector: Option<DetectorParams>,
+    calibrator: Option<Calibrator>,
     stats: Stats,
     /// The highest stack mark any `Info` reported so far.
     high_water: u32,
@@ -39,6 +43,8 @@ impl<'m> Twin<'m> {
         Self {
             threshold: boot_info.threshold,
             high_water: boot_info.stack_high_water,
+            detector: model.detector(),
+            calibrator: None,
             model,
             ws: Workspace::new(),
             boot_info,
@@ -79,6 +85,16 @@ impl<'m> Twin<'m> {
             }
             Request::Encode { image } => self.score(&image, false),
             Request::Reconstruct { image } => self.score(&image, true),
+            Request::Calibrate { frames } => {
+                self.calibrator = (frames > 0).then(|| Calibrator::new(frames));
+                Response::Calibrating {
+                    frames: if frames == 0 { 0 } else { frames.max(4) },
+                }
+            }
+            Request::Detector => Response::Detector(DetectorState {
+                params: self.detector,
+                calibration_left: self.calibrator.as_ref().map_or(0, Calibrator::remaining),
+            }),
             Request::Denoise { image } => match pipeline::denoise(model, ws, &image) {
                 Ok(image) => {
                     self.stats.denoised += 1;
@@ -131,12 +147,28 @@ impl<'m> Twin<'m> {
 
     /// Encode (or Reconstruct): the same score either way, a different reply.
     fn score(&mut self, image: &[u8], reconstruct: bool) -> Response {
-        let scored = match pipeline::score_image(&self.model, &mut self.ws, image, self.threshold) {
+        let detector = self.detector.as_ref();
+        let scored = match pipeline::score_image_with(
+            &self.model,
+            &mut self.ws,
+            image,
+            self.threshold,
+            detector,
+        ) {
             Ok(scored) => scored,
             Err(e) => return Response::Error(e.into()),
         };
         self.stats.scored += 1;
-        self.stats.anomalies += u32::from(scored.score.anomalous);
+        // The detector's verdict when there is one, the ELBO's otherwise.
+        let flagged = scored
+            .score
+            .detector
+            .map_or(scored.score.anomalous, |d| d.anomalous);
+        self.stats.anomalies += u32::from(flagged);
+        if let Some(params) = self.calibrator.as_mut().and_then(|c| c.add(&scored.terms)) {
+            self.detector = Some(params);
+            self.calibrator = None;
+        }
         if reconstruct {
             Response::Reconstructed(Reconstructed {
                 image: scored.reconstruction,
@@ -268,12 +300,12 @@ fn edge_or_random<T: Copy>(rng: &mut Rng, pool: &[T], random: impl FnOnce(&mut R
 }
 
 /// How many variants `Request` has: tags from here on are unknown.
-const REQUEST_TAGS: u64 = 9;
+const REQUEST_TAGS: u64 = 11;
 
 /// The kinds of frame the load test sends, and how often (per 100 frames): about
 /// three in four are bad, the rest good requests whose answers are checked.
-const KINDS: [(&str, usize); 18] = [
-    ("noise", 20),
+const KINDS: [(&str, usize); 20] = [
+    ("noise", 18),
     ("cut frame", 8),
     ("bad CRC", 10),
     ("empty", 4),
@@ -291,6 +323,8 @@ const KINDS: [(&str, usize); 18] = [
     ("set threshold", 3),
     ("info", 3),
     ("stats", 2),
+    ("calibrate", 1),
+    ("detector", 1),
 ];
 
 /// Draws the frames of the load test.
@@ -471,7 +505,14 @@ impl FrameSource<'_> {
             "unknown tag" => {
                 let tag = edge_or_random(
                     &mut self.rng,
-                    &[REQUEST_TAGS, 10, 127, 128, 255, u64::from(u32::MAX)],
+                    &[
+                        REQUEST_TAGS,
+                        REQUEST_TAGS + 1,
+                        127,
+                        128,
+                        255,
+                        u64::from(u32::MAX),
+                    ],
                     |r| REQUEST_TAGS + u64::from(r.next_u32() % 1000),
                 );
                 let mut payload = varint(tag);
@@ -566,6 +607,14 @@ impl FrameSource<'_> {
             }
             "info" => (framed(&Request::Info), Expect::Answer),
             "stats" => (framed(&Request::Stats), Expect::Answer),
+            // Short calibrations, so that some finish during the run; 0 cancels.
+            "calibrate" => {
+                let frames = edge_or_random(&mut self.rng, &[0, 1, 4, 5, u16::MAX], |r| {
+                    (r.next_u32() % 12) as u16
+                });
+                (framed(&Request::Calibrate { frames }), Expect::Answer)
+            }
+            "detector" => (framed(&Request::Detector), Expect::Answer),
             other => unreachable!("no frame kind {other}"),
         };
         Frame {
