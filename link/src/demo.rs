@@ -214,10 +214,13 @@ pub fn run(options: &DemoOptions, out: &mut impl Write) -> Result<DemoReport, De
         faulted.len()
     );
     say(format_args!(
-        "image            truth      score    recon       kl  verdict     instructions"
+        "image            truth      score    recon       kl  detector  fired     verdict     instructions"
     ))?;
     let mut ws = Workspace::new();
     let (mut scores, mut verdicts, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+    // The fault detector's score when the model carries one (it ranks and decides),
+    // the negative ELBO's beside it.
+    let mut elbo_scores = Vec::new();
     let mut mismatches = 0;
     let mut instructions = 0u64;
     let mut shots = (None, None);
@@ -243,29 +246,33 @@ pub fn run(options: &DemoOptions, out: &mut impl Write) -> Result<DemoReport, De
                     set.label(i).map_or("?".into(), |l| l.to_string())
                 )
             };
+            let (detector, fired) = match e.score.detector {
+                Some(d) => (format!("{:.2}", q16_to_f64(d.score)), d.fired.name()),
+                None => ("-".into(), "-"),
+            };
+            let flagged = e.score.flagged();
             say(format_args!(
-                "{name:<16} {:<9} {:>8.2} {:>8.2} {:>8.2}  {:<10} {:>10}",
+                "{name:<16} {:<9} {:>8.2} {:>8.2} {:>8.2}  {detector:>8}  {fired:<8}  {:<10} {:>10}",
                 if anomalous { "faulted" } else { "normal" },
                 q16_to_f64(e.score.score),
                 q16_to_f64(e.score.reconstruction),
                 q16_to_f64(e.score.kl),
-                if e.score.anomalous {
-                    "ANOMALY"
-                } else {
-                    "normal"
-                },
+                if flagged { "ANOMALY" } else { "normal" },
                 e.instructions
             ))?;
             // Keep one screen of each verdict, as the device drew it.
-            if !anomalous && !e.score.anomalous && shots.0.is_none() {
+            if !anomalous && !flagged && shots.0.is_none() {
                 shots.0 = Some(shot(&mut emulator, "oled-encode-normal.png")?);
             }
-            if anomalous && e.score.anomalous && shots.1.is_none() {
+            if anomalous && flagged && shots.1.is_none() {
                 shots.1 = Some(shot(&mut emulator, "oled-encode-anomaly.png")?);
             }
             instructions += e.instructions;
-            scores.push(f64::from(e.score.score));
-            verdicts.push(e.score.anomalous);
+            elbo_scores.push(f64::from(e.score.score));
+            scores.push(f64::from(
+                e.score.detector.map_or(e.score.score, |d| d.score),
+            ));
+            verdicts.push(flagged);
             truth.push(anomalous);
         }
     }
@@ -279,9 +286,14 @@ pub fn run(options: &DemoOptions, out: &mut impl Write) -> Result<DemoReport, De
     ))?;
     let auroc = auroc(&scores, &truth);
     if let Some(a) = auroc {
-        say(format_args!(
-            "AUROC normal vs faulted (device scores): {a:.4}"
-        ))?;
+        match tinyvae_datasets::metrics::auroc(&elbo_scores, &truth) {
+            Some(elbo) if elbo_scores != scores => say(format_args!(
+                "AUROC normal vs faulted (device scores): {a:.4} (fault detector; the negative ELBO alone: {elbo:.4})"
+            ))?,
+            _ => say(format_args!(
+                "AUROC normal vs faulted (device scores): {a:.4}"
+            ))?,
+        }
     }
     let confusion = Confusion::tally(&verdicts, &truth);
     say(format_args!("{}", confusion.table()))?;

@@ -73,15 +73,22 @@ impl Monitor {
         }
     }
 
-    /// Counts one answer. The threshold follows the answer's, so a `set-threshold`
-    /// from another terminal shows up on the plot at the next frame.
+    /// Counts one answer: the fault detector's score and verdict when the device has
+    /// one, the negative ELBO's otherwise. The threshold follows the answer's, so a
+    /// `set-threshold` or a calibration from another terminal shows up on the plot at
+    /// the next frame.
     pub fn record(&mut self, scored: Scored) {
-        let anomalous = scored.score.anomalous;
+        // With a fault detector on the device, its score and threshold are the plot's.
+        let anomalous = scored.score.flagged();
+        let (score, threshold) = match scored.score.detector {
+            Some(d) => (d.score, d.threshold),
+            None => (scored.score.score, scored.score.threshold),
+        };
         push_bounded(
             &mut self.history,
             Point {
                 frame: self.frames,
-                score: q16_to_f64(scored.score.score),
+                score: q16_to_f64(score),
                 anomalous,
             },
             self.window,
@@ -92,7 +99,7 @@ impl Monitor {
         if let Some(truth) = scored.truth {
             self.confusion.add(anomalous, truth);
         }
-        self.threshold = scored.score.threshold;
+        self.threshold = threshold;
         self.last = Some(scored);
     }
 

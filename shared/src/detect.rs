@@ -317,11 +317,39 @@ pub fn image_terms(
     raw
 }
 
-/// The first and last column of `row` holding a pixel that is not 0.
+/// The first and last column of `row` holding a pixel that is not 0. The blank
+/// margins are skipped four pixels at a time (one word load each on the M3 and M4).
 fn ink_span(row: &[u8]) -> Option<(usize, usize)> {
-    let first = row.iter().position(|&p| p != 0)?;
-    let last = row.iter().rposition(|&p| p != 0).unwrap_or(first);
-    Some((first, last))
+    let mut words = row.chunks_exact(4);
+    let mut first = None;
+    for (w, c) in (&mut words).enumerate() {
+        if u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) != 0 {
+            first = c.iter().position(|&p| p != 0).map(|i| 4 * w + i);
+            break;
+        }
+    }
+    let first = match first {
+        Some(first) => first,
+        None => {
+            let rest = words.remainder();
+            let tail = row.len() - rest.len();
+            let first = rest.iter().position(|&p| p != 0)?;
+            let last = rest.iter().rposition(|&p| p != 0).unwrap_or(first);
+            return Some((tail + first, tail + last));
+        }
+    };
+    // From the end: the remainder first, then whole words.
+    let tail = row.len() - row.len() % 4;
+    if let Some(i) = row[tail..].iter().rposition(|&p| p != 0) {
+        return Some((first, tail + i));
+    }
+    for (w, c) in row[..tail].chunks_exact(4).enumerate().rev() {
+        if u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) != 0 {
+            let last = c.iter().rposition(|&p| p != 0).map_or(first, |i| 4 * w + i);
+            return Some((first, last));
+        }
+    }
+    Some((first, first))
 }
 
 /// The neighbourhood terms (see [`Term`]), counted block by block.
@@ -407,18 +435,27 @@ pub struct TermParams {
 impl TermParams {
     /// The standardized value of `raw`, Q16, never negative (saturating).
     pub fn z(&self, raw: i32) -> Q16 {
+        self.side(raw)
+            .map_or(0, |(distance, scale)| standardize(distance, scale))
+    }
+
+    /// `raw`'s distance from the centre and the scale of its side (`None`: that side
+    /// is off).
+    fn side(&self, raw: i32) -> Option<(u64, NonZeroU32)> {
         let (distance, scale) = if raw >= self.centre {
             (i64::from(raw) - i64::from(self.centre), self.scale_high)
         } else {
             (i64::from(self.centre) - i64::from(raw), self.scale_low)
         };
-        let Some(scale) = u32::try_from(scale).ok().and_then(NonZeroU32::new) else {
-            return 0;
-        };
-        // distance < 2^33, so distance << 16 < 2^49: no overflow.
-        let q = div_rem_u64((distance as u64) << 16, scale).0;
-        saturate_i64(q as i64)
+        let scale = u32::try_from(scale).ok().and_then(NonZeroU32::new)?;
+        Some((distance as u64, scale))
     }
+}
+
+/// `distance / scale` in Q16, rounded down, saturating.
+fn standardize(distance: u64, scale: NonZeroU32) -> Q16 {
+    // distance < 2^33, so distance << 16 < 2^49: no overflow.
+    saturate_i64(div_rem_u64(distance << 16, scale).0 as i64)
 }
 
 /// Every term's parameters and the threshold on the largest standardized term.
@@ -488,9 +525,7 @@ impl DetectorParams {
 /// A frame's verdict: the largest standardized term and which one it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Detection {
-    /// Every term's standardized value, Q16.
-    pub z: [Q16; TERMS],
-    /// The largest of `z`, Q16.
+    /// The largest standardized term ([`TermParams::z`]), Q16.
     pub score: Q16,
     /// The term that gave `score` (the first, on a tie).
     pub fired: Term,
@@ -512,19 +547,17 @@ impl DetectorParams {
 
     /// Standardizes `raw` and applies the threshold.
     pub fn detect(&self, raw: &RawTerms) -> Detection {
-        let mut z = [0; TERMS];
-        let mut best = 0;
-        for i in 0..TERMS {
-            z[i] = self.terms[i].z(raw[i]);
-            if z[i] > z[best] {
-                best = i;
+        let (mut best, mut best_z) = (0, 0);
+        for (i, (term, &value)) in self.terms.iter().zip(raw).enumerate() {
+            let z = term.z(value);
+            if z > best_z {
+                (best, best_z) = (i, z);
             }
         }
         Detection {
-            z,
-            score: z[best],
+            score: best_z,
             fired: Term::ALL[best],
-            anomalous: z[best] > self.threshold,
+            anomalous: best_z > self.threshold,
         }
     }
 }
@@ -889,6 +922,55 @@ mod tests {
             insert_descending(&mut low, ordered(!v));
         }
         assert_eq!(low.map(|k| !unordered(k)), [i32::MIN, -3, 1]);
+    }
+
+    #[test]
+    fn detect_equals_standardizing_every_term() {
+        // The definition: every z, the first largest fires.
+        fn by_definition(p: &DetectorParams, raw: &RawTerms) -> (Q16, Term) {
+            let z: [Q16; TERMS] = core::array::from_fn(|i| p.terms[i].z(raw[i]));
+            let mut best = 0;
+            for i in 0..TERMS {
+                if z[i] > z[best] {
+                    best = i;
+                }
+            }
+            (z[best], Term::ALL[best])
+        }
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20_000 {
+            let mut p = DetectorParams::default();
+            let mut raw = [0; TERMS];
+            for (term, value) in p.terms.iter_mut().zip(raw.iter_mut()) {
+                // Small values make equal ratios common; wide ones with small scales
+                // saturate (equal z from different ratios).
+                let v = |r: u64| -> i32 {
+                    match round % 3 {
+                        0 => r as i32,
+                        1 => (r % 7) as i32 - 2,
+                        _ => (r % 4) as i32,
+                    }
+                };
+                *term = TermParams {
+                    centre: v(next()),
+                    scale_high: v(next()),
+                    scale_low: v(next()),
+                };
+                *value = if round % 3 == 2 {
+                    next() as i32
+                } else {
+                    v(next())
+                };
+            }
+            let d = p.detect(&raw);
+            assert_eq!((d.score, d.fired), by_definition(&p, &raw), "{p:?} {raw:?}");
+        }
     }
 
     #[test]

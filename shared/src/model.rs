@@ -62,6 +62,9 @@ pub const TABLES_LEN: usize = 256 + 256 * 4 * 2;
 pub const MAX_LAYERS: usize = 6;
 /// Widest layer (inputs or outputs) the device supports.
 pub const MAX_WIDTH: usize = MAX_PIXELS;
+/// Largest magnitude of a softplus or logit table entry, Q16 (64.0): the exporter clips
+/// logits at 12.
+pub const TABLE_LIMIT: u32 = 64 << 16;
 /// Zero point of the encoder's input: pixels enter as `pixel - 128`.
 pub const INPUT_ZERO_POINT: i32 = -128;
 
@@ -496,6 +499,19 @@ impl<'a> Model<'a> {
             .map_err(|_| invalid("output tables", "256 pixels"))?;
         let softplus = r.take(256 * 4, "output tables")?;
         let logit = r.take(256 * 4, "output tables")?;
+        // The reconstruction term sums 255 * softplus - pixel * logit per pixel in 32
+        // bits (crate::score), exact while both stay within +-64.0.
+        let beyond = |table: &[u8]| {
+            table
+                .chunks_exact(4)
+                .any(|w| i32::from_le_bytes([w[0], w[1], w[2], w[3]]).unsigned_abs() > TABLE_LIMIT)
+        };
+        if beyond(softplus) || beyond(logit) {
+            return Err(invalid(
+                "output tables",
+                "softplus and logit entries must be within +-64.0 (Q16)",
+            ));
+        }
         let detector = match detector_len {
             0 => None,
             DETECTOR_SECTION_LEN => Some(r.take(DETECTOR_SECTION_LEN, "detector")?),

@@ -47,8 +47,10 @@ pub fn reconstruct(
 ) -> Reconstruction {
     let (sum, missing, excess) = match likelihood {
         // 255 * sum(softplus(l) - (p / 255) * l), in Q16, then one rounded division.
+        // Each pixel's part fits in 32 bits: the model validator keeps both tables within
+        // +-64.0 (2^22 in Q16), so each product is below 2^30 in magnitude.
         Likelihood::Bernoulli => one_pass(tables, pixels, logits, out, |p, q, _| {
-            255 * tables.softplus(q) as i64 - p as i64 * tables.logit(q) as i64
+            i64::from(255 * tables.softplus(q) - i32::from(p) * tables.logit(q))
         }),
         Likelihood::Gaussian => one_pass(tables, pixels, logits, out, |_, _, d| (d * d) as i64),
     };

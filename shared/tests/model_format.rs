@@ -103,6 +103,24 @@ fn damage_is_named() {
         }
     ));
 
+    // A logit table entry beyond +-64.0: the reconstruction term's 32-bit sums would
+    // not be exact. The tables end the image, before the CRC.
+    let mut bad = good.clone();
+    let last_logit = bad.len() - 4 - 4;
+    bad[last_logit..last_logit + 4].copy_from_slice(&((64 << 16) + 1i32).to_le_bytes());
+    reseal(&mut bad);
+    assert!(matches!(
+        Model::parse(&bad).unwrap_err(),
+        ModelError::InvalidField {
+            field: "output tables",
+            ..
+        }
+    ));
+    let mut edge = good.clone();
+    edge[last_logit..last_logit + 4].copy_from_slice(&(-(64i32 << 16)).to_le_bytes());
+    reseal(&mut edge);
+    assert!(Model::parse(&edge).is_ok(), "exactly -64.0 is allowed");
+
     // A latent size beyond what the protocol carries.
     let mut bad = good.clone();
     bad[12..14].copy_from_slice(&64u16.to_le_bytes());

@@ -249,16 +249,21 @@ pub fn stats_lines(monitor: &Monitor) -> Vec<Line<'static>> {
             Some(false) => " (truth: normal)",
             None => "",
         };
-        let verdict = if s.score.anomalous {
+        let verdict = if s.score.flagged() {
             Span::styled("ANOMALOUS", Style::default().fg(Color::Red))
         } else {
             Span::styled("ok", Style::default().fg(Color::Green))
         };
-        lines.push(Line::from(format!(
-            "last {}  score {:.3}",
-            s.name,
-            q16_to_f64(s.score.score)
-        )));
+        lines.push(Line::from(match s.score.detector {
+            Some(d) => format!(
+                "last {}  detector {:.3} ({})  -ELBO {:.3}",
+                s.name,
+                q16_to_f64(d.score),
+                d.fired.name(),
+                q16_to_f64(s.score.score)
+            ),
+            None => format!("last {}  score {:.3}", s.name, q16_to_f64(s.score.score)),
+        }));
         lines.push(Line::from(vec![
             Span::raw("     "),
             verdict,

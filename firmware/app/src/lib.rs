@@ -166,6 +166,9 @@ pub struct App<'a, S, D, C, F> {
     next_idle_frame: u64,
 }
 
+// `Info` carries the firmware version in 16 bytes.
+const _: () = assert!(env!("CARGO_PKG_VERSION").len() <= 16);
+
 /// Clips a size to the protocol's u16 fields.
 fn u16_of(v: usize) -> u16 {
     u16::try_from(v).unwrap_or(u16::MAX)
@@ -516,13 +519,9 @@ where
     }
 
     fn info(&self) -> DeviceInfo {
-        let mut firmware_version = heapless::String::new();
-        // Versions longer than the field are cut: the field is for display.
-        for c in env!("CARGO_PKG_VERSION").chars() {
-            if firmware_version.push(c).is_err() {
-                break;
-            }
-        }
+        // The crate's version fits the field (a build-time check below); one that did
+        // not would be sent empty rather than cut.
+        let firmware_version = env!("CARGO_PKG_VERSION").try_into().unwrap_or_default();
         let mut model_name = heapless::String::new();
         if let Some(m) = &self.model {
             let _ = model_name.push_str(m.name());
