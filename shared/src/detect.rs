@@ -572,10 +572,12 @@ pub const CALIBRATION_RANK: usize = 3;
 /// raw values, its scale reaches from the centre to the [`CALIBRATION_RANK`]-th largest
 /// value (and, two-sided, to the same rank from the bottom), never below
 /// [`Term::min_scale`]. With 100 frames that rank is the 97th-98th percentile. The second
-/// half sets the threshold: the second largest of its frames' scores (about 1% false
-/// positives with 100 frames), never below 1.0. Memory: a sum and the kept extremes per
-/// term and the parameters fitted so far (about 680 bytes), whatever `frames` is; the
-/// host's twin is this very code.
+/// half sets the threshold: of its `m` frames' scores the `m / 100`-th largest (at least
+/// the largest, at most the [`THRESHOLD_RANKS`]-th), which leaves about 1% of new clean
+/// frames above it, never below 1.0. (The second largest of 100, the rule before, left
+/// 2.75% of 400 new digits above it on the board.) Memory: a sum and the kept extremes
+/// per term and the parameters fitted so far (about 710 bytes), whatever `frames` is;
+/// the host's twin is this very code.
 ///
 /// An idle calibrator ([`Calibrator::idle`], or one whose frames are all in) takes no
 /// frames, so the device keeps one and restarts it in place ([`Calibrator::start`]).
@@ -596,8 +598,8 @@ pub struct Calibrator {
     low: [[u32; CALIBRATION_RANK]; TERMS],
     /// The parameters fitted so far (terms after the first half, threshold at the end).
     params: DetectorParams,
-    /// The two largest scores of the threshold frames, largest first, as keys.
-    top_scores: [u32; 2],
+    /// The largest scores of the threshold frames, largest first, as keys.
+    top_scores: [u32; THRESHOLD_RANKS],
 }
 
 /// The key of `v` that sorts as `v` does but whose smallest value is 0: an idle
@@ -611,6 +613,10 @@ fn ordered(v: i32) -> u32 {
 fn unordered(key: u32) -> i32 {
     (key ^ 0x8000_0000) as i32
 }
+
+/// How many of the threshold frames' largest scores [`Calibrator`] keeps: the threshold
+/// is the `m / 100`-th largest of `m` (about 1% false positives), up to this rank.
+pub const THRESHOLD_RANKS: usize = 8;
 
 /// The fewest frames a calibration takes: two per half, so each half has a rank.
 pub const MIN_CALIBRATION_FRAMES: u16 = 4;
@@ -632,7 +638,7 @@ impl Calibrator {
                 }; TERMS],
                 threshold: 0,
             },
-            top_scores: [0; 2],
+            top_scores: [0; THRESHOLD_RANKS],
         }
     }
 
@@ -685,7 +691,11 @@ impl Calibrator {
             self.fit_terms();
         }
         if self.seen == self.frames {
-            self.params.threshold = unordered(self.top_scores[1]).max(Q16_ONE);
+            // The r-th largest of m scores leaves about r / (m + 1) of new clean
+            // frames above it: r = m / 100 (at least 1) for about 1%.
+            let m = usize::from(self.frames - self.fitting_frames());
+            let rank = (m / 100).clamp(1, THRESHOLD_RANKS);
+            self.params.threshold = unordered(self.top_scores[rank - 1]).max(Q16_ONE);
             return Some(self.params);
         }
         None
@@ -870,10 +880,10 @@ mod tests {
         let holes = p.terms[Term::Holes as usize];
         // Mean (5 + 6 + 7) / 100 rounds to 0; third largest 5.
         assert_eq!((holes.centre, holes.scale_high, holes.scale_low), (0, 5, 0));
-        // Threshold: the second largest threshold-half score, the 240-nat frame's.
-        let z240 = elbo.z(240 << 16);
-        assert!(z240 > Q16_ONE);
-        assert_eq!(p.threshold, z240);
+        // Threshold: of 100 threshold-half scores the largest, the 250-nat frame's.
+        let z250 = elbo.z(250 << 16);
+        assert!(z250 > elbo.z(240 << 16));
+        assert_eq!(p.threshold, z250);
         // A finished calibration takes no more frames, nor does an idle one; a restart
         // in place starts from nothing.
         assert_eq!(cal.add(&frame(0, 0)), None);
@@ -907,6 +917,22 @@ mod tests {
             DetectorParams::from_le_bytes(&[0; DETECTOR_SECTION_LEN + 1]),
             None
         );
+    }
+
+    #[test]
+    fn the_threshold_rank_grows_with_the_frames() {
+        // 1,000 frames: 500 set the threshold, from their 5th largest score.
+        let mut r = [0; TERMS];
+        let mut cal = Calibrator::new(1000);
+        let mut done = None;
+        for i in 0..1000 {
+            // Fitting half: ELBO 0..=499 nats; threshold half: 0..=499 again.
+            r[Term::Elbo as usize] = (i % 500) << 16;
+            done = cal.add(&r).or(done);
+        }
+        let p = done.expect("finished");
+        let elbo = p.terms[Term::Elbo as usize];
+        assert_eq!(p.threshold, elbo.z(495 << 16).max(Q16_ONE));
     }
 
     #[test]
