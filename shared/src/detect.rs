@@ -158,8 +158,6 @@ impl Term {
 
 /// Half of full scale: the residual terms count differences above it.
 const HALF: i32 = 128;
-/// The residual terms count pixels whose reconstruction differs by more than this.
-pub const RESIDUAL: i32 = HALF;
 /// A quarter of full scale.
 const QUARTER: i32 = 64;
 /// Three quarters of full scale.
@@ -177,24 +175,34 @@ pub type RawTerms = [i32; TERMS];
 /// Computes every term of `image` (`width` x `height`, row major) against its
 /// reconstruction `recon` (pixels) and its negative ELBO `elbo` (Q16).
 pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: Q16) -> RawTerms {
-    let (missing, excess) = residual_counts(image, recon);
-    image_terms(image, recon.len(), width, height, elbo, missing, excess)
+    let mut residual = Residual::default();
+    for (&x, &r) in image.iter().zip(recon) {
+        residual.add(i32::from(r) - i32::from(x));
+    }
+    image_terms(image, recon.len(), width, height, elbo, residual)
 }
 
-/// Missing and excess ink: the reconstruction's pixels more than [`RESIDUAL`] above
-/// the image's, and below them. (The device counts them in the pass that turns the
-/// decoder's logits into pixels, [`crate::score::reconstruct`].)
-pub fn residual_counts(image: &[u8], recon: &[u8]) -> (i32, i32) {
-    let (mut missing, mut excess) = (0, 0);
-    for (&x, &r) in image.iter().zip(recon) {
-        let d = i32::from(r) - i32::from(x);
-        if d > RESIDUAL {
-            missing += 1;
-        } else if d < -RESIDUAL {
-            excess += 1;
+/// Missing and excess ink, counted pixel by pixel: the reconstruction's pixels more than
+/// half scale above the image's, and below them. (The device counts them in the pass
+/// that turns the decoder's logits into pixels, [`crate::score::reconstruct`].)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Residual {
+    /// Pixels the reconstruction draws more than half scale above the input.
+    pub missing: i32,
+    /// Pixels the input has more than half scale above the reconstruction.
+    pub excess: i32,
+}
+
+impl Residual {
+    /// Counts one pixel by `d`, its reconstruction minus the input.
+    #[inline(always)]
+    pub fn add(&mut self, d: i32) {
+        if d > HALF {
+            self.missing += 1;
+        } else if d < -HALF {
+            self.excess += 1;
         }
     }
-    (missing, excess)
 }
 
 /// Every term given the residual counts: the ink statistics and the neighbourhood
@@ -215,8 +223,7 @@ pub fn image_terms(
     width: usize,
     height: usize,
     elbo: Q16,
-    missing: i32,
-    excess: i32,
+    residual: Residual,
 ) -> RawTerms {
     // At most MAX_PIXELS are read, so the sums below fit in 32 bits (255 * 1023 * 1024
     // for the weighted ones).
@@ -297,8 +304,8 @@ pub fn image_terms(
     };
     let mut raw = [0; TERMS];
     raw[Term::Elbo as usize] = elbo;
-    raw[Term::MissingInk as usize] = missing;
-    raw[Term::ExcessInk as usize] = excess;
+    raw[Term::MissingInk as usize] = residual.missing;
+    raw[Term::ExcessInk as usize] = residual.excess;
     raw[Term::Holes as usize] = counts.holes;
     raw[Term::Spikes as usize] = counts.spikes;
     raw[Term::Cuts as usize] = counts.cuts;
@@ -435,27 +442,18 @@ pub struct TermParams {
 impl TermParams {
     /// The standardized value of `raw`, Q16, never negative (saturating).
     pub fn z(&self, raw: i32) -> Q16 {
-        self.side(raw)
-            .map_or(0, |(distance, scale)| standardize(distance, scale))
-    }
-
-    /// `raw`'s distance from the centre and the scale of its side (`None`: that side
-    /// is off).
-    fn side(&self, raw: i32) -> Option<(u64, NonZeroU32)> {
         let (distance, scale) = if raw >= self.centre {
             (i64::from(raw) - i64::from(self.centre), self.scale_high)
         } else {
             (i64::from(self.centre) - i64::from(raw), self.scale_low)
         };
-        let scale = u32::try_from(scale).ok().and_then(NonZeroU32::new)?;
-        Some((distance as u64, scale))
+        let Some(scale) = u32::try_from(scale).ok().and_then(NonZeroU32::new) else {
+            return 0;
+        };
+        // distance < 2^33, so distance << 16 < 2^49: no overflow.
+        let q = div_rem_u64((distance as u64) << 16, scale).0;
+        saturate_i64(q as i64)
     }
-}
-
-/// `distance / scale` in Q16, rounded down, saturating.
-fn standardize(distance: u64, scale: NonZeroU32) -> Q16 {
-    // distance < 2^33, so distance << 16 < 2^49: no overflow.
-    saturate_i64(div_rem_u64(distance << 16, scale).0 as i64)
 }
 
 /// Every term's parameters and the threshold on the largest standardized term.

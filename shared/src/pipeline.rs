@@ -260,8 +260,7 @@ pub fn score_image_with(
         model.input_width,
         model.input_height,
         score.score,
-        recon.missing,
-        recon.excess,
+        recon.residual,
     );
     score.detector = detector.map(|d| d.report(&terms));
     Ok(Scored {

@@ -10,6 +10,7 @@
 
 use core::num::NonZeroU32;
 
+use crate::detect::Residual;
 use crate::fixed::{saturate_i64, Q16};
 use crate::math::div_rem_u64;
 use crate::model::{Likelihood, OutputTables};
@@ -21,17 +22,15 @@ const PIXEL_MAX: NonZeroU32 = NonZeroU32::new(255).unwrap();
 const PIXEL_MAX_SQUARED: NonZeroU32 = NonZeroU32::new(255 * 255).unwrap();
 
 /// What one pass over the decoder's logits gives: the reconstruction term and the
-/// residual counts of the fault detector ([`crate::detect::residual_counts`]).
+/// residual counts of the fault detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reconstruction {
     /// The reconstruction term for the pixels against the logits, Q16: accumulated
     /// exactly in i64 and rounded once at the end, so it does not depend on the order
     /// of the pixels; saturates at `i32::MAX`.
     pub term: Q16,
-    /// Pixels the reconstruction draws more than half scale above the input.
-    pub missing: i32,
-    /// Pixels the input has more than half scale above the reconstruction.
-    pub excess: i32,
+    /// Missing and excess ink.
+    pub residual: Residual,
 }
 
 /// The reconstruction term of `pixels` against the decoder's int8 `logits`, the
@@ -45,7 +44,7 @@ pub fn reconstruct(
     logits: &[i8],
     out: &mut [u8],
 ) -> Reconstruction {
-    let (sum, missing, excess) = match likelihood {
+    let (sum, residual) = match likelihood {
         // 255 * sum(softplus(l) - (p / 255) * l), in Q16, then one rounded division.
         // Each pixel's part fits in 32 bits: the model validator keeps both tables within
         // +-64.0 (2^22 in Q16), so each product is below 2^30 in magnitude.
@@ -58,15 +57,11 @@ pub fn reconstruct(
         Likelihood::Bernoulli => saturate_i64(div_round(sum, PIXEL_MAX)),
         Likelihood::Gaussian => saturate_i64(div_round(sum << 16, PIXEL_MAX_SQUARED)),
     };
-    Reconstruction {
-        term,
-        missing,
-        excess,
-    }
+    Reconstruction { term, residual }
 }
 
 /// [`reconstruct`]'s loop for one likelihood's per-pixel term (of the pixel, the logit
-/// and the drawn pixel minus the input): the sum, missing and excess ink.
+/// and the drawn pixel minus the input): the sum, and missing and excess ink.
 #[inline(always)]
 fn one_pass(
     tables: &OutputTables<'_>,
@@ -74,20 +69,16 @@ fn one_pass(
     logits: &[i8],
     out: &mut [u8],
     term: impl Fn(u8, i8, i32) -> i64,
-) -> (i64, i32, i32) {
-    let (mut sum, mut missing, mut excess) = (0i64, 0, 0);
+) -> (i64, Residual) {
+    let (mut sum, mut residual) = (0i64, Residual::default());
     for ((&p, &q), o) in pixels.iter().zip(logits).zip(out) {
         let drawn = tables.pixel(q);
         *o = drawn;
         let d = i32::from(drawn) - i32::from(p);
-        if d > crate::detect::RESIDUAL {
-            missing += 1;
-        } else if d < -crate::detect::RESIDUAL {
-            excess += 1;
-        }
+        residual.add(d);
         sum += term(p, q, d);
     }
-    (sum, missing, excess)
+    (sum, residual)
 }
 
 /// `round(n / d)`, halves away from zero: `(|n| + d / 2) / d` with the sign of `n`,

@@ -519,8 +519,8 @@ where
     }
 
     fn info(&self) -> DeviceInfo {
-        // The crate's version fits the field (a build-time check below); one that did
-        // not would be sent empty rather than cut.
+        // The crate's version fits the field (checked at build time beside `u16_of`);
+        // one that did not would be sent empty rather than cut.
         let firmware_version = env!("CARGO_PKG_VERSION").try_into().unwrap_or_default();
         let mut model_name = heapless::String::new();
         if let Some(m) = &self.model {
