@@ -2,6 +2,12 @@
 //! model is trained on that class's training images only and scores the whole
 //! test split; anomalies are the other classes. The published Deep SVDD numbers
 //! (Ruff et al., ICML 2018, one-class Deep SVDD on MNIST) are printed alongside.
+//!
+//! The table's score is the reconstruction term at `z = mu` (the device's
+//! `ScoreReport.reconstruction`); the negative ELBO at `z = mu` (the same plus the KL)
+//! is printed beside it. Measured on all ten digits and three seeds, the KL term lowers
+//! the AUROC: a digit of another class is encoded no farther from the prior than a
+//! normal one (the KL alone ranks at about 0.5), so adding it only adds noise.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,7 +17,10 @@ use serde_json::json;
 
 use super::train::{HyperArgs, ModelArgs};
 use crate::args::{DataArgs, DeviceArgs};
+use tinyvae_datasets::metrics::auroc;
+use tinyvae_datasets::Dataset;
 use tinyvae_trainer::eval::anomaly_report;
+use tinyvae_trainer::model::loss::recon_nll;
 use tinyvae_trainer::model::{Model, ModelConfig};
 use tinyvae_trainer::tensor::ToTensor;
 use tinyvae_trainer::train::Trainer;
@@ -81,34 +90,38 @@ pub fn run(args: Args) -> Result<()> {
             trainer.run_epoch(&x, None, &mut |_| {})?;
         }
         let rep = anomaly_report(&trainer.model, &test, Some(c), seed)?;
-        let au = rep["one_class_auroc"].as_f64().unwrap_or(f64::NAN) * 100.0;
+        let elbo = rep["one_class_auroc"].as_f64().unwrap_or(f64::NAN) * 100.0;
+        let au = reconstruction_auroc(&trainer.model, &test, c)?;
         let cor = rep["corruption_auroc"].as_f64().unwrap_or(f64::NAN) * 100.0;
         let svdd = name
             .parse::<usize>()
             .ok()
             .and_then(|i| DEEP_SVDD.get(i).copied());
         eprintln!(
-            "class {name}: {} train images, AUROC {au:.1} (Deep SVDD {}), corruptions {cor:.1}, {:.1} s",
+            "class {name}: {} train images, AUROC {au:.2} (ELBO {elbo:.2}, Deep SVDD {}), corruptions {cor:.1}, {:.1} s",
             normal.len(),
             svdd.map_or("-".into(), |v| format!("{v:.1}")),
             t0.elapsed().as_secs_f64()
         );
-        rows.push((name.clone(), normal.len(), au, svdd, cor));
+        rows.push((name.clone(), normal.len(), au, elbo, svdd, cor));
     }
     let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let mean_au = mean(rows.iter().map(|r| r.2).collect());
-    let mean_svdd = mean(rows.iter().filter_map(|r| r.3).collect());
-    let mean_cor = mean(rows.iter().map(|r| r.4).collect());
+    let mean_elbo = mean(rows.iter().map(|r| r.3).collect());
+    let mean_svdd = mean(rows.iter().filter_map(|r| r.4).collect());
+    let mean_cor = mean(rows.iter().map(|r| r.5).collect());
     let mut md = String::from(
-        "| class | train images | tinyvae AUROC (%) | Deep SVDD AUROC (%) | corrupted-vs-clean AUROC (%) |\n|---|---|---|---|---|\n",
+        "| class | train images | tinyvae AUROC (%), reconstruction term | negative ELBO (%) | Deep SVDD AUROC (%) | corrupted-vs-clean AUROC (%), negative ELBO |\n|---|---|---|---|---|---|\n",
     );
-    for (name, n, au, svdd, cor) in &rows {
+    for (name, n, au, elbo, svdd, cor) in &rows {
         md += &format!(
-            "| {name} | {n} | {au:.1} | {} | {cor:.1} |\n",
+            "| {name} | {n} | {au:.2} | {elbo:.2} | {} | {cor:.1} |\n",
             svdd.map_or("-".into(), |v| format!("{v:.1}"))
         );
     }
-    md += &format!("| **mean** | | **{mean_au:.1}** | **{mean_svdd:.1}** | {mean_cor:.1} |\n");
+    md += &format!(
+        "| **mean** | | **{mean_au:.2}** | {mean_elbo:.2} | **{mean_svdd:.2}** | {mean_cor:.1} |\n"
+    );
     println!("{md}");
     if let Some(p) = &args.markdown {
         crate::output::write_file(p, md.as_bytes())?;
@@ -117,11 +130,36 @@ pub fn run(args: Args) -> Result<()> {
         let j = json!({
             "config": {"kind": args.model.kind, "hidden": args.model.hidden, "latent": args.model.latent,
                        "likelihood": args.model.likelihood, "train": cfg},
+            "score": "reconstruction term at z = mu",
             "classes": rows.iter().map(|r| json!({"class": r.0, "train_images": r.1, "auroc": r.2,
-                       "deep_svdd": r.3, "corruption_auroc": r.4})).collect::<Vec<_>>(),
-            "mean_auroc": mean_au, "mean_deep_svdd": mean_svdd,
+                       "elbo_auroc": r.3, "deep_svdd": r.4, "corruption_auroc": r.5})).collect::<Vec<_>>(),
+            "mean_auroc": mean_au, "mean_elbo_auroc": mean_elbo, "mean_deep_svdd": mean_svdd,
         });
         crate::output::write_file(p, serde_json::to_string_pretty(&j)?.as_bytes())?;
     }
     Ok(())
+}
+
+/// AUROC (%) of the reconstruction term at `z = mu`: the test images of `class` are
+/// normal, every other image an anomaly.
+fn reconstruction_auroc(
+    model: &tinyvae_trainer::model::Model,
+    test: &Dataset,
+    class: u32,
+) -> Result<f64> {
+    let labels = test
+        .labels
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("{}: the one-class table needs labels", test.source))?;
+    let x = test.to_tensor(model.device())?;
+    let mut scores = Vec::with_capacity(test.len());
+    for start in (0..test.len()).step_by(1024) {
+        let rows = x.narrow(0, start, 1024.min(test.len() - start))?;
+        let (mu, _) = model.encode(&rows)?;
+        let term: Vec<f32> =
+            recon_nll(&model.decode(&mu)?, &rows, model.config.likelihood)?.to_vec1()?;
+        scores.extend(term.into_iter().map(f64::from));
+    }
+    let positive: Vec<bool> = labels.iter().map(|&l| l != class).collect();
+    Ok(auroc(&scores, &positive).unwrap_or(f64::NAN) * 100.0)
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A client for the tinyvae firmware's serial protocol, version 3.
+"""A client for the tinyvae firmware's serial protocol, version 4.
 
 Written from docs/protocol.md alone (no Rust bindings): it is the specification's second
 implementation, and tests/tests/protocol_doc.rs runs it against the Rust code's frames
@@ -59,7 +59,7 @@ import sys
 import time
 
 # Section 2 of docs/protocol.md.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 MAX_PAYLOAD = 1400
 MAX_FRAME = 1407
 MAX_PIXELS = 1024
@@ -69,7 +69,7 @@ MAX_NAME = 24
 MAX_FIRMWARE_VERSION = 16
 Q16_ONE = 65536
 # Section 7, `DetectorParams`: one TermParams per detector term.
-TERMS = 15
+TERMS = 16
 DEFAULT_TIMEOUT = 20.0
 
 
@@ -324,6 +324,7 @@ ENUMS = {
             "height",
             "width",
             "softness",
+            "dimmest",
         )
     ],
 }

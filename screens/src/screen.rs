@@ -542,9 +542,9 @@ fn draw_image_with_caption<D: Screen>(
         let level = if i == 0 { WHITE } else { 11 };
         let bytes = line.as_bytes();
         for chunk in bytes.chunks(COLUMNS) {
-            // Captions are ASCII; a chunk boundary inside a UTF-8 sequence just draws
-            // nothing for that chunk.
-            if let Ok(s) = core::str::from_utf8(chunk) {
+            // Captions are ASCII (the font draws nothing else); a chunk that is not
+            // is left out.
+            if let Some(s) = tinyvae_shared::ascii::ascii_str(chunk) {
                 text(fb, s, 67, y, &FONT_5X8, level);
             }
             y += 9;

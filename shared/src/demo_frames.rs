@@ -80,10 +80,7 @@ impl<'a> DemoFrames<'a> {
         let caption = self.bytes.get(start..start + CAPTION_LEN)?;
         let pixels = self.bytes.get(start + CAPTION_LEN..start + frame)?;
         let end = caption.iter().position(|&b| b == 0).unwrap_or(CAPTION_LEN);
-        let caption = match core::str::from_utf8(&caption[..end]) {
-            Ok(s) if s.is_ascii() => s,
-            _ => "?",
-        };
+        let caption = crate::ascii::ascii_str(&caption[..end]).unwrap_or("?");
         Some((caption, pixels))
     }
 }

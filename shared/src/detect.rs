@@ -75,10 +75,32 @@ pub enum Term {
     /// directions: how soft the strokes' edges are whatever the digit's size. Blur and
     /// low gain raise it, saturation and glare lower it.
     Softness = 14,
+    /// Full scale minus the brightest pixel of the dimmest quarter of the frame (split
+    /// at its middle row and column): every stretch of a clean stroke reaches full
+    /// brightness somewhere, so a quarter whose strokes all stay dim is a local loss of
+    /// gain (vignetting, a shading or a dirty lens over part of the frame) that the
+    /// frame-wide counts average away. Only quarters with ink count: those whose rows'
+    /// extents above half scale (from each row's first such pixel to its last, split
+    /// at the middle column) cover at least [`DIMMEST_MIN_INK`] pixels. Only bright
+    /// pixels (7/8 of full scale or more) can be a quarter's peak; a quarter with ink
+    /// and none reads 255. (Both keep the encode cheap: per pixel, the term costs one
+    /// comparison in the bright pixels' branch.)
+    Dimmest = 15,
 }
 
 /// How many [`Term`]s there are.
-pub const TERMS: usize = 15;
+pub const TERMS: usize = 16;
+
+/// The smallest scale of [`Term::Dimmest`]: a quarter's peak 12 levels below the clean
+/// frames' typical one makes 1.0. Fitted on the 99% quantile alone the scale was 5 and
+/// the term's clean tail raised the threshold (1.36 to 1.50), costing the tuned kinds
+/// 0.001 of AUROC; at 12 they lose 0.0002 (BENCHMARKS.md).
+pub const DIMMEST_MIN_SCALE: i32 = 12;
+
+/// Pixels of row extents above half scale a quarter of the frame needs for
+/// [`Term::Dimmest`] to read it: a quarter crossed only by a stroke's tail does not
+/// count.
+pub const DIMMEST_MIN_INK: u32 = 13;
 
 impl Term {
     /// Every term, in the order of their indices.
@@ -98,6 +120,7 @@ impl Term {
         Term::Height,
         Term::Width,
         Term::Softness,
+        Term::Dimmest,
     ];
 
     /// The term with index `i`.
@@ -130,6 +153,7 @@ impl Term {
             Term::Elbo => Q16_ONE,
             Term::CentroidX | Term::CentroidY => 64,
             Term::Ink => 255,
+            Term::Dimmest => DIMMEST_MIN_SCALE,
             _ => 1,
         }
     }
@@ -152,6 +176,7 @@ impl Term {
             Term::Height => "height",
             Term::Width => "width",
             Term::Softness => "softness",
+            Term::Dimmest => "dimmest",
         }
     }
 }
@@ -243,16 +268,23 @@ pub fn image_terms(
     // The two rows before this one, and the span of the last one's pixels above half
     // scale.
     let (mut above, mut upper, mut upper_span): (&[u8], &[u8], _) = (&[], &[], None);
+    // Per quarter (top left, top right, bottom left, bottom right): the brightest
+    // bright pixel and the pixels of the rows' extents above half scale.
+    let (mut peak, mut inked) = ([0i32; 4], [0u32; 4]);
+    let (mid_x, mid_y) = (width / 2, height / 2);
     for (y, row) in image_read.chunks(width.max(1)).enumerate() {
         // First and last column above half scale.
         let (mut first, mut last) = (usize::MAX, 0);
         if let Some((lo, hi)) = ink_span(row) {
             let mut row_ink = 0u32;
             let mut row_x = 0u32;
+            let bottom_half = 2 * usize::from(y >= mid_y);
             for (x, &p) in row[lo..=hi].iter().enumerate() {
                 let (p, x) = (i32::from(p), x + lo);
                 if p >= BRIGHT {
                     bright += 1;
+                    let quarter = bottom_half + usize::from(x >= mid_x);
+                    peak[quarter] = peak[quarter].max(p);
                 } else if p > DARK {
                     midtones += 1;
                 }
@@ -267,6 +299,13 @@ pub fn image_terms(
             sum_x += row_x;
             sum_y += row_ink * y as u32;
             if first != usize::MAX {
+                // The row's extent above half scale, split at the middle column.
+                if first < mid_x {
+                    inked[bottom_half] += (last.min(mid_x - 1) + 1 - first) as u32;
+                }
+                if last >= mid_x {
+                    inked[bottom_half + 1] += (last + 1 - first.max(mid_x)) as u32;
+                }
                 top = top.min(y);
                 bottom = y;
                 left = left.min(first);
@@ -321,6 +360,13 @@ pub fn image_terms(
     // midtones * 256 / (bright + midtones + 1): both counts are at most the pixel count.
     raw[Term::Softness as usize] =
         (midtones as u32 * 256 / (bright as u32 + midtones as u32 + 1)) as i32;
+    raw[Term::Dimmest as usize] = peak
+        .iter()
+        .zip(&inked)
+        .filter(|&(_, &n)| n >= DIMMEST_MIN_INK)
+        .map(|(&p, _)| 255 - p)
+        .max()
+        .unwrap_or(0);
     raw
 }
 
@@ -442,17 +488,25 @@ pub struct TermParams {
 impl TermParams {
     /// The standardized value of `raw`, Q16, never negative (saturating).
     pub fn z(&self, raw: i32) -> Q16 {
+        let Some((distance, scale)) = self.distance(raw) else {
+            return 0;
+        };
+        // distance < 2^32, so distance << 16 < 2^48: no overflow.
+        let q = div_rem_u64(distance << 16, scale).0;
+        saturate_i64(q as i64)
+    }
+
+    /// How far `raw` lies from the centre and the scale of that side (`None` when the
+    /// side is off): `z` is `distance / scale` in Q16.
+    #[inline(always)]
+    fn distance(&self, raw: i32) -> Option<(u64, NonZeroU32)> {
         let (distance, scale) = if raw >= self.centre {
             (i64::from(raw) - i64::from(self.centre), self.scale_high)
         } else {
             (i64::from(self.centre) - i64::from(raw), self.scale_low)
         };
-        let Some(scale) = u32::try_from(scale).ok().and_then(NonZeroU32::new) else {
-            return 0;
-        };
-        // distance < 2^33, so distance << 16 < 2^49: no overflow.
-        let q = div_rem_u64((distance as u64) << 16, scale).0;
-        saturate_i64(q as i64)
+        let scale = u32::try_from(scale).ok().and_then(NonZeroU32::new)?;
+        Some((distance as u64, scale))
     }
 }
 
@@ -479,12 +533,17 @@ impl Default for DetectorParams {
 /// then each term's centre, upper and lower scale, every value an `i32`, little endian.
 pub const DETECTOR_SECTION_LEN: usize = 4 + 12 * TERMS;
 
+/// Bytes of the detector section images had before [`Term::Dimmest`] (15 terms): such
+/// a section still loads, with that term off.
+pub const DETECTOR_SECTION_LEN_15_TERMS: usize = DETECTOR_SECTION_LEN - 12;
+
 impl DetectorParams {
     /// Reads a detector section; `None` unless `bytes` is exactly
-    /// [`DETECTOR_SECTION_LEN`] long. Every value is valid: a negative scale turns its
-    /// side off, like a zero one.
+    /// [`DETECTOR_SECTION_LEN`] long, or [`DETECTOR_SECTION_LEN_15_TERMS`] (the terms
+    /// it lacks stay off). Every value is valid: a negative scale turns its side off,
+    /// like a zero one.
     pub fn from_le_bytes(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != DETECTOR_SECTION_LEN {
+        if bytes.len() != DETECTOR_SECTION_LEN && bytes.len() != DETECTOR_SECTION_LEN_15_TERMS {
             return None;
         }
         let mut words = [0i32; DETECTOR_SECTION_LEN / 4];
@@ -544,14 +603,40 @@ impl DetectorParams {
     }
 
     /// Standardizes `raw` and applies the threshold.
+    ///
+    /// One division per frame rather than one per term (each is a call of some sixty
+    /// instructions on the Cortex-M): the largest `distance / scale` is found by
+    /// cross-multiplying (`distance < 2^32` and `scale < 2^31`, so the products fit in
+    /// 64 bits), its `z` is divided out, and the term that fires is the first whose
+    /// `z` reaches it, as if every `z` had been computed.
     pub fn detect(&self, raw: &RawTerms) -> Detection {
-        let (mut best, mut best_z) = (0, 0);
-        for (i, (term, &value)) in self.terms.iter().zip(raw).enumerate() {
-            let z = term.z(value);
-            if z > best_z {
-                (best, best_z) = (i, z);
+        let (mut top_distance, mut top_scale) = (0u64, 1u64);
+        let mut top = None;
+        for (term, &value) in self.terms.iter().zip(raw) {
+            if let Some((distance, scale)) = term.distance(value) {
+                let scale = u64::from(scale.get());
+                if distance * top_scale > top_distance * scale {
+                    (top_distance, top_scale) = (distance, scale);
+                    top = Some((term, value));
+                }
             }
         }
+        let best_z = top.map_or(0, |(term, value)| term.z(value));
+        // The first term whose z is at least best_z: distance * 2^16 >= best_z * scale
+        // (saturated z included: best_z is then i32::MAX). Every z is 0 when best_z is.
+        let best = if best_z == 0 {
+            0
+        } else {
+            self.terms
+                .iter()
+                .zip(raw)
+                .position(|(term, &value)| {
+                    term.distance(value).is_some_and(|(distance, scale)| {
+                        distance << 16 >= best_z as u64 * u64::from(scale.get())
+                    })
+                })
+                .unwrap_or(0)
+        };
         Detection {
             score: best_z,
             fired: Term::ALL[best],
@@ -574,7 +659,7 @@ pub const CALIBRATION_RANK: usize = 3;
 /// the largest, at most the [`THRESHOLD_RANKS`]-th), which leaves about 1% of new clean
 /// frames above it, never below 1.0. (The second largest of 100, the rule before, left
 /// 2.75% of 400 new digits above it on the board.) Memory: a sum and the kept extremes
-/// per term and the parameters fitted so far (about 710 bytes), whatever `frames` is;
+/// per term and the parameters fitted so far (about 750 bytes), whatever `frames` is;
 /// the host's twin is this very code.
 ///
 /// An idle calibrator ([`Calibrator::idle`], or one whose frames are all in) takes no
@@ -911,6 +996,13 @@ mod tests {
         assert_eq!(&bytes[8..12], &7i32.to_le_bytes());
         assert_eq!(DetectorParams::from_le_bytes(&bytes), Some(p));
         assert_eq!(DetectorParams::from_le_bytes(&bytes[1..]), None);
+        // A section from before the `dimmest` term: the same terms, that one off.
+        let mut old = p;
+        old.terms[Term::Dimmest as usize] = TermParams::default();
+        assert_eq!(
+            DetectorParams::from_le_bytes(&bytes[..DETECTOR_SECTION_LEN_15_TERMS]),
+            Some(old)
+        );
         assert_eq!(
             DetectorParams::from_le_bytes(&[0; DETECTOR_SECTION_LEN + 1]),
             None

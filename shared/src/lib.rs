@@ -31,6 +31,7 @@
 // the x86 SIMD kernel, each block with its own `allow` and SAFETY comment (the
 // workspace lints deny it everywhere else).
 
+pub mod ascii;
 pub mod code;
 pub mod demo_frames;
 pub mod dense;

@@ -14,9 +14,10 @@
 //!  16  i32 anomaly threshold (Q16)
 //!  20  i32 latent->int8 multiplier  24 i32 shift  28 i32 zero point
 //!      (quantizes z, in Q16, into the decoder's int8 input)
-//!  32  [u8; 24] model name, UTF-8, zero padded
+//!  32  [u8; 24] model name, ASCII, zero padded
 //!  56  u32 total image length, trailer included
-//!  60  u32 detector section length: 0 (none) or DETECTOR_SECTION_LEN (184)
+//!  60  u32 detector section length: 0 (none), DETECTOR_SECTION_LEN (196) or, from
+//!      images made before the `dimmest` term, 184 (that term off)
 //! layers, encoder then decoder, each:
 //!   u16 in, u16 out, u8 kind (0 int8+ReLU, 1 int8 linear, 2 Q16), u8 0, u16 0,
 //!   i32 input zero point, i32 output zero point,
@@ -41,7 +42,7 @@
 use heapless::Vec;
 
 use crate::dense::{weight_bytes, DenseLayer, LayerOutput};
-use crate::detect::{DetectorParams, DETECTOR_SECTION_LEN};
+use crate::detect::{DetectorParams, DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_15_TERMS};
 use crate::fixed::Q16;
 use crate::protocol::{MAX_LATENT, MAX_NAME, MAX_PIXELS};
 
@@ -275,7 +276,7 @@ pub struct Model<'a> {
     pub tables: OutputTables<'a>,
     /// CRC-32 of the image: the model's identity.
     pub hash: u32,
-    /// The detector section, exactly [`DETECTOR_SECTION_LEN`] bytes (read on demand,
+    /// The detector section, [`DETECTOR_SECTION_LEN`] bytes or the 15-term length (read on demand,
     /// so a parsed model stays small on the device's stack).
     detector: Option<&'a [u8]>,
 }
@@ -484,8 +485,8 @@ impl<'a> Model<'a> {
             return Err(invalid("layer count", "each network needs 1..=6 layers"));
         }
         let name_len = name_bytes.iter().position(|&b| b == 0).unwrap_or(MAX_NAME);
-        let name = core::str::from_utf8(&name_bytes[..name_len])
-            .map_err(|_| invalid("name", "must be UTF-8"))?;
+        let name = crate::ascii::ascii_str(&name_bytes[..name_len])
+            .ok_or_else(|| invalid("name", "must be ASCII"))?;
         check_zero_point(z_zero_point, "latent zero point")?;
         check_requant(&z_multiplier.to_le_bytes(), &z_shift.to_le_bytes())?;
 
@@ -514,11 +515,13 @@ impl<'a> Model<'a> {
         }
         let detector = match detector_len {
             0 => None,
-            DETECTOR_SECTION_LEN => Some(r.take(DETECTOR_SECTION_LEN, "detector")?),
+            DETECTOR_SECTION_LEN | DETECTOR_SECTION_LEN_15_TERMS => {
+                Some(r.take(detector_len, "detector")?)
+            }
             _ => {
                 return Err(invalid(
                     "detector length",
-                    "must be 0 (no detector) or 184 bytes",
+                    "must be 0 (no detector), 196 or 184 (15 terms) bytes",
                 ))
             }
         };
@@ -674,7 +677,7 @@ mod builder {
     /// Everything a model image holds.
     #[derive(Debug, Clone, PartialEq)]
     pub struct ModelSpec {
-        /// Name, at most 24 bytes of UTF-8.
+        /// Name, at most 24 ASCII characters (the OLED's font draws nothing else).
         pub name: String,
         /// Reconstruction likelihood.
         pub likelihood: Likelihood,
@@ -737,6 +740,9 @@ mod builder {
             let bytes = self.name.as_bytes();
             if bytes.len() > MAX_NAME {
                 return Err(invalid("name", "at most 24 bytes"));
+            }
+            if !bytes.is_ascii() {
+                return Err(invalid("name", "must be ASCII"));
             }
             name[..bytes.len()].copy_from_slice(bytes);
             out.extend_from_slice(&name);

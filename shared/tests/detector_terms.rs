@@ -4,7 +4,7 @@
 
 use core::num::NonZeroU32;
 
-use tinyvae_shared::detect::{raw_terms, RawTerms, Term, TERMS};
+use tinyvae_shared::detect::{raw_terms, RawTerms, Term, DIMMEST_MIN_INK, TERMS};
 use tinyvae_shared::fixed::{saturate_i64, Q16};
 use tinyvae_shared::math::div_rem_u64;
 use tinyvae_shared::model::Model;
@@ -126,6 +126,11 @@ fn raw_terms_by_definition(
     // Column and row counters instead of `i % width` and `i / width`: no division per
     // pixel (the M0 has no divide instruction).
     let (mut col, mut row) = (0usize, 0usize);
+    // Per quarter of the frame: the brightest bright pixel, and the pixels of each
+    // row's extent above half scale (its first such pixel to its last).
+    let (mut peak, mut inked) = ([0i32; 4], [0u32; 4]);
+    let (mut row_first, mut row_last) = (usize::MAX, 0);
+    let mut pixels_left = image.len().min(recon.len());
     for (&x, &r) in image.iter().zip(recon) {
         let (x, r) = (i32::from(x), i32::from(r));
         if r - x > HALF {
@@ -147,7 +152,23 @@ fn raw_terms_by_definition(
         }
         sum_x += i64::from(x) * col as i64;
         sum_y += i64::from(x) * row as i64;
+        let quarter = 2 * usize::from(row >= height / 2) + usize::from(col >= width / 2);
+        if x >= BRIGHT {
+            peak[quarter] = peak[quarter].max(x);
+        }
+        if x > HALF {
+            row_first = row_first.min(col);
+            row_last = col;
+        }
         col += 1;
+        if col == width || pixels_left == 1 {
+            // The row's extent above half scale, counted in the quarters it crosses.
+            for c in row_first..=row_last {
+                inked[2 * usize::from(row >= height / 2) + usize::from(c >= width / 2)] += 1;
+            }
+            (row_first, row_last) = (usize::MAX, 0);
+        }
+        pixels_left -= 1;
         if col == width {
             col = 0;
             row += 1;
@@ -181,6 +202,13 @@ fn raw_terms_by_definition(
     // midtones * 256 / (bright + midtones + 1): both counts are at most the pixel count.
     raw[Term::Softness as usize] =
         (midtones as u32 * 256 / (bright as u32 + midtones as u32 + 1)) as i32;
+    let mut dimmest = 0;
+    for q in 0..4 {
+        if inked[q] >= DIMMEST_MIN_INK {
+            dimmest = dimmest.max(255 - peak[q]);
+        }
+    }
+    raw[Term::Dimmest as usize] = dimmest;
     raw
 }
 
