@@ -94,7 +94,8 @@ pub const TERMS: usize = 16;
 /// The smallest scale of [`Term::Dimmest`]: a quarter's peak 12 levels below the clean
 /// frames' typical one makes 1.0. Fitted on the 99% quantile alone the scale was 5 and
 /// the term's clean tail raised the threshold (1.36 to 1.50), costing the tuned kinds
-/// 0.001 of AUROC; at 12 they lose 0.0002 (BENCHMARKS.md).
+/// 0.001 of AUROC; at 12, with [`DIMMEST_MIN_INK`] at 13, they lose none
+/// (BENCHMARKS.md, "The sixteenth term").
 pub const DIMMEST_MIN_SCALE: i32 = 12;
 
 /// Pixels of row extents above half scale a quarter of the frame needs for
