@@ -6,7 +6,9 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tinyvae_datasets::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
-use tinyvae_shared::detect::{Calibrator, Term, DETECTOR_SECTION_LEN, MIN_CALIBRATION_FRAMES};
+use tinyvae_shared::detect::{
+    Calibrator, Term, DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_15_TERMS, MIN_CALIBRATION_FRAMES,
+};
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::{Model, ModelError, MAX_LAYERS};
 use tinyvae_shared::model_file;
@@ -159,13 +161,21 @@ pub fn check_image(bytes: &[u8]) {
     assert!(model.name().len() <= tinyvae_shared::protocol::MAX_NAME);
     let detector = model.detector();
     if let Some(params) = &detector {
-        // The section is the last thing before the trailer.
-        let section = &bytes[body - DETECTOR_SECTION_LEN..body];
+        // The section is the last thing before the trailer; its length is the header's
+        // word at offset 60 (a 15-term section from an older image loads with the
+        // `dimmest` term off).
+        let len = u32::from_le_bytes([bytes[60], bytes[61], bytes[62], bytes[63]]) as usize;
+        let section = &bytes[body - len..body];
         assert_eq!(
-            params.to_le_bytes(),
+            &params.to_le_bytes()[..len],
             section,
             "the detector section round-trips"
         );
+        if len == DETECTOR_SECTION_LEN_15_TERMS {
+            assert_eq!(params.terms[Term::Dimmest as usize], Default::default());
+        } else {
+            assert_eq!(len, DETECTOR_SECTION_LEN);
+        }
     }
 
     // An image drawn from the bytes, and a seed and temperature.
