@@ -19,8 +19,7 @@ use super::train::{HyperArgs, ModelArgs};
 use crate::args::{DataArgs, DeviceArgs};
 use tinyvae_datasets::metrics::auroc;
 use tinyvae_datasets::Dataset;
-use tinyvae_trainer::eval::anomaly_report;
-use tinyvae_trainer::model::loss::recon_nll;
+use tinyvae_trainer::eval::{anomaly_report, reconstruction_scores};
 use tinyvae_trainer::model::{Model, ModelConfig};
 use tinyvae_trainer::tensor::ToTensor;
 use tinyvae_trainer::train::Trainer;
@@ -151,15 +150,7 @@ fn reconstruction_auroc(
         .labels
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("{}: the one-class table needs labels", test.source))?;
-    let x = test.to_tensor(model.device())?;
-    let mut scores = Vec::with_capacity(test.len());
-    for start in (0..test.len()).step_by(1024) {
-        let rows = x.narrow(0, start, 1024.min(test.len() - start))?;
-        let (mu, _) = model.encode(&rows)?;
-        let term: Vec<f32> =
-            recon_nll(&model.decode(&mu)?, &rows, model.config.likelihood)?.to_vec1()?;
-        scores.extend(term.into_iter().map(f64::from));
-    }
+    let scores = reconstruction_scores(model, &test.to_tensor(model.device())?)?;
     let positive: Vec<bool> = labels.iter().map(|&l| l != class).collect();
     Ok(auroc(&scores, &positive).unwrap_or(f64::NAN) * 100.0)
 }

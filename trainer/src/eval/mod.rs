@@ -124,12 +124,29 @@ pub fn bounds(model: &Model, data: &Tensor, k: usize, seed: u64) -> candle_core:
 
 /// Anomaly score ([`loss::anomaly_score`]) of every row of `data`.
 pub fn anomaly_scores(model: &Model, data: &Tensor) -> candle_core::Result<Vec<f64>> {
+    per_row(data, |x| loss::anomaly_score(model, x))
+}
+
+/// The reconstruction term at `z = mu` ([`loss::recon_nll`] of the decoded mean code)
+/// of every row of `data`: the anomaly score without its KL term.
+pub fn reconstruction_scores(model: &Model, data: &Tensor) -> candle_core::Result<Vec<f64>> {
+    per_row(data, |x| {
+        let (mu, _) = model.encode(x)?;
+        loss::recon_nll(&model.decode(&mu)?, x, model.config.likelihood)
+    })
+}
+
+/// `score` (a `(B, D) -> (B,)` function) of every row of `data`, 1,024 rows at a time.
+fn per_row(
+    data: &Tensor,
+    score: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Vec<f64>> {
     let n = data.dim(0)?;
     let mut out = Vec::with_capacity(n);
     let mut start = 0;
     while start < n {
         let len = 1024.min(n - start);
-        let s: Vec<f32> = loss::anomaly_score(model, &data.narrow(0, start, len)?)?.to_vec1()?;
+        let s: Vec<f32> = score(&data.narrow(0, start, len)?)?.to_vec1()?;
         out.extend(s.into_iter().map(f64::from));
         start += len;
     }
