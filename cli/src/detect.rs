@@ -30,9 +30,10 @@ pub struct Args {
     /// Seed of the clean split and of the faults.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Each term's scale reaches from the clean median to this quantile, in (0.5, 1).
-    #[arg(long, default_value_t = 0.99, value_parser = open_quantile)]
-    pub quantile: f64,
+    /// Where each term's tail starts: its edge is this quantile of the clean frames and
+    /// its scale their mean excess beyond it, in (0.5, 1).
+    #[arg(long, default_value_t = FitOptions::default().tail, value_parser = open_quantile)]
+    pub tail: f64,
     /// False-positive rate the threshold is set at on the fitting frames, in (0, 1).
     #[arg(long, default_value_t = 0.01, value_parser = open_fraction)]
     pub fpr: f64,
@@ -87,7 +88,7 @@ pub fn run(args: Args) -> Result<()> {
     let size = (model.input_width, model.input_height);
     let clean = args.data.load_test_selected(size, args.seed)?;
     let fit = FitOptions {
-        quantile: args.quantile,
+        tail: args.tail,
         fpr: args.fpr,
     };
     let options = ReportOptions {

@@ -92,44 +92,48 @@ pub struct HyperArgs {
     /// checkpoint's].
     #[arg(long, value_parser = crate::args::at_least_one)]
     pub epochs: Option<usize>,
-    /// Minibatch size.
-    #[arg(long, default_value_t = 128)]
-    pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    /// Minibatch size [default: 128; on --resume: the checkpoint's].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam learning rate [default: 0.001; on --resume: the checkpoint's].
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Seed of all randomness (init, split, shuffles, noise) [default: 0; on --resume:
     /// the checkpoint's].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// KL weight (1 = ELBO).
-    #[arg(long, default_value_t = 1.0)]
-    pub beta: f64,
-    /// Epochs of linear KL warm-up from 0 to beta.
-    #[arg(long, default_value_t = 0.0)]
-    pub warmup: f64,
-    /// Early stopping patience in epochs (0 = off).
-    #[arg(long, default_value_t = 5)]
-    pub patience: usize,
+    /// KL weight (1 = ELBO) [default: 1; on --resume: the checkpoint's].
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Epochs of linear KL warm-up from 0 to beta [default: 0; on --resume: the
+    /// checkpoint's].
+    #[arg(long)]
+    pub warmup: Option<f64>,
+    /// Early stopping patience in epochs (0 = off) [default: 5; on --resume: the
+    /// checkpoint's].
+    #[arg(long)]
+    pub patience: Option<usize>,
     /// Augment: translate each training image by a random offset of up to this many
-    /// pixels in x and y (zero fill; 0 = off).
-    #[arg(long, default_value_t = 0)]
-    pub shift: usize,
+    /// pixels in x and y (zero fill; 0 = off) [default: 0; on --resume: the checkpoint's].
+    #[arg(long)]
+    pub shift: Option<usize>,
     /// Noise draws per image in the ELBO estimate (Kingma and Welling's L; at least 1):
-    /// lower-variance gradients for L times the decoder's work.
-    #[arg(long, default_value_t = 1, value_name = "L", value_parser = crate::args::at_least_one)]
-    pub mc_samples: usize,
+    /// lower-variance gradients for L times the decoder's work [default: 1; on --resume:
+    /// the checkpoint's].
+    #[arg(long, value_name = "L", value_parser = crate::args::at_least_one)]
+    pub mc_samples: Option<usize>,
     /// Denoising training: corrupt each training input with one of these sensor faults
     /// (comma separated names as `tinyvae faults` lists them; `pixel` for the seven
     /// pixel faults noise, dead-pixels, stuck-pixels, occlusion, drift, stuck-lines and
     /// salt-pepper; `all` for every kind, geometric and content faults too), drawn at
     /// random, and score the output against the clean image. Validation stays clean to
-    /// clean.
+    /// clean. [default: none; on --resume: the checkpoint's]
     #[arg(long, value_name = "KINDS", value_parser = fault_kinds)]
     pub denoise: Option<FaultKinds>,
-    /// With --denoise: the fraction of training images corrupted, in (0, 1].
-    #[arg(long, default_value_t = 1.0, value_parser = fraction_up_to_one)]
-    pub denoise_frac: f64,
+    /// With --denoise: the fraction of training images corrupted, in (0, 1] [default: 1;
+    /// on --resume: the checkpoint's].
+    #[arg(long, value_parser = fraction_up_to_one)]
+    pub denoise_frac: Option<f64>,
 }
 
 /// The fault kinds of --denoise, checked when the flag is parsed.
@@ -157,6 +161,8 @@ fn fraction_up_to_one(s: &str) -> Result<f64, String> {
 
 /// Epochs of a fresh run without --epochs.
 const DEFAULT_EPOCHS: usize = 10;
+/// Early-stopping patience of a fresh run without --patience.
+const DEFAULT_PATIENCE: usize = 5;
 /// Validation fraction of a fresh run without --val-frac.
 const DEFAULT_VAL_FRAC: f64 = 0.1;
 
@@ -166,21 +172,56 @@ impl HyperArgs {
         self.seed.unwrap_or(0)
     }
 
-    /// As a [`TrainConfig`] for a fresh run.
+    /// As a [`TrainConfig`] for a fresh run: the flags, or their defaults.
     pub fn config(&self) -> TrainConfig {
+        let d = TrainConfig::default();
         TrainConfig {
             epochs: self.epochs.unwrap_or(DEFAULT_EPOCHS),
-            batch_size: self.batch_size,
-            lr: self.lr,
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            lr: self.lr.unwrap_or(d.lr),
             seed: self.seed(),
-            beta: self.beta,
-            warmup_epochs: self.warmup,
-            patience: self.patience,
-            shift: self.shift,
-            mc_samples: self.mc_samples,
-            denoise: self.denoise.clone().map(|k| k.0).unwrap_or_default(),
-            denoise_frac: self.denoise_frac,
+            beta: self.beta.unwrap_or(d.beta),
+            warmup_epochs: self.warmup.unwrap_or(d.warmup_epochs),
+            patience: self.patience.unwrap_or(DEFAULT_PATIENCE),
+            shift: self.shift.unwrap_or(d.shift),
+            mc_samples: self.mc_samples.unwrap_or(d.mc_samples),
+            denoise: self.denoise.clone().map(|k| k.0).unwrap_or(d.denoise),
+            denoise_frac: self.denoise_frac.unwrap_or(d.denoise_frac),
         }
+    }
+
+    /// Fails when a flag given with --resume differs from the checkpoint's training
+    /// settings: a resumed run continues the training it resumes (its optimizer state,
+    /// noise streams and faults), so it takes them all from the checkpoint, and a flag
+    /// that says otherwise would be silently ignored. `--epochs` may raise the total.
+    fn check_resumed(&self, stored: &TrainConfig) -> Result<()> {
+        fn same<T: PartialEq + std::fmt::Debug>(
+            flag: &str,
+            given: Option<T>,
+            stored: T,
+        ) -> Result<()> {
+            match given {
+                Some(g) if g != stored => anyhow::bail!(
+                    "--{flag} {g:?} contradicts the checkpoint, which trains with {stored:?}: \
+                     a resumed run continues the same training (leave --{flag} out, or start \
+                     a new run in another --out)"
+                ),
+                _ => Ok(()),
+            }
+        }
+        same("batch-size", self.batch_size, stored.batch_size)?;
+        same("lr", self.lr, stored.lr)?;
+        same("beta", self.beta, stored.beta)?;
+        same("warmup", self.warmup, stored.warmup_epochs)?;
+        same("patience", self.patience, stored.patience)?;
+        same("shift", self.shift, stored.shift)?;
+        same("mc-samples", self.mc_samples, stored.mc_samples)?;
+        same(
+            "denoise",
+            self.denoise.clone().map(|k| k.0),
+            stored.denoise.clone(),
+        )?;
+        same("denoise-frac", self.denoise_frac, stored.denoise_frac)
     }
 }
 
@@ -325,6 +366,9 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         None
     };
+    if let Some((t, _)) = &resumed {
+        args.hyper.check_resumed(&t.cfg)?;
+    }
     let split = match &resumed {
         Some((_, meta)) => Split::resumed(&args, meta)?,
         None => Split::fresh(&args),

@@ -15,7 +15,7 @@ mod common;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::ok;
@@ -92,6 +92,16 @@ fn start(dir: &Path, log: &Path) -> Child {
         .stderr(File::create(log).expect("log file"))
         .spawn()
         .expect("starting tinyvae")
+}
+
+/// Sends `child` a signal (`-STOP`, `-CONT`) with kill(1).
+fn signal(child: &Child, which: &str) {
+    let status = Command::new("kill")
+        .arg(which)
+        .arg(child.id().to_string())
+        .status()
+        .expect("running kill");
+    assert!(status.success(), "kill {which} {} failed", child.id());
 }
 
 /// Watches `dir` while `child` runs, until it ends or the `stop_at`-th temporary file
@@ -190,10 +200,18 @@ fn sigkill_at_random_moments_then_resume_ends_bit_for_bit_like_one_run() {
     for kill in 1..=KILLS {
         let mut child = start(&run, &log);
         if kill == KILLS {
-            // In a checkpoint write (several megabytes, synced: milliseconds long).
-            while child.try_wait().expect("polling tinyvae").is_none()
-                && !writing(&temp_files(&run), "last.safetensors")
-            {
+            // In a checkpoint write (several megabytes, synced: milliseconds long). On a
+            // busy machine the write can end between seeing its file and the kill, so
+            // the process is frozen (SIGSTOP) first and the file looked at again; if
+            // the write is over, it runs on (SIGCONT) to its next write.
+            while child.try_wait().expect("polling tinyvae").is_none() {
+                if writing(&temp_files(&run), "last.safetensors") {
+                    signal(&child, "-STOP");
+                    if writing(&temp_files(&run), "last.safetensors") {
+                        break;
+                    }
+                    signal(&child, "-CONT");
+                }
                 std::thread::sleep(Duration::from_micros(200));
             }
         } else if kill % 2 == 1 {

@@ -158,8 +158,37 @@ fn a_resumed_denoising_run_ends_like_an_uninterrupted_one() {
     let mut first = flags.to_vec();
     first.extend(["--epochs", "1"]);
     ok(train(&parts, &first), "the first epoch");
+    // Flags that contradict the checkpoint's training are refused by name, and nothing
+    // is trained; repeating the checkpoint's own settings is fine.
+    for (flag, value) in [
+        ("--denoise", "noise"),
+        ("--mc-samples", "1"),
+        ("--denoise-frac", "1"),
+        ("--batch-size", "32"),
+    ] {
+        let out = train(&parts, &["--resume", "--epochs", "2", flag, value]);
+        fails_with(out, &format!("--resume {flag} {value}"), flag);
+    }
+    let out = train(&parts, &["--resume", "--epochs", "2", "--mc-samples", "3"]);
+    fails_with(out, "--resume --mc-samples 3", "which trains with 2");
+    assert_eq!(
+        train_record(&parts.join("last.safetensors"))["epochs"],
+        1,
+        "a refused resume left the checkpoint as it was"
+    );
     ok(
-        train(&parts, &["--resume", "--epochs", "2"]),
+        train(
+            &parts,
+            &[
+                "--resume",
+                "--epochs",
+                "2",
+                "--mc-samples",
+                "2",
+                "--denoise-frac",
+                "0.7",
+            ],
+        ),
         "the resumed second epoch",
     );
     common::train::assert_same_tensors(

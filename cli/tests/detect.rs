@@ -57,7 +57,16 @@ fn the_detector_sees_what_the_elbo_misses() {
         assert!(detector > 0.9, "{kind}: detector AUROC {detector}");
     }
     assert_eq!(row("dead-pixels")["fired"], "holes", "{stdout}");
-    assert_eq!(row("stuck-pixels")["fired"], "spikes", "{stdout}");
+    // Stuck pixels are isolated bright pixels, and one outside the digit makes it span
+    // more rows than any clean digit (the tail fit's quarter-row scale): either names it.
+    let stuck = row("stuck-pixels")["fired"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        ["spikes", "height"].contains(&stuck.as_str()),
+        "{stuck}: {stdout}"
+    );
     let held: Vec<&str> = rows
         .iter()
         .filter(|r| r["held_out"] == true)
@@ -122,11 +131,7 @@ fn the_float_checkpoint_is_reported_beside_its_device_twin() {
 
 #[test]
 fn bad_settings_are_refused_by_name() {
-    fails_with(
-        tinyvae(&["--quantile", "0.4"]),
-        "quantile 0.4",
-        "--quantile",
-    );
+    fails_with(tinyvae(&["--tail", "0.4"]), "quantile 0.4", "--tail");
     fails_with(tinyvae(&["--fpr", "1"]), "fpr 1", "--fpr");
     fails_with(tinyvae(&["--calibrate", "3"]), "calibrate 3", "--calibrate");
     fails_with(tinyvae(&["--severity", "0"]), "severity 0", "--severity");

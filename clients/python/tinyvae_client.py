@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A client for the tinyvae firmware's serial protocol, version 4.
+"""A client for the tinyvae firmware's serial protocol, version 5.
 
 Written from docs/protocol.md alone (no Rust bindings): it is the specification's second
 implementation, and tests/tests/protocol_doc.rs runs it against the Rust code's frames
@@ -59,7 +59,7 @@ import sys
 import time
 
 # Section 2 of docs/protocol.md.
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 MAX_PAYLOAD = 1400
 MAX_FRAME = 1407
 MAX_PIXELS = 1024
@@ -215,8 +215,9 @@ STRUCTS = {
         ("anomalous", "bool"),
     ],
     "TermParams": [
-        ("centre", "i32"),
+        ("high", "i32"),
         ("scale_high", "i32"),
+        ("low", "i32"),
         ("scale_low", "i32"),
     ],
     "DetectorParams": [

@@ -7,7 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tinyvae_datasets::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
 use tinyvae_shared::detect::{
-    Calibrator, Term, DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_15_TERMS, MIN_CALIBRATION_FRAMES,
+    Calibrator, Term, TermParams, DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_15_TERMS,
+    DETECTOR_SECTION_LEN_CENTRED, MIN_CALIBRATION_FRAMES,
 };
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::{Model, ModelError, MAX_LAYERS};
@@ -166,15 +167,26 @@ pub fn check_image(bytes: &[u8]) {
         // `dimmest` term off).
         let len = u32::from_le_bytes([bytes[60], bytes[61], bytes[62], bytes[63]]) as usize;
         let section = &bytes[body - len..body];
-        assert_eq!(
-            &params.to_le_bytes()[..len],
-            section,
-            "the detector section round-trips"
-        );
-        if len == DETECTOR_SECTION_LEN_15_TERMS {
-            assert_eq!(params.terms[Term::Dimmest as usize], Default::default());
+        if len == DETECTOR_SECTION_LEN {
+            assert_eq!(
+                params.to_le_bytes().as_slice(),
+                section,
+                "the detector section round-trips"
+            );
         } else {
-            assert_eq!(len, DETECTOR_SECTION_LEN);
+            // An older section: a centre and two scales per term, both edges at it.
+            assert!(
+                len == DETECTOR_SECTION_LEN_CENTRED || len == DETECTOR_SECTION_LEN_15_TERMS,
+                "detector section of {len} bytes"
+            );
+            assert_eq!(&params.threshold.to_le_bytes(), &section[..4]);
+            for (t, w) in params.terms.iter().zip(section[4..].chunks_exact(12)) {
+                let word = |i: usize| i32::from_le_bytes([w[i], w[i + 1], w[i + 2], w[i + 3]]);
+                assert_eq!(*t, TermParams::centred(word(0), word(4), word(8)));
+            }
+            if len == DETECTOR_SECTION_LEN_15_TERMS {
+                assert_eq!(params.terms[Term::Dimmest as usize], Default::default());
+            }
         }
     }
 
@@ -203,7 +215,7 @@ pub fn check_image(bytes: &[u8]) {
     );
     assert_eq!(
         scored.terms[Term::Elbo as usize],
-        s.score,
+        tinyvae_shared::detect::elbo_term(s.score),
         "the ELBO term is the score"
     );
     let without = pipeline::score_image_with(&model, &mut ws, &image, model.threshold, None)

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use tinyvae_datasets::idx::{IMAGES_MAGIC, LABELS_MAGIC};
-use tinyvae_shared::detect::{DetectorParams, Term, TermParams};
+use tinyvae_shared::detect::{scale_from_units, DetectorParams, Term, TermParams};
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::{Likelihood, ModelSpec};
 use tinyvae_shared::model_file;
@@ -130,16 +130,10 @@ pub fn detector_params() -> DetectorParams {
         ..DetectorParams::default()
     };
     for (term, p) in Term::ALL.into_iter().zip(params.terms.iter_mut()) {
-        let scale = term.min_scale() * 4;
-        *p = TermParams {
-            centre: if term == Term::Elbo {
-                100 * Q16_ONE
-            } else {
-                10
-            },
-            scale_high: scale,
-            scale_low: if term.two_sided() { scale } else { 0 },
-        };
+        let scale = scale_from_units(term.min_scale() * 4);
+        // The ELBO term is in 1/256 nat: 100 nats.
+        let centre = if term == Term::Elbo { 100 << 8 } else { 10 };
+        *p = TermParams::centred(centre, scale, if term.two_sided() { scale } else { 0 });
     }
     params
 }

@@ -4,18 +4,20 @@
 //! The negative ELBO alone (the [`score`](crate::score) module) is one-sided: a fault
 //! that removes ink (dead pixels, a dark occlusion, a lens out of focus) leaves an
 //! image that is *easier* to explain, so its score drops. The detector therefore reads
-//! several [`Term`]s, each with its own centre and scales fitted on clean frames only
+//! several [`Term`]s, each with its own edges and scales fitted on clean frames only
 //! ([`TermParams`]): the ELBO in both directions (a frame far too likely is out of
 //! distribution too, Nalisnick et al. 2019), the confident missing and excess ink of
 //! the residual, local pixel statistics a sensor fault breaks (holes in strokes,
 //! isolated hot pixels, hard straight cuts) and where the ink's centroid lies.
 //!
-//! Each term's standardized value is `z = (raw - centre) / scale_high` above the centre
-//! and `(centre - raw) / scale_low` below it (a zero scale turns that side off), in
-//! Q16. The frame's score is the largest `z`; the term that gave it is the one that
-//! *fired*. One threshold on that score (1.0 = the edge of the clean frames the scales
-//! were fitted on) gives the verdict. Everything is integer arithmetic, so the host and
-//! every core compute the same bits.
+//! Each term's standardized value is `z = (raw - high) / scale_high` above its upper
+//! edge, `(low - raw) / scale_low` below its lower edge and 0 between them (a zero scale
+//! turns that side off), in Q16. The host fits each side as a tail: the edge is a
+//! quantile of clean frames and the scale the mean excess beyond it, so `z` counts
+//! e-folds of tail probability on every term alike. The frame's score is the largest
+//! `z`; the term that gave it is the one that *fired*. One threshold on that score gives
+//! the verdict. Everything is integer arithmetic, so the host and every core compute
+//! the same bits.
 
 use crate::fixed::{saturate_i64, Q16, Q16_ONE};
 use crate::math::div_rem_u64;
@@ -30,7 +32,7 @@ use core::num::NonZeroU32;
 #[serde(rename_all = "kebab-case")]
 #[repr(u8)]
 pub enum Term {
-    /// The negative ELBO at `z = mu` (Q16 nats), both directions: high is an input the
+    /// The negative ELBO at `z = mu` (in 1/256 nat, [`elbo_term`]), both directions: high is an input the
     /// model cannot explain, low one it explains too well (a blank or washed-out frame).
     Elbo = 0,
     /// Pixels the reconstruction draws as ink (more than half scale above the input)
@@ -95,7 +97,8 @@ pub const TERMS: usize = 16;
 /// frames' typical one makes 1.0. Fitted on the 99% quantile alone the scale was 5 and
 /// the term's clean tail raised the threshold (1.36 to 1.50), costing the tuned kinds
 /// 0.001 of AUROC; at 12, with [`DIMMEST_MIN_INK`] at 13, they lose none
-/// (BENCHMARKS.md, "The sixteenth term").
+/// (BENCHMARKS.md, "The sixteenth term"). The device's `Calibrate` floors the term's
+/// scale at it; the host's tail fit floors every term at a quarter of its smallest scale.
 pub const DIMMEST_MIN_SCALE: i32 = 12;
 
 /// Pixels of row extents above half scale a quarter of the frame needs for
@@ -129,7 +132,7 @@ impl Term {
         Term::ALL.get(i as usize).copied()
     }
 
-    /// Whether the term flags values below its centre too.
+    /// Whether the term flags values below its lower edge too.
     pub fn two_sided(self) -> bool {
         matches!(
             self,
@@ -145,13 +148,13 @@ impl Term {
         )
     }
 
-    /// The smallest scale the term may have, in its raw units: one nat for the ELBO, a
+    /// The smallest scale the term may have, in whole raw units: one nat for the ELBO, a
     /// quarter pixel for a centroid, one full-scale pixel of ink, one pixel or row for
     /// a count or a span. Without it a term that never moves on clean frames (spikes
     /// are usually 0) would call any change infinitely anomalous.
     pub fn min_scale(self) -> i32 {
         match self {
-            Term::Elbo => Q16_ONE,
+            Term::Elbo => 1 << ELBO_TERM_BITS,
             Term::CentroidX | Term::CentroidY => 64,
             Term::Ink => 255,
             Term::Dimmest => DIMMEST_MIN_SCALE,
@@ -197,6 +200,16 @@ const CUT_BRIGHT: i32 = 160;
 
 /// The raw value of every term for one frame.
 pub type RawTerms = [i32; TERMS];
+
+/// Fraction bits of the ELBO term: 1/256 nat, enough for a scale and, with the scales'
+/// own eight fraction bits ([`SCALE_BITS`]), scales up to 32,768 nats in an `i32`.
+pub const ELBO_TERM_BITS: u32 = 8;
+
+/// The ELBO term of a frame whose negative ELBO is `elbo` (Q16): in 1/256 nat,
+/// rounded down.
+pub const fn elbo_term(elbo: Q16) -> i32 {
+    elbo >> (16 - ELBO_TERM_BITS)
+}
 
 /// Computes every term of `image` (`width` x `height`, row major) against its
 /// reconstruction `recon` (pixels) and its negative ELBO `elbo` (Q16).
@@ -343,7 +356,7 @@ pub fn image_terms(
         }
     };
     let mut raw = [0; TERMS];
-    raw[Term::Elbo as usize] = elbo;
+    raw[Term::Elbo as usize] = elbo_term(elbo);
     raw[Term::MissingInk as usize] = residual.missing;
     raw[Term::ExcessInk as usize] = residual.excess;
     raw[Term::Holes as usize] = counts.holes;
@@ -475,14 +488,28 @@ fn hard(a: i32, b: i32) -> bool {
     a.min(b) == 0 && a.max(b) >= CUT_BRIGHT
 }
 
-/// A term's centre and scales, fitted on clean frames.
+/// Fraction bits of a [`TermParams`] scale: scales are in 1/256 of the term's raw unit,
+/// so a count term (holes, rows) can have a scale below one count.
+pub const SCALE_BITS: u32 = 8;
+
+/// A scale of `units` whole raw units in [`SCALE_BITS`] fixed point (saturating; zero
+/// and negative scales stay off).
+pub const fn scale_from_units(units: i32) -> i32 {
+    units.saturating_mul(1 << SCALE_BITS)
+}
+
+/// A term's edges and scales, fitted on clean frames: `z` is 0 from `low` to `high`
+/// and grows by 1.0 per scale beyond either edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TermParams {
-    /// The clean frames' typical raw value.
-    pub centre: i32,
-    /// Raw units that make 1.0 above the centre; 0 turns the upper side off.
+    /// The upper edge: raw values above it count.
+    pub high: i32,
+    /// Raw units (in 1/256, [`SCALE_BITS`]) that make 1.0 above `high`; 0 turns the
+    /// upper side off.
     pub scale_high: i32,
-    /// Raw units that make 1.0 below the centre; 0 turns the lower side off.
+    /// The lower edge: raw values below it count.
+    pub low: i32,
+    /// Raw units (in 1/256) that make 1.0 below `low`; 0 turns the lower side off.
     pub scale_low: i32,
 }
 
@@ -492,19 +519,33 @@ impl TermParams {
         let Some((distance, scale)) = self.distance(raw) else {
             return 0;
         };
-        // distance < 2^32, so distance << 16 < 2^48: no overflow.
-        let q = div_rem_u64(distance << 16, scale).0;
+        // distance < 2^32, so distance << 24 < 2^56: no overflow.
+        let q = div_rem_u64(distance << (16 + SCALE_BITS), scale).0;
         saturate_i64(q as i64)
     }
 
-    /// How far `raw` lies from the centre and the scale of that side (`None` when the
-    /// side is off): `z` is `distance / scale` in Q16.
+    /// Parameters with one edge for both sides (`z` measured from `centre`), as the
+    /// device's [`Calibrator`] and detector sections before edges set them.
+    pub const fn centred(centre: i32, scale_high: i32, scale_low: i32) -> Self {
+        Self {
+            high: centre,
+            scale_high,
+            low: centre,
+            scale_low,
+        }
+    }
+
+    /// How far `raw` lies beyond an edge and the scale of that side (`None` between the
+    /// edges, or when the side is off): `z` is `distance << 24 / scale` (Q16, the scale
+    /// in 1/256).
     #[inline(always)]
     fn distance(&self, raw: i32) -> Option<(u64, NonZeroU32)> {
-        let (distance, scale) = if raw >= self.centre {
-            (i64::from(raw) - i64::from(self.centre), self.scale_high)
+        let (distance, scale) = if raw > self.high {
+            (i64::from(raw) - i64::from(self.high), self.scale_high)
+        } else if raw < self.low {
+            (i64::from(self.low) - i64::from(raw), self.scale_low)
         } else {
-            (i64::from(self.centre) - i64::from(raw), self.scale_low)
+            return None;
         };
         let scale = u32::try_from(scale).ok().and_then(NonZeroU32::new)?;
         Some((distance as u64, scale))
@@ -531,20 +572,34 @@ impl Default for DetectorParams {
 }
 
 /// Bytes of the detector section of a model image ([`crate::model`]): the threshold,
-/// then each term's centre, upper and lower scale, every value an `i32`, little endian.
-pub const DETECTOR_SECTION_LEN: usize = 4 + 12 * TERMS;
+/// then each term's upper edge, upper scale, lower edge and lower scale, every value an
+/// `i32`, little endian.
+pub const DETECTOR_SECTION_LEN: usize = 4 + 16 * TERMS;
 
-/// Bytes of the detector section images had before [`Term::Dimmest`] (15 terms): such
-/// a section still loads, with that term off.
-pub const DETECTOR_SECTION_LEN_15_TERMS: usize = DETECTOR_SECTION_LEN - 12;
+/// Bytes of the detector section images had before the edges (16 terms, each a centre,
+/// an upper and a lower scale): such a section still loads, each term's edges at its
+/// centre.
+pub const DETECTOR_SECTION_LEN_CENTRED: usize = 4 + 12 * TERMS;
+
+/// Bytes of the detector section images had before [`Term::Dimmest`] (15 centred
+/// terms): such a section still loads, with that term off.
+pub const DETECTOR_SECTION_LEN_15_TERMS: usize = DETECTOR_SECTION_LEN_CENTRED - 12;
+
+/// Whether `len` is the length of a detector section some image format holds.
+pub const fn is_detector_section_len(len: usize) -> bool {
+    len == DETECTOR_SECTION_LEN
+        || len == DETECTOR_SECTION_LEN_CENTRED
+        || len == DETECTOR_SECTION_LEN_15_TERMS
+}
 
 impl DetectorParams {
     /// Reads a detector section; `None` unless `bytes` is exactly
-    /// [`DETECTOR_SECTION_LEN`] long, or [`DETECTOR_SECTION_LEN_15_TERMS`] (the terms
-    /// it lacks stay off). Every value is valid: a negative scale turns its side off,
-    /// like a zero one.
+    /// [`DETECTOR_SECTION_LEN`] long, or one of the older lengths
+    /// ([`DETECTOR_SECTION_LEN_CENTRED`]: each term's edges at its centre;
+    /// [`DETECTOR_SECTION_LEN_15_TERMS`]: the same, the term it lacks off). Every value
+    /// is valid: a negative scale turns its side off, like a zero one.
     pub fn from_le_bytes(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != DETECTOR_SECTION_LEN && bytes.len() != DETECTOR_SECTION_LEN_15_TERMS {
+        if !is_detector_section_len(bytes.len()) {
             return None;
         }
         let mut words = [0i32; DETECTOR_SECTION_LEN / 4];
@@ -555,12 +610,21 @@ impl DetectorParams {
             threshold: words[0],
             ..DetectorParams::default()
         };
-        for (term, w) in params.terms.iter_mut().zip(words[1..].chunks_exact(3)) {
-            *term = TermParams {
-                centre: w[0],
-                scale_high: w[1],
-                scale_low: w[2],
-            };
+        let terms = &words[1..bytes.len() / 4];
+        if bytes.len() == DETECTOR_SECTION_LEN {
+            for (term, w) in params.terms.iter_mut().zip(terms.chunks_exact(4)) {
+                *term = TermParams {
+                    high: w[0],
+                    scale_high: w[1],
+                    low: w[2],
+                    scale_low: w[3],
+                };
+            }
+        } else {
+            for (term, w) in params.terms.iter_mut().zip(terms.chunks_exact(3)) {
+                // Those scales were whole raw units.
+                *term = TermParams::centred(w[0], scale_from_units(w[1]), scale_from_units(w[2]));
+            }
         }
         Some(params)
     }
@@ -571,7 +635,7 @@ impl DetectorParams {
         let words = core::iter::once(self.threshold).chain(
             self.terms
                 .iter()
-                .flat_map(|t| [t.centre, t.scale_high, t.scale_low]),
+                .flat_map(|t| [t.high, t.scale_high, t.low, t.scale_low]),
         );
         for (chunk, w) in out.chunks_exact_mut(4).zip(words) {
             chunk.copy_from_slice(&w.to_le_bytes());
@@ -623,8 +687,9 @@ impl DetectorParams {
             }
         }
         let best_z = top.map_or(0, |(term, value)| term.z(value));
-        // The first term whose z is at least best_z: distance * 2^16 >= best_z * scale
-        // (saturated z included: best_z is then i32::MAX). Every z is 0 when best_z is.
+        // The first term whose z is at least best_z: distance * 2^24 >= best_z * scale
+        // (saturated z included: best_z is then i32::MAX; both sides < 2^63). Every z
+        // is 0 when best_z is.
         let best = if best_z == 0 {
             0
         } else {
@@ -633,7 +698,7 @@ impl DetectorParams {
                 .zip(raw)
                 .position(|(term, &value)| {
                     term.distance(value).is_some_and(|(distance, scale)| {
-                        distance << 16 >= best_z as u64 * u64::from(scale.get())
+                        distance << (16 + SCALE_BITS) >= best_z as u64 * u64::from(scale.get())
                     })
                 })
                 .unwrap_or(0)
@@ -716,8 +781,9 @@ impl Calibrator {
             low: [[0; CALIBRATION_RANK]; TERMS],
             params: DetectorParams {
                 terms: [TermParams {
-                    centre: 0,
+                    high: 0,
                     scale_high: 0,
+                    low: 0,
                     scale_low: 0,
                 }; TERMS],
                 threshold: 0,
@@ -803,11 +869,8 @@ impl Calibrator {
             } else {
                 0
             };
-            self.params.terms[t] = TermParams {
-                centre,
-                scale_high: high,
-                scale_low: low,
-            };
+            self.params.terms[t] =
+                TermParams::centred(centre, scale_from_units(high), scale_from_units(low));
         }
     }
 }
@@ -852,7 +915,7 @@ mod tests {
         // The bar's top and bottom rows end hard (255 next to 0) along straight lines.
         assert_eq!(raw[Term::Cuts as usize], 2 * 3);
         assert_eq!(raw[Term::MissingInk as usize], 0);
-        assert_eq!(raw[Term::Elbo as usize], 5 << 16);
+        assert_eq!(raw[Term::Elbo as usize], 5 << 8);
         // Centroid: column 13.5, row 13.5, in 1/256 px.
         assert_eq!(raw[Term::CentroidX as usize], 3456);
         assert_eq!(raw[Term::CentroidY as usize], 3456);
@@ -908,25 +971,38 @@ mod tests {
 
     #[test]
     fn standardization_is_two_sided_and_can_be_switched_off() {
-        let p = TermParams {
-            centre: 100,
-            scale_high: 10,
-            scale_low: 0,
-        };
+        let p = TermParams::centred(100, scale_from_units(10), 0);
         assert_eq!(p.z(110), Q16_ONE);
         assert_eq!(p.z(125), Q16_ONE * 5 / 2);
         assert_eq!(p.z(50), 0);
-        let p = TermParams { scale_low: 20, ..p };
+        let p = TermParams {
+            scale_low: scale_from_units(20),
+            ..p
+        };
         assert_eq!(p.z(60), 2 * Q16_ONE);
-        assert_eq!(
-            TermParams {
-                centre: i32::MIN,
-                scale_high: 1,
-                scale_low: 1
-            }
-            .z(i32::MAX),
-            i32::MAX
-        );
+        assert_eq!(TermParams::centred(i32::MIN, 1, 1).z(i32::MAX), i32::MAX);
+        // A scale below one raw unit: a quarter count makes 1.0.
+        assert_eq!(TermParams::centred(0, 64, 0).z(3), 12 * Q16_ONE);
+        // Edges apart: nothing between them, each side measured from its own edge.
+        let p = TermParams {
+            high: 120,
+            scale_high: scale_from_units(10),
+            low: 90,
+            scale_low: scale_from_units(5),
+        };
+        for raw in [90, 100, 120] {
+            assert_eq!(p.z(raw), 0, "{raw}");
+        }
+        assert_eq!(p.z(135), 3 * Q16_ONE / 2);
+        assert_eq!(p.z(80), 2 * Q16_ONE);
+        // Edges crossed (a hand-made section): every value still has one side.
+        let crossed = TermParams {
+            high: 80,
+            low: 100,
+            ..p
+        };
+        assert_eq!(crossed.z(90), Q16_ONE);
+        assert_eq!(crossed.z(75), 5 * Q16_ONE);
     }
 
     #[test]
@@ -934,7 +1010,7 @@ mod tests {
         // 200 frames: ELBO 100..=199 nats while fitting, holes 0 but 5, 6, 7 on three.
         let frame = |elbo: i32, holes: i32| {
             let mut r = [0; TERMS];
-            r[Term::Elbo as usize] = elbo << 16;
+            r[Term::Elbo as usize] = elbo << 8;
             r[Term::Holes as usize] = holes;
             r
         };
@@ -958,15 +1034,15 @@ mod tests {
         let p = done.unwrap();
         let elbo = p.terms[Term::Elbo as usize];
         // Mean 149.5 nats exactly in Q16; the third largest is 197, the third smallest 102.
-        assert_eq!(elbo.centre, (299 << 16) / 2);
-        assert_eq!(elbo.scale_high, (197 << 16) - elbo.centre);
-        assert_eq!(elbo.scale_low, elbo.centre - (102 << 16));
+        assert_eq!((elbo.high, elbo.low), ((299 << 8) / 2, (299 << 8) / 2));
+        assert_eq!(elbo.scale_high, scale_from_units((197 << 8) - elbo.high));
+        assert_eq!(elbo.scale_low, scale_from_units(elbo.high - (102 << 8)));
         let holes = p.terms[Term::Holes as usize];
         // Mean (5 + 6 + 7) / 100 rounds to 0; third largest 5.
-        assert_eq!((holes.centre, holes.scale_high, holes.scale_low), (0, 5, 0));
+        assert_eq!(holes, TermParams::centred(0, scale_from_units(5), 0));
         // Threshold: of 100 threshold-half scores the largest, the 250-nat frame's.
-        let z250 = elbo.z(250 << 16);
-        assert!(z250 > elbo.z(240 << 16));
+        let z250 = elbo.z(250 << 8);
+        assert!(z250 > elbo.z(240 << 8));
         assert_eq!(p.threshold, z250);
         // A finished calibration takes no more frames, nor does an idle one; a restart
         // in place starts from nothing.
@@ -985,8 +1061,9 @@ mod tests {
         for (t, term) in p.terms.iter_mut().enumerate() {
             let t = t as i32;
             *term = TermParams {
-                centre: -1000 * t,
+                high: -1000 * t,
                 scale_high: 7 + t,
+                low: -2000 * t,
                 scale_low: i32::MIN + t,
             };
         }
@@ -995,13 +1072,34 @@ mod tests {
         assert_eq!(&bytes[..4], &0x0001_8000i32.to_le_bytes());
         assert_eq!(&bytes[4..8], &0i32.to_le_bytes());
         assert_eq!(&bytes[8..12], &7i32.to_le_bytes());
+        assert_eq!(&bytes[28..32], &(-2000i32).to_le_bytes());
         assert_eq!(DetectorParams::from_le_bytes(&bytes), Some(p));
         assert_eq!(DetectorParams::from_le_bytes(&bytes[1..]), None);
+        // A section from before the edges: a centre and two scales per term, the
+        // edges both at the centre.
+        let mut centred = DetectorParams {
+            threshold: p.threshold,
+            ..DetectorParams::default()
+        };
+        let mut old_bytes = p.threshold.to_le_bytes().to_vec();
+        for (t, term) in centred.terms.iter_mut().enumerate() {
+            let t = t as i32;
+            *term = TermParams::centred(
+                -1000 * t,
+                scale_from_units(7 + t),
+                scale_from_units(i32::MIN + t),
+            );
+            for w in [-1000 * t, 7 + t, i32::MIN + t] {
+                old_bytes.extend(w.to_le_bytes());
+            }
+        }
+        assert_eq!(old_bytes.len(), DETECTOR_SECTION_LEN_CENTRED);
+        assert_eq!(DetectorParams::from_le_bytes(&old_bytes), Some(centred));
         // A section from before the `dimmest` term: the same terms, that one off.
-        let mut old = p;
+        let mut old = centred;
         old.terms[Term::Dimmest as usize] = TermParams::default();
         assert_eq!(
-            DetectorParams::from_le_bytes(&bytes[..DETECTOR_SECTION_LEN_15_TERMS]),
+            DetectorParams::from_le_bytes(&old_bytes[..DETECTOR_SECTION_LEN_15_TERMS]),
             Some(old)
         );
         assert_eq!(
@@ -1018,12 +1116,12 @@ mod tests {
         let mut done = None;
         for i in 0..1000 {
             // Fitting half: ELBO 0..=499 nats; threshold half: 0..=499 again.
-            r[Term::Elbo as usize] = (i % 500) << 16;
+            r[Term::Elbo as usize] = (i % 500) << 8;
             done = cal.add(&r).or(done);
         }
         let p = done.expect("finished");
         let elbo = p.terms[Term::Elbo as usize];
-        assert_eq!(p.threshold, elbo.z(495 << 16).max(Q16_ONE));
+        assert_eq!(p.threshold, elbo.z(495 << 8).max(Q16_ONE));
     }
 
     #[test]
@@ -1075,8 +1173,9 @@ mod tests {
                     }
                 };
                 *term = TermParams {
-                    centre: v(next()),
+                    high: v(next()),
                     scale_high: v(next()),
+                    low: v(next()),
                     scale_low: v(next()),
                 };
                 *value = if round % 3 == 2 {
@@ -1093,24 +1192,20 @@ mod tests {
     #[test]
     fn the_largest_term_fires() {
         let mut params = DetectorParams::default();
-        params.terms[Term::Holes as usize] = TermParams {
-            centre: 0,
-            scale_high: 2,
-            scale_low: 0,
-        };
-        params.terms[Term::Elbo as usize] = TermParams {
-            centre: 100 << 16,
-            scale_high: 20 << 16,
-            scale_low: 10 << 16,
-        };
+        params.terms[Term::Holes as usize] = TermParams::centred(0, scale_from_units(2), 0);
+        params.terms[Term::Elbo as usize] = TermParams::centred(
+            100 << 8,
+            scale_from_units(20 << 8),
+            scale_from_units(10 << 8),
+        );
         let mut raw = [0; TERMS];
-        raw[Term::Elbo as usize] = 75 << 16; // 2.5 below
+        raw[Term::Elbo as usize] = 75 << 8; // 2.5 below
         raw[Term::Holes as usize] = 4; // 2.0 above
         let d = params.detect(&raw);
         assert_eq!(d.fired, Term::Elbo);
         assert_eq!(d.score, 5 * Q16_ONE / 2);
         assert!(d.anomalous);
-        raw[Term::Elbo as usize] = 100 << 16;
+        raw[Term::Elbo as usize] = 100 << 8;
         raw[Term::Holes as usize] = 2;
         let d = params.detect(&raw);
         assert_eq!(

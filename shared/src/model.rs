@@ -16,8 +16,9 @@
 //!      (quantizes z, in Q16, into the decoder's int8 input)
 //!  32  [u8; 24] model name, ASCII, zero padded
 //!  56  u32 total image length, trailer included
-//!  60  u32 detector section length: 0 (none), DETECTOR_SECTION_LEN (196) or, from
-//!      images made before the `dimmest` term, 184 (that term off)
+//!  60  u32 detector section length: 0 (none), DETECTOR_SECTION_LEN (260) or, from
+//!      older images, 196 (each term's edges at one centre) or 184 (before the
+//!      `dimmest` term: that term off)
 //! layers, encoder then decoder, each:
 //!   u16 in, u16 out, u8 kind (0 int8+ReLU, 1 int8 linear, 2 Q16), u8 0, u16 0,
 //!   i32 input zero point, i32 output zero point,
@@ -27,7 +28,8 @@
 //!   u8 pixel[256] = round(255 * sigmoid(logit)),
 //!   i32 softplus[256] = ln(1 + e^logit) in Q16, i32 logit[256] in Q16
 //! detector section (when its length is not 0): the fault detector's parameters,
-//!   i32 threshold, then per term i32 centre, scale_high, scale_low
+//!   i32 threshold, then per term i32 high, scale_high, low, scale_low (older
+//!   sections: i32 centre, scale_high, scale_low)
 //!   (see crate::detect::DetectorParams::from_le_bytes)
 //! trailer: u32 CRC-32 (iSCSI) of every byte before it — the model hash
 //! ```
@@ -42,7 +44,7 @@
 use heapless::Vec;
 
 use crate::dense::{weight_bytes, DenseLayer, LayerOutput};
-use crate::detect::{DetectorParams, DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_15_TERMS};
+use crate::detect::{is_detector_section_len, DetectorParams};
 use crate::fixed::Q16;
 use crate::protocol::{MAX_LATENT, MAX_NAME, MAX_PIXELS};
 
@@ -276,7 +278,7 @@ pub struct Model<'a> {
     pub tables: OutputTables<'a>,
     /// CRC-32 of the image: the model's identity.
     pub hash: u32,
-    /// The detector section, [`DETECTOR_SECTION_LEN`] bytes or the 15-term length (read on demand,
+    /// The detector section, [`DETECTOR_SECTION_LEN`] bytes or an older length (read on demand,
     /// so a parsed model stays small on the device's stack).
     detector: Option<&'a [u8]>,
 }
@@ -515,13 +517,11 @@ impl<'a> Model<'a> {
         }
         let detector = match detector_len {
             0 => None,
-            DETECTOR_SECTION_LEN | DETECTOR_SECTION_LEN_15_TERMS => {
-                Some(r.take(detector_len, "detector")?)
-            }
+            n if is_detector_section_len(n) => Some(r.take(detector_len, "detector")?),
             _ => {
                 return Err(invalid(
                     "detector length",
-                    "must be 0 (no detector), 196 or 184 (15 terms) bytes",
+                    "must be 0 (no detector), 260, or 196 or 184 (older images) bytes",
                 ))
             }
         };
@@ -749,7 +749,7 @@ mod builder {
             let length_at = out.len();
             out.extend_from_slice(&[0; 4]);
             let detector_len = if self.detector.is_some() {
-                DETECTOR_SECTION_LEN as u32
+                crate::detect::DETECTOR_SECTION_LEN as u32
             } else {
                 0
             };

@@ -36,7 +36,7 @@ pub const MAX_PAYLOAD: usize = 1400;
 /// terminating zero adds one more.
 pub const MAX_FRAME: usize = MAX_PAYLOAD + MAX_PAYLOAD / 254 + 2;
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The CRC used on every frame (and the model hash).
 ///
@@ -584,8 +584,9 @@ mod tests {
         let mut params = DetectorParams::default();
         for t in &mut params.terms {
             *t = crate::detect::TermParams {
-                centre: i32::MIN,
+                high: i32::MIN,
                 scale_high: i32::MIN,
+                low: i32::MIN,
                 scale_low: i32::MIN,
             };
         }

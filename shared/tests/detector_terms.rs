@@ -4,7 +4,7 @@
 
 use core::num::NonZeroU32;
 
-use tinyvae_shared::detect::{raw_terms, RawTerms, Term, DIMMEST_MIN_INK, TERMS};
+use tinyvae_shared::detect::{elbo_term, raw_terms, RawTerms, Term, DIMMEST_MIN_INK, TERMS};
 use tinyvae_shared::fixed::{saturate_i64, Q16};
 use tinyvae_shared::math::div_rem_u64;
 use tinyvae_shared::model::Model;
@@ -32,7 +32,7 @@ fn detector_terms_are_the_score_and_the_raw_terms_of_the_reconstruction() {
             scored.score.score,
         );
         assert_eq!(terms, expected);
-        assert_eq!(terms[Term::Elbo as usize], scored.score.score);
+        assert_eq!(terms[Term::Elbo as usize], elbo_term(scored.score.score));
     }
     // A wrong-sized image is refused, as by every request.
     assert!(pipeline::detector_terms(&model, &mut ws, &[0; 10]).is_err());
@@ -87,7 +87,7 @@ fn the_single_pass_equals_the_definition() {
     let blank = raw_terms(&[255; 9], &[0; 9], 0, 3, 7);
     assert_eq!(blank[Term::Ink as usize], 0);
     assert_eq!(blank[Term::MissingInk as usize], 0);
-    assert_eq!(blank[Term::Elbo as usize], 7);
+    assert_eq!(blank[Term::Elbo as usize], elbo_term(7));
 }
 
 /// Half of full scale: the residual terms count differences above it.
@@ -184,7 +184,7 @@ fn raw_terms_by_definition(
         }
     };
     let mut raw = [0; TERMS];
-    raw[Term::Elbo as usize] = elbo;
+    raw[Term::Elbo as usize] = elbo >> 8;
     raw[Term::MissingInk as usize] = missing;
     raw[Term::ExcessInk as usize] = excess;
     raw[Term::Holes as usize] = holes;

@@ -329,9 +329,10 @@ fn edge_detector_params() -> DetectorParams {
     };
     for (i, term) in params.terms.iter_mut().enumerate() {
         *term = TermParams {
-            centre: values[(3 * i) % values.len()],
-            scale_high: values[(3 * i + 1) % values.len()],
-            scale_low: values[(3 * i + 2) % values.len()],
+            high: values[(4 * i) % values.len()],
+            scale_high: values[(4 * i + 1) % values.len()],
+            low: values[(4 * i + 2) % values.len()],
+            scale_low: values[(4 * i + 3) % values.len()],
         };
     }
     params

@@ -144,7 +144,7 @@ fn relative(path: &Path, base: &Path) -> String {
 /// and the export's fault report (`STEM.quant.json` beside the model), float beside
 /// device, when it is there.
 fn fault_detector_section(md: &mut String, model: &tinyvae_shared::model::Model<'_>, path: &Path) {
-    use tinyvae_shared::detect::Term;
+    use tinyvae_shared::detect::{Term, SCALE_BITS};
     let _ = writeln!(md, "## Fault detector\n");
     let Some(params) = model.detector() else {
         let _ = writeln!(
@@ -157,20 +157,21 @@ fn fault_detector_section(md: &mut String, model: &tinyvae_shared::model::Model<
     let _ = writeln!(
         md,
         "The image carries the fault detector the device applies to every scored frame: \
-         each term standardized by its centre and scales, the largest of them against the \
-         threshold {:.3} (`tinyvae detect` explains the terms; a `Calibrate` request \
-         replaces them on the board).\n\n| term | centre | scale above | scale below |\n|---|---|---|---|",
+         each term standardized beyond its edges by its scales, the largest of them against \
+         the threshold {:.3} (`tinyvae detect` explains the terms; a `Calibrate` request \
+         replaces them on the board).\n\n| term | upper edge | scale above | lower edge | scale below |\n|---|---|---|---|---|",
         q16_to_f64(params.threshold)
     );
     for term in Term::ALL {
         let t = params.terms[term as usize];
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {:.2} | {} | {:.2} |",
             term.name(),
-            t.centre,
-            t.scale_high,
-            t.scale_low
+            t.high,
+            f64::from(t.scale_high) / f64::from(1u32 << SCALE_BITS),
+            t.low,
+            f64::from(t.scale_low) / f64::from(1u32 << SCALE_BITS)
         );
     }
     md.push('\n');
@@ -270,7 +271,15 @@ pub fn write_card(options: &CardOptions) -> Result<PathBuf, CardError> {
         Some(run) => {
             let to = dir.join("loss.png");
             let from = run.join("loss.png");
-            std::fs::copy(&from, &to).map_err(io(&from))?;
+            // The run folder may be the card's own picture folder: copying a file onto
+            // itself would truncate it.
+            let same = matches!(
+                (std::fs::canonicalize(&from), std::fs::canonicalize(&to)),
+                (Ok(a), Ok(b)) if a == b
+            );
+            if !same {
+                std::fs::copy(&from, &to).map_err(io(&from))?;
+            }
             Some(to)
         }
         None => None,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
-use tinyvae_shared::detect::{Calibrator, Term, MIN_CALIBRATION_FRAMES};
+use tinyvae_shared::detect::{Calibrator, Term, MIN_CALIBRATION_FRAMES, SCALE_BITS};
 use tinyvae_shared::fixed::{q16_from_f64, q16_to_f64};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
@@ -429,17 +429,18 @@ fn detector_table(state: &DetectorState) -> String {
         Some(params) => {
             out.push_str(&format!(
                 "fault detector: threshold {:.4} on the largest standardized term\n\
-                 term        centre  scale above  scale below\n",
+                 term     upper edge  scale above  lower edge  scale below\n",
                 q16_to_f64(params.threshold)
             ));
             for term in Term::ALL {
                 let t = params.terms[term as usize];
                 out.push_str(&format!(
-                    "{:<8} {:>9} {:>12} {:>12}\n",
+                    "{:<8} {:>11} {:>12.2} {:>11} {:>12.2}\n",
                     term.name(),
-                    t.centre,
-                    t.scale_high,
-                    t.scale_low
+                    t.high,
+                    f64::from(t.scale_high) / f64::from(1u32 << SCALE_BITS),
+                    t.low,
+                    f64::from(t.scale_low) / f64::from(1u32 << SCALE_BITS)
                 ));
             }
         }
