@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tinyvae_datasets::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
 use tinyvae_shared::detect::{
-    Calibrator, Term, TermParams, DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_15_TERMS,
-    DETECTOR_SECTION_LEN_CENTRED, MIN_CALIBRATION_FRAMES,
+    scale_from_units, Calibrator, Term, TermParams, DETECTOR_SECTION_LEN,
+    DETECTOR_SECTION_LEN_15_TERMS, DETECTOR_SECTION_LEN_CENTRED, MIN_CALIBRATION_FRAMES,
 };
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::{Model, ModelError, MAX_LAYERS};
@@ -174,7 +174,8 @@ pub fn check_image(bytes: &[u8]) {
                 "the detector section round-trips"
             );
         } else {
-            // An older section: a centre and two scales per term, both edges at it.
+            // An older section: a centre and two scales per term (whole raw units), both
+            // edges at the centre.
             assert!(
                 len == DETECTOR_SECTION_LEN_CENTRED || len == DETECTOR_SECTION_LEN_15_TERMS,
                 "detector section of {len} bytes"
@@ -182,7 +183,8 @@ pub fn check_image(bytes: &[u8]) {
             assert_eq!(&params.threshold.to_le_bytes(), &section[..4]);
             for (t, w) in params.terms.iter().zip(section[4..].chunks_exact(12)) {
                 let word = |i: usize| i32::from_le_bytes([w[i], w[i + 1], w[i + 2], w[i + 3]]);
-                assert_eq!(*t, TermParams::centred(word(0), word(4), word(8)));
+                let (high, low) = (scale_from_units(word(4)), scale_from_units(word(8)));
+                assert_eq!(*t, TermParams::centred(word(0), high, low));
             }
             if len == DETECTOR_SECTION_LEN_15_TERMS {
                 assert_eq!(params.terms[Term::Dimmest as usize], Default::default());
