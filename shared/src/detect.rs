@@ -211,6 +211,11 @@ pub const fn elbo_term(elbo: Q16) -> i32 {
     elbo >> (16 - ELBO_TERM_BITS)
 }
 
+/// The ELBO term's value in nats, for reports.
+pub fn elbo_term_nats(term: i32) -> f64 {
+    f64::from(term) / f64::from(1u32 << ELBO_TERM_BITS)
+}
+
 /// Computes every term of `image` (`width` x `height`, row major) against its
 /// reconstruction `recon` (pixels) and its negative ELBO `elbo` (Q16).
 pub fn raw_terms(image: &[u8], recon: &[u8], width: usize, height: usize, elbo: Q16) -> RawTerms {
@@ -498,6 +503,11 @@ pub const fn scale_from_units(units: i32) -> i32 {
     units.saturating_mul(1 << SCALE_BITS)
 }
 
+/// A [`TermParams`] scale in the term's raw units, for reports.
+pub fn scale_units(scale: i32) -> f64 {
+    f64::from(scale) / f64::from(1u32 << SCALE_BITS)
+}
+
 /// A term's edges and scales, fitted on clean frames: `z` is 0 from `low` to `high`
 /// and grows by 1.0 per scale beyond either edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -780,12 +790,7 @@ impl Calibrator {
             high: [[0; CALIBRATION_RANK]; TERMS],
             low: [[0; CALIBRATION_RANK]; TERMS],
             params: DetectorParams {
-                terms: [TermParams {
-                    high: 0,
-                    scale_high: 0,
-                    low: 0,
-                    scale_low: 0,
-                }; TERMS],
+                terms: [TermParams::centred(0, 0, 0); TERMS],
                 threshold: 0,
             },
             top_scores: [0; THRESHOLD_RANKS],

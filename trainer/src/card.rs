@@ -144,7 +144,7 @@ fn relative(path: &Path, base: &Path) -> String {
 /// and the export's fault report (`STEM.quant.json` beside the model), float beside
 /// device, when it is there.
 fn fault_detector_section(md: &mut String, model: &tinyvae_shared::model::Model<'_>, path: &Path) {
-    use tinyvae_shared::detect::{Term, SCALE_BITS};
+    use tinyvae_shared::detect::{scale_units, Term};
     let _ = writeln!(md, "## Fault detector\n");
     let Some(params) = model.detector() else {
         let _ = writeln!(
@@ -169,9 +169,9 @@ fn fault_detector_section(md: &mut String, model: &tinyvae_shared::model::Model<
             "| {} | {} | {:.2} | {} | {:.2} |",
             term.name(),
             t.high,
-            f64::from(t.scale_high) / f64::from(1u32 << SCALE_BITS),
+            scale_units(t.scale_high),
             t.low,
-            f64::from(t.scale_low) / f64::from(1u32 << SCALE_BITS)
+            scale_units(t.scale_low)
         );
     }
     md.push('\n');

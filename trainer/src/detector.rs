@@ -13,8 +13,8 @@ use tinyvae_datasets::corrupt::{corrupt_each, corrupt_each_at, Corruption, Famil
 use tinyvae_datasets::metrics::auroc;
 use tinyvae_datasets::Dataset;
 use tinyvae_shared::detect::{
-    raw_terms, scale_from_units, Calibrator, DetectorParams, RawTerms, Term, TermParams,
-    ELBO_TERM_BITS, MIN_CALIBRATION_FRAMES, SCALE_BITS, TERMS,
+    elbo_term_nats, raw_terms, scale_from_units, scale_units, Calibrator, DetectorParams, RawTerms,
+    Term, TermParams, MIN_CALIBRATION_FRAMES, SCALE_BITS, TERMS,
 };
 use tinyvae_shared::fixed::{q16_from_f64, q16_to_f64, Q16_ONE};
 use tinyvae_shared::model::Model;
@@ -284,7 +284,7 @@ pub fn fault_report(
     let elbo_of = |terms: &[RawTerms]| -> Vec<f64> {
         terms
             .iter()
-            .map(|r| f64::from(r[Term::Elbo as usize]) / f64::from(1u32 << ELBO_TERM_BITS))
+            .map(|r| elbo_term_nats(r[Term::Elbo as usize]))
             .collect()
     };
     let clean_elbo = elbo_of(&clean_terms);
@@ -422,20 +422,18 @@ impl CalibrationReport {
                 self.device.terms[term as usize],
                 self.host.terms[term as usize],
             );
-            let elbo_unit = f64::from(1u32 << ELBO_TERM_BITS);
             let unit = |v: i32| {
                 if term == Term::Elbo {
-                    format!("{:.2}", f64::from(v) / elbo_unit)
+                    format!("{:.2}", elbo_term_nats(v))
                 } else {
                     v.to_string()
                 }
             };
             let scale = |v: i32| {
-                let units = f64::from(v) / f64::from(1u32 << SCALE_BITS);
                 if term == Term::Elbo {
-                    format!("{:.2}", units / elbo_unit)
+                    format!("{:.2}", elbo_term_nats(1) * scale_units(v))
                 } else {
-                    format!("{units:.2}")
+                    format!("{:.2}", scale_units(v))
                 }
             };
             out.push_str(&format!(

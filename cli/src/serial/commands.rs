@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
-use tinyvae_shared::detect::{Calibrator, Term, MIN_CALIBRATION_FRAMES, SCALE_BITS};
+use tinyvae_shared::detect::{scale_units, Calibrator, Term, MIN_CALIBRATION_FRAMES};
 use tinyvae_shared::fixed::{q16_from_f64, q16_to_f64};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
@@ -438,9 +438,9 @@ fn detector_table(state: &DetectorState) -> String {
                     "{:<8} {:>11} {:>12.2} {:>11} {:>12.2}\n",
                     term.name(),
                     t.high,
-                    f64::from(t.scale_high) / f64::from(1u32 << SCALE_BITS),
+                    scale_units(t.scale_high),
                     t.low,
-                    f64::from(t.scale_low) / f64::from(1u32 << SCALE_BITS)
+                    scale_units(t.scale_low)
                 ));
             }
         }
