@@ -24,12 +24,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, Optimizer, VarBuilder, VarMap};
 use tinyvae_datasets::corrupt::{corrupt_each_at, Corruption};
-use tinyvae_datasets::metrics::auroc;
 use tinyvae_datasets::rng::SeededRng;
 use tinyvae_datasets::Dataset;
 use tinyvae_shared::detect::{RawTerms, Term};
 use tinyvae_trainer::detector::{
-    fault_report, terms_from_reconstructions, ReportError, ReportOptions, TermSource,
+    fault_report, terms_from_reconstructions, two_class_auroc, ReportError, ReportOptions,
+    TermSource,
 };
 use tinyvae_trainer::model::loss::{kl, recon_nll};
 use tinyvae_trainer::model::Likelihood;
@@ -201,13 +201,10 @@ fn main() -> Result<()> {
         let single: Vec<String> = alone
             .iter()
             .map(|&t| {
-                let scores: Vec<f64> = clean
-                    .iter()
-                    .chain(&faulted)
-                    .map(|r| f64::from(r[t as usize]))
-                    .collect();
-                let positive: Vec<bool> = (0..scores.len()).map(|i| i >= clean.len()).collect();
-                format!("{:.3}", auroc(&scores, &positive).unwrap_or(f64::NAN))
+                let raw = |terms: &[RawTerms]| -> Vec<f64> {
+                    terms.iter().map(|r| f64::from(r[t as usize])).collect()
+                };
+                format!("{:.3}", two_class_auroc(&raw(&clean), &raw(&faulted)))
             })
             .collect();
         println!(

@@ -23,10 +23,9 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use candle_core::Device;
 use tinyvae_datasets::corrupt::{corrupt_each_at, Corruption};
-use tinyvae_datasets::metrics::auroc;
 use tinyvae_shared::detect::{scale_from_units, DetectorParams, RawTerms, Term, TermParams};
 use tinyvae_shared::fixed::q16_to_f64;
-use tinyvae_trainer::detector::{fit, FitOptions, TermSource};
+use tinyvae_trainer::detector::{fit, two_class_auroc, FitOptions, TermSource};
 
 /// The fit before protocol 5: edges at the median, scales to the 99% (and 1%) quantile
 /// in whole raw units, at least the term's smallest scale.
@@ -47,12 +46,6 @@ fn fit_centred_q99(clean: &[RawTerms]) -> DetectorParams {
             TermParams::centred(centre, scale_from_units(high), scale_from_units(low));
     }
     params
-}
-
-fn two_class_auroc(clean: &[f64], faulted: &[f64]) -> f64 {
-    let scores: Vec<f64> = clean.iter().chain(faulted).copied().collect();
-    let positive: Vec<bool> = (0..scores.len()).map(|i| i >= clean.len()).collect();
-    auroc(&scores, &positive).unwrap_or(f64::NAN)
 }
 
 fn main() -> Result<()> {

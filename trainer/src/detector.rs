@@ -464,7 +464,7 @@ impl CalibrationReport {
 }
 
 /// AUROC of `positive` scores against `negative` ones (0.5 when either is empty).
-fn two_class_auroc(negative: &[f64], positive: &[f64]) -> f64 {
+pub fn two_class_auroc(negative: &[f64], positive: &[f64]) -> f64 {
     let mut scores = negative.to_vec();
     scores.extend(positive);
     let mut labels = vec![false; negative.len()];
