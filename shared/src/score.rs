@@ -75,7 +75,7 @@ fn one_pass(
         let drawn = tables.pixel(q);
         *o = drawn;
         let d = i32::from(drawn) - i32::from(p);
-        residual.add(d);
+        residual.add(p, drawn);
         sum += term(p, q, d);
     }
     (sum, residual)

@@ -90,8 +90,10 @@ fn the_single_pass_equals_the_definition() {
     assert_eq!(blank[Term::Elbo as usize], elbo_term(7));
 }
 
-/// Half of full scale: the residual terms count differences above it.
+/// Half of full scale: excess ink counts differences above it.
 const HALF: i32 = 128;
+/// Missing ink counts reconstruction pixels above 3/8 of full scale where the input is 0.
+const MISSING_DRAWN: i32 = 96;
 /// A quarter of full scale.
 const QUARTER: i32 = 64;
 /// Three quarters of full scale.
@@ -100,8 +102,6 @@ const THREE_QUARTERS: i32 = 192;
 const BRIGHT: i32 = 224;
 /// Mid-tones start above 1/8 of full scale.
 const DARK: i32 = 32;
-/// A cut's bright side is at least this bright (5/8 of full scale).
-const CUT_BRIGHT: i32 = 160;
 
 /// The terms as first written (a loop per statistic, an index per neighbour): the
 /// definition the single-pass `raw_terms` must equal.
@@ -133,7 +133,7 @@ fn raw_terms_by_definition(
     let mut pixels_left = image.len().min(recon.len());
     for (&x, &r) in image.iter().zip(recon) {
         let (x, r) = (i32::from(x), i32::from(r));
-        if r - x > HALF {
+        if x == 0 && r > MISSING_DRAWN {
             missing += 1;
         } else if x - r > HALF {
             excess += 1;
@@ -221,26 +221,19 @@ fn local_counts(image: &[u8], width: usize, height: usize) -> (i32, i32, i32, i3
     }
     let px = |x: usize, y: usize| i32::from(image[y * width + x]);
     // A hard edge between two pixels: one at exactly 0, the other bright.
-    let hard = |a: i32, b: i32| a.min(b) == 0 && a.max(b) >= CUT_BRIGHT;
+    let hard = |a: i32, b: i32| a.min(b) == 0 && a.max(b) >= BRIGHT;
     for y in 0..height - 1 {
         for x in 0..width - 1 {
             let here = px(x, y);
             let right = px(x + 1, y);
             let below = px(x, y + 1);
-            let diagonal = px(x + 1, y + 1);
-            // A horizontal edge (x | x+1) continued on the row below, same way round.
-            if hard(here, right) && hard(below, diagonal) && (here == 0) == (below == 0) {
-                cuts += 1;
-            }
-            // A vertical edge (y / y+1) continued in the next column, same way round.
-            if hard(here, below) && hard(right, diagonal) && (here == 0) == (right == 0) {
-                cuts += 1;
-            }
+            // A hard edge to the right and one below.
+            cuts += i32::from(hard(here, right)) + i32::from(hard(here, below));
             if x == 0 || y == 0 {
                 continue;
             }
             let (left, above) = (px(x - 1, y), px(x, y - 1));
-            if here < QUARTER && (left.min(right) > HALF || above.min(below) > HALF) {
+            if here == 0 && (left.min(right) > HALF || above.min(below) > HALF) {
                 holes += 1;
             }
             if here > THREE_QUARTERS && left.max(right).max(above).max(below) < QUARTER {
