@@ -64,7 +64,7 @@ fn the_detector_sees_what_the_elbo_misses() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        ["spikes", "height"].contains(&stuck.as_str()),
+        ["spikes", "extent"].contains(&stuck.as_str()),
         "{stuck}: {stdout}"
     );
     let held: Vec<&str> = rows

@@ -322,7 +322,7 @@ ENUMS = {
             "bright",
             "midtones",
             "solid",
-            "height",
+            "extent",
             "width",
             "softness",
             "dimmest",

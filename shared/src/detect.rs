@@ -38,9 +38,9 @@ pub enum Term {
     /// Pixels the input reads as exactly 0 (background, or a dead or occluded pixel)
     /// where the reconstruction draws more than [`MISSING_DRAWN`]: ink the model expects
     /// and the sensor did not deliver. (Counting only inputs at 0 leaves out a stroke's
-    /// soft edge that the reconstruction draws a little wider or darker: on a model
-    /// trained to denoise, occlusion 0.964 -> 0.972, line dropout 0.984 -> 0.984,
-    /// BENCHMARKS.md "Exact zeros".)
+    /// soft edge that the reconstruction draws a little wider or darker: on the default
+    /// model, trained to denoise, occlusion's AUROC 0.963 -> 0.971, BENCHMARKS.md "Exact
+    /// zeros".)
     MissingInk = 1,
     /// Pixels the input has as ink (more than half scale above the reconstruction) that
     /// the reconstruction lacks.
@@ -48,8 +48,8 @@ pub enum Term {
     /// Pixels at exactly 0 inside a stroke: both neighbours left and right, or both
     /// above and below, above half scale. Dead pixels. (A clean digit's gap between two
     /// close strokes is anti-aliased and rarely reads 0; a dead photosite reads the
-    /// black level. Counting pixels below a quarter instead gave dead pixels 0.958
-    /// AUROC, exactly 0 gives 0.990.)
+    /// black level. Counting pixels below a quarter instead gave dead pixels 0.969
+    /// AUROC on the default model, exactly 0 gives 0.992.)
     Holes = 3,
     /// Bright pixels (above 3/4 of full scale) whose four neighbours are all below a
     /// quarter: hot pixels, salt noise.
@@ -74,9 +74,14 @@ pub enum Term {
     /// Solid pixels: at least 7/8 of full scale with all four neighbours too. A stroke is
     /// two or three pixels wide; a glare patch or a saturated blob is solid.
     Solid = 11,
-    /// Rows from the first to the last that hold a pixel above half scale, both
-    /// directions: a digit zoomed, shrunk or pushed off the frame.
-    Height = 12,
+    /// The digit's larger extent: the rows from the first to the last that hold a pixel
+    /// above half scale, or the columns likewise if they are more; both directions. A
+    /// digit zoomed, shrunk or pushed off the frame. (The larger side rather than the
+    /// rows: the normal frames' objects come at one size, MNIST's scaled to fit 20
+    /// pixels on their longer side, which a tall 1 and a wide 2 share; a digit shrunk to
+    /// half was missed at 66% recall by the rows alone and is caught at 100% by the
+    /// larger side, BENCHMARKS.md "Exact zeros".)
+    Extent = 12,
     /// Columns from the first to the last that hold a pixel above half scale, both
     /// directions.
     Width = 13,
@@ -128,7 +133,7 @@ impl Term {
         Term::Bright,
         Term::Midtones,
         Term::Solid,
-        Term::Height,
+        Term::Extent,
         Term::Width,
         Term::Softness,
         Term::Dimmest,
@@ -149,7 +154,7 @@ impl Term {
                 | Term::Ink
                 | Term::Bright
                 | Term::Midtones
-                | Term::Height
+                | Term::Extent
                 | Term::Width
                 | Term::Softness
         )
@@ -184,7 +189,7 @@ impl Term {
             Term::Bright => "bright",
             Term::Midtones => "midtones",
             Term::Solid => "solid",
-            Term::Height => "height",
+            Term::Extent => "extent",
             Term::Width => "width",
             Term::Softness => "softness",
             Term::Dimmest => "dimmest",
@@ -385,8 +390,10 @@ pub fn image_terms(
     raw[Term::Midtones as usize] = midtones;
     raw[Term::Solid as usize] = counts.solid;
     // An empty frame spans nothing.
-    raw[Term::Height as usize] = (bottom + 1).saturating_sub(top) as i32;
-    raw[Term::Width as usize] = (right + 1).saturating_sub(left) as i32;
+    let rows = (bottom + 1).saturating_sub(top) as i32;
+    let columns = (right + 1).saturating_sub(left) as i32;
+    raw[Term::Extent as usize] = rows.max(columns);
+    raw[Term::Width as usize] = columns;
     // midtones * 256 / (bright + midtones + 1): both counts are at most the pixel count.
     raw[Term::Softness as usize] =
         (midtones as u32 * 256 / (bright as u32 + midtones as u32 + 1)) as i32;
@@ -931,7 +938,7 @@ mod tests {
         assert_eq!(raw[Term::CentroidX as usize], 3456);
         assert_eq!(raw[Term::CentroidY as usize], 3456);
         // Rows 6..22, columns 12..16 are above half scale (the soft edges are not).
-        assert_eq!(raw[Term::Height as usize], 16);
+        assert_eq!(raw[Term::Extent as usize], 16);
         assert_eq!(raw[Term::Width as usize], 4);
         // Four pixels per row at full scale, the two edges at 90 are mid-tones, and
         // the inner two columns' rows 7..21 are solid.
@@ -992,7 +999,7 @@ mod tests {
         let raw = raw_terms(&blank(), &blank(), 28, 28, 0);
         assert_eq!(raw[Term::Ink as usize], 0);
         assert_eq!(raw[Term::CentroidX as usize], 27 * 128);
-        assert_eq!(raw[Term::Height as usize], 0);
+        assert_eq!(raw[Term::Extent as usize], 0);
         assert_eq!(raw[Term::Width as usize], 0);
     }
 

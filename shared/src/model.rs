@@ -66,7 +66,7 @@ pub const MAX_LAYERS: usize = 6;
 /// Widest layer (inputs or outputs) the device supports.
 pub const MAX_WIDTH: usize = MAX_PIXELS;
 /// Largest magnitude of a softplus or logit table entry, Q16 (64.0): the exporter clips
-/// logits at 12.
+/// logits at 20.
 pub const TABLE_LIMIT: u32 = 64 << 16;
 /// Zero point of the encoder's input: pixels enter as `pixel - 128`.
 pub const INPUT_ZERO_POINT: i32 = -128;

@@ -197,7 +197,8 @@ fn raw_terms_by_definition(
     raw[Term::Midtones as usize] = midtones;
     raw[Term::Solid as usize] = solid;
     // An empty frame spans nothing.
-    raw[Term::Height as usize] = (bottom + 1).saturating_sub(top) as i32;
+    let rows = (bottom + 1).saturating_sub(top) as i32;
+    raw[Term::Extent as usize] = rows.max((right + 1).saturating_sub(left) as i32);
     raw[Term::Width as usize] = (right + 1).saturating_sub(left) as i32;
     // midtones * 256 / (bright + midtones + 1): both counts are at most the pixel count.
     raw[Term::Softness as usize] =

@@ -1,6 +1,6 @@
-//! The measurement behind protocol 6's three terms (BENCHMARKS.md, "Exact zeros"),
+//! The measurement behind protocol 6's four terms (BENCHMARKS.md, "Exact zeros"),
 //! kept so that the choice can be repeated: each candidate definition of `holes`,
-//! `missing` and `cuts` replaces the shipped one in every frame's raw terms, the
+//! `missing`, `cuts` and `extent` replaces the shipped one in every frame's raw terms, the
 //! detector is fitted as `tinyvae detect` fits it (`detector::fit`, tails at 90%,
 //! threshold at 1% of the fitting frames), and the pooled and lowest-kind AUROC, the
 //! lowest recall and the false positives on the other clean frames are printed. The
@@ -28,17 +28,18 @@ use tinyvae_trainer::tensor::ToTensor;
 
 const SIDE: i32 = 28;
 
-/// The kinds the three terms are for, printed beside the summary.
-const WATCHED: [Corruption; 4] = [
+/// The kinds the four terms are for, printed beside the summary (AUROC / recall).
+const WATCHED: [Corruption; 5] = [
     Corruption::DeadPixels,
     Corruption::Occlusion,
     Corruption::LineDropout,
     Corruption::Saturation,
+    Corruption::Scale,
 ];
 /// The table's header.
 const HEADER: &str = "| pooled AUROC | lowest kind | lowest recall | false positives | \
-                      dead pixels | occlusion | line dropout | saturation |\n\
-                      |---|---|---|---|---|---|---|---|---|";
+                      dead pixels | occlusion | line dropout | saturation | scale |\n\
+                      |---|---|---|---|---|---|---|---|---|---|";
 
 /// Pixel (x, y) of a 28x28 frame; 0 outside it.
 fn px(img: &[u8], x: i32, y: i32) -> i32 {
@@ -99,6 +100,21 @@ fn count_pixels(img: &[u8], rec: &[u8], f: impl Fn(i32, i32) -> bool) -> i32 {
         .zip(rec)
         .filter(|&(&x, &r)| f(i32::from(x), i32::from(r)))
         .count() as i32
+}
+
+/// The rows and the columns from the first to the last that hold a pixel above half
+/// scale.
+fn spans(img: &[u8]) -> (i32, i32) {
+    let inked = |x: i32, y: i32| px(img, x, y) > 128;
+    let span = |along: &dyn Fn(i32) -> bool| {
+        let first = (0..SIDE).find(|&k| along(k));
+        let last = (0..SIDE).rev().find(|&k| along(k));
+        first.zip(last).map_or(0, |(f, l)| l + 1 - f)
+    };
+    (
+        span(&|y| (0..SIDE).any(|x| inked(x, y))),
+        span(&|x| (0..SIDE).any(|y| inked(x, y))),
+    )
 }
 
 fn variants() -> Vec<Variant> {
@@ -186,6 +202,21 @@ fn variants() -> Vec<Variant> {
             term: Term::Cuts,
             value: |i, _| hard_edges(i, 224, 1),
         },
+        Variant {
+            name: "extent: the rows spanned (protocol 5's `height`)",
+            term: Term::Extent,
+            value: |i, _| spans(i).0,
+        },
+        Variant {
+            name: "extent: the rows plus the columns spanned",
+            term: Term::Extent,
+            value: |i, _| spans(i).0 + spans(i).1,
+        },
+        Variant {
+            name: "extent: the larger of the rows and the columns spanned (shipped)",
+            term: Term::Extent,
+            value: |i, _| spans(i).0.max(spans(i).1),
+        },
     ]
 }
 
@@ -212,7 +243,7 @@ fn summarize(scored: &[Scored], score: &Score<'_>) -> String {
         let s: Vec<f64> = set.terms.iter().map(score).collect();
         let a = two_class_auroc(&clean_scores, &s);
         if set.kind.is_some_and(|k| WATCHED.contains(&k)) {
-            watched.push_str(&format!(" {a:.3} |"));
+            watched.push_str(&format!(" {a:.3} / {:.0}% |", above(&s) * 100.0));
         }
         if a < lowest.0 {
             lowest = (a, set.kind.map_or("", |k| k.name()));
