@@ -5,7 +5,7 @@ mod common;
 use candle_core::{Device, Tensor};
 use tinyvae_datasets::metrics::auroc;
 use tinyvae_trainer::checkpoint::{self, CheckpointMeta, DataInfo};
-use tinyvae_trainer::eval::bounds;
+use tinyvae_trainer::eval::{bounds, relative_reconstruction_errors};
 use tinyvae_trainer::model::{loss, Init, Likelihood, Model, ModelConfig, ModelKind};
 use tinyvae_trainer::tensor::ToTensor;
 use tinyvae_trainer::train::{evaluate, TrainConfig, Trainer};
@@ -344,6 +344,38 @@ fn anomaly_score_is_neg_elbo_at_the_mean() {
     }
     let _ = Tensor::zeros(1, candle_core::DType::F32, &dev).unwrap();
     assert_eq!(auroc(&[0.0, 1.0], &[false, true]), Some(1.0));
+}
+
+/// The one-class table's score, recomputed by hand from the float layers: the squared
+/// error of the decoded mean code over the energy of the image and of the
+/// reconstruction, plus one. Dropping either energy, or the square, fails it.
+#[test]
+fn relative_reconstruction_error_by_hand() {
+    let dev = Device::Cpu;
+    let m = bernoulli_vae(9);
+    let data = common::mnist_train(3);
+    let x = data.to_tensor(&dev).unwrap();
+    let got = relative_reconstruction_errors(&m, &x).unwrap();
+    let (enc, dec) = (m.encoder_layers().unwrap(), m.decoder_layers().unwrap());
+    for (i, &g) in got.iter().enumerate() {
+        let xi: Vec<f64> = data.image_f32(i).iter().map(|&p| f64::from(p)).collect();
+        let e = dense(&enc, &xi);
+        let xhat: Vec<f64> = dense(&dec, &e[..8])
+            .iter()
+            .map(|&l| 1.0 / (1.0 + (-l).exp()))
+            .collect();
+        let error: f64 = xi.iter().zip(&xhat).map(|(a, b)| (a - b).powi(2)).sum();
+        let energy: f64 =
+            xi.iter().map(|a| a * a).sum::<f64>() + xhat.iter().map(|b| b * b).sum::<f64>() + 1.0;
+        let want = error / energy;
+        assert!(
+            (g - want).abs() <= 1e-4 * want,
+            "image {i}: relative error {g} vs {want} by hand"
+        );
+        // The untrained model's reconstruction is grey everywhere: its energy is of the
+        // order of the image's, so leaving either out moves the score by far more.
+        assert!(want > 0.1 && want < 1.0, "image {i}: {want}");
+    }
 }
 
 /// A loss that turns NaN stops the epoch with an error naming it, instead of
