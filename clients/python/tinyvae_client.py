@@ -59,7 +59,7 @@ import sys
 import time
 
 # Section 2 of docs/protocol.md.
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 MAX_PAYLOAD = 1400
 MAX_FRAME = 1407
 MAX_PIXELS = 1024
@@ -321,9 +321,9 @@ ENUMS = {
             "ink",
             "bright",
             "midtones",
-            "solid",
+            "block",
             "extent",
-            "width",
+            "ends",
             "softness",
             "dimmest",
         )

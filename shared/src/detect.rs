@@ -71,9 +71,13 @@ pub enum Term {
     /// Mid-tone pixels (between 1/8 and 7/8 of full scale), both directions: blur
     /// spreads a stroke's edge over more of them, saturation leaves none.
     Midtones = 10,
-    /// Solid pixels: at least 7/8 of full scale with all four neighbours too. A stroke is
-    /// two or three pixels wide; a glare patch or a saturated blob is solid.
-    Solid = 11,
+    /// Solid blocks: [`BLOCK_SIDE`] x [`BLOCK_SIDE`] squares of pixels all at 7/8 of
+    /// full scale or more (counted by their top-left pixel, in the frame's first 32
+    /// columns). A clean stroke is two to four pixels wide; glare, a finger lit from the
+    /// front or a blob saturated through is a solid patch. (Protocol 7; it replaced a
+    /// count of bright pixels with four bright neighbours, which a thick stroke has too:
+    /// bright occlusion's recall 78% -> 100%, BENCHMARKS.md "Blocks and ends".)
+    Block = 11,
     /// The digit's larger extent: the rows from the first to the last that hold a pixel
     /// above half scale, or the columns likewise if they are more; both directions. A
     /// digit zoomed, shrunk or pushed off the frame. (The larger side rather than the
@@ -82,9 +86,15 @@ pub enum Term {
     /// half was missed at 66% recall by the rows alone and is caught at 100% by the
     /// larger side, BENCHMARKS.md "Exact zeros".)
     Extent = 12,
-    /// Columns from the first to the last that hold a pixel above half scale, both
-    /// directions.
-    Width = 13,
+    /// Full scale minus the dimmer of the digit's two ends: the brightest pixel of its
+    /// first [`ENDS_ROWS`] rows (from the first row holding a pixel above half scale)
+    /// and of its last [`ENDS_ROWS`] rows (to the last such row); 0 for a frame with no
+    /// such row. A clean stroke reaches full brightness near both ends of the digit; a
+    /// lens whose brightness falls off away from its centre dims the ends first, which
+    /// the quarters of [`Term::Dimmest`] average with the bright middle. (Protocol 7; it
+    /// replaced the columns spanned, which no fault kind needed once [`Term::Extent`]
+    /// read them: vignetting 0.969 -> 0.996 AUROC, BENCHMARKS.md "Blocks and ends".)
+    Ends = 13,
     /// The mid-tones' share of the ink pixels (mid-tones and bright), in 1/256, both
     /// directions: how soft the strokes' edges are whatever the digit's size. Blur and
     /// low gain raise it, saturation and glare lower it.
@@ -101,6 +111,23 @@ pub enum Term {
     /// comparison in the bright pixels' branch.)
     Dimmest = 15,
 }
+
+/// The side of a [`Term::Block`] (the count's code is written for 6): six pixels, more than the widest clean stroke
+/// (measured on the fitting frames: a 5x5 block of bright pixels is in 1% of clean
+/// digits, a 6x6 one in almost none).
+pub const BLOCK_SIDE: usize = 6;
+
+/// The smallest scale of [`Term::Block`]: four blocks make 1.0. Clean digits rarely
+/// hold a block, so the device's `Calibrate` (an edge at the mean, a scale to the third
+/// most extreme of 100 frames) found a scale of 0, floored at one block, and a thick
+/// clean digit's 6 blocks set its threshold at 6.0 (recall 71% over every kind). A 9x9
+/// glare patch holds 16. The host's tail fit (3.5 blocks on the default model) is above
+/// its floor of a quarter.
+pub const BLOCK_MIN_SCALE: i32 = 4;
+
+/// The rows at each end of the digit that [`Term::Ends`] reads: the outer 30% of the
+/// 20 rows an MNIST digit spans, where a lens's fall-off is strongest.
+pub const ENDS_ROWS: usize = 6;
 
 /// How many [`Term`]s there are.
 pub const TERMS: usize = 16;
@@ -132,9 +159,9 @@ impl Term {
         Term::Ink,
         Term::Bright,
         Term::Midtones,
-        Term::Solid,
+        Term::Block,
         Term::Extent,
-        Term::Width,
+        Term::Ends,
         Term::Softness,
         Term::Dimmest,
     ];
@@ -155,7 +182,6 @@ impl Term {
                 | Term::Bright
                 | Term::Midtones
                 | Term::Extent
-                | Term::Width
                 | Term::Softness
         )
     }
@@ -169,7 +195,8 @@ impl Term {
             Term::Elbo => 1 << ELBO_TERM_BITS,
             Term::CentroidX | Term::CentroidY => 64,
             Term::Ink => 255,
-            Term::Dimmest => DIMMEST_MIN_SCALE,
+            Term::Dimmest | Term::Ends => DIMMEST_MIN_SCALE,
+            Term::Block => BLOCK_MIN_SCALE,
             _ => 1,
         }
     }
@@ -188,9 +215,9 @@ impl Term {
             Term::Ink => "ink",
             Term::Bright => "bright",
             Term::Midtones => "midtones",
-            Term::Solid => "solid",
+            Term::Block => "block",
             Term::Extent => "extent",
-            Term::Width => "width",
+            Term::Ends => "ends",
             Term::Softness => "softness",
             Term::Dimmest => "dimmest",
         }
@@ -350,8 +377,8 @@ pub fn image_terms(
         let span = (first != usize::MAX).then_some((first, last));
         // The blocks whose top row is the previous row and bottom row this one. Every
         // term they count needs a pixel above half scale in the block (a cut's bright
-        // side, a hole's bright neighbour to the right or below, a spike or a solid
-        // pixel itself), so only the blocks touching those rows' spans of them.
+        // side, a hole's bright neighbour to the right or below, a spike itself), so
+        // only the blocks touching those rows' spans of them.
         if local && (1..height).contains(&y) {
             let both = match (upper_span, span) {
                 (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
@@ -388,12 +415,17 @@ pub fn image_terms(
     raw[Term::Ink as usize] = ink as i32;
     raw[Term::Bright as usize] = bright;
     raw[Term::Midtones as usize] = midtones;
-    raw[Term::Solid as usize] = counts.solid;
+    // Both need a pixel above half scale: a bright pixel is one, and a frame without
+    // one has no ends.
+    if top != usize::MAX {
+        let (blocks, ends) = blocks_and_ends(image_read, width, top, bottom);
+        raw[Term::Block as usize] = blocks;
+        raw[Term::Ends as usize] = ends;
+    }
     // An empty frame spans nothing.
     let rows = (bottom + 1).saturating_sub(top) as i32;
     let columns = (right + 1).saturating_sub(left) as i32;
     raw[Term::Extent as usize] = rows.max(columns);
-    raw[Term::Width as usize] = columns;
     // midtones * 256 / (bright + midtones + 1): both counts are at most the pixel count.
     raw[Term::Softness as usize] =
         (midtones as u32 * 256 / (bright as u32 + midtones as u32 + 1)) as i32;
@@ -409,6 +441,8 @@ pub fn image_terms(
 
 /// The first and last column of `row` holding a pixel that is not 0. The blank
 /// margins are skipped four pixels at a time (one word load each on the M3 and M4).
+/// (Out of line: [`image_terms`] and [`blocks_and_ends`] share one copy.)
+#[inline(never)]
 fn ink_span(row: &[u8]) -> Option<(usize, usize)> {
     let mut words = row.chunks_exact(4);
     let mut first = None;
@@ -442,19 +476,67 @@ fn ink_span(row: &[u8]) -> Option<(usize, usize)> {
     Some((first, first))
 }
 
+/// [`Term::Block`] and [`Term::Ends`] of a frame whose pixels above half scale lie in
+/// rows `top..=bottom`: its own pass over those rows after the main one. (Folded into
+/// the ink statistics' loop, the row's brightest pixel and its bright pixels cost the
+/// M3 more code than the 32 KiB budget had left.) Both read only those rows: a bright
+/// pixel is above half scale, and the rows outside hold nothing above half scale, which
+/// changes neither end's maximum (row `top` holds more).
+#[inline(never)]
+fn blocks_and_ends(image: &[u8], width: usize, top: usize, bottom: usize) -> (i32, i32) {
+    // The columns where a run of BLOCK_SIDE bright pixels starts in each of the last
+    // one to five rows (bit x: column x).
+    let (mut one, mut two, mut three, mut four, mut five) = (0u32, 0u32, 0u32, 0u32, 0u32);
+    let (mut blocks, mut first_end, mut last_end) = (0, 0u8, 0u8);
+    for y in top..=bottom {
+        let row = image.get(y * width..).unwrap_or(&[]);
+        let row = row.get(..width).unwrap_or(row);
+        // The row's brightest pixel and its bright pixels (bit x: column x < 32), read
+        // between its first and last pixel that is not 0.
+        let (mut peak, mut bright_bits) = (0u8, 0u32);
+        if let Some((lo, hi)) = ink_span(row) {
+            let mut bit = 1u32.checked_shl(lo as u32).unwrap_or(0);
+            for &p in &row[lo..=hi] {
+                peak = peak.max(p);
+                if i32::from(p) >= BRIGHT {
+                    bright_bits |= bit;
+                }
+                // Past column 31 the bit is 0.
+                bit <<= 1;
+            }
+        }
+        // Runs of BLOCK_SIDE (6) bright pixels: of 2, of 4, of 4 and 2 more; a block
+        // ends on this row where a run starts at the same column on the five before.
+        let pairs = bright_bits & (bright_bits >> 1);
+        let run = pairs & (pairs >> 2) & (pairs >> 4);
+        let mut ended = five & run;
+        while ended != 0 {
+            ended &= ended - 1;
+            blocks += 1;
+        }
+        (five, four, three, two, one) = (four & run, three & run, two & run, one & run, run);
+        if y < top + ENDS_ROWS {
+            first_end = first_end.max(peak);
+        }
+        if y + ENDS_ROWS > bottom {
+            last_end = last_end.max(peak);
+        }
+    }
+    (blocks, 255 - i32::from(first_end.min(last_end)))
+}
+
 /// The neighbourhood terms (see [`Term`]), counted block by block.
 #[derive(Default)]
 struct LocalCounts {
     holes: i32,
     spikes: i32,
     cuts: i32,
-    solid: i32,
 }
 
 impl LocalCounts {
     /// Counts the 2x2 blocks at columns `blocks` whose top-left pixel is on `row`
     /// (`below` the next row, `above` the one before). A block's top-left pixel is
-    /// judged for holes, spikes and solid only inside the frame (`interior`: `row` is
+    /// judged for holes and spikes only inside the frame (`interior`: `row` is
     /// not the first; not in the first column); border pixels serve only as neighbours.
     #[inline(never)] // one loop with its own registers
     fn add_blocks(
@@ -479,7 +561,7 @@ impl LocalCounts {
             if a.min(b).min(c) == 0 && i32::from(a.max(b).max(c)) >= BRIGHT {
                 self.cuts += i32::from(hard(here, east)) + i32::from(hard(here, south));
             }
-            // Holes, spikes and solid pixels: each needs `here` in its own range.
+            // Holes and spikes: each needs `here` in its own range.
             if !interior || (QUARTER..=THREE_QUARTERS).contains(&here) {
                 continue;
             }
@@ -493,8 +575,6 @@ impl LocalCounts {
                 }
             } else if west.max(east).max(north).max(south) < QUARTER {
                 self.spikes += 1;
-            } else if here.min(west).min(east).min(north).min(south) >= BRIGHT {
-                self.solid += 1;
             }
         }
     }
@@ -939,12 +1019,13 @@ mod tests {
         assert_eq!(raw[Term::CentroidY as usize], 3456);
         // Rows 6..22, columns 12..16 are above half scale (the soft edges are not).
         assert_eq!(raw[Term::Extent as usize], 16);
-        assert_eq!(raw[Term::Width as usize], 4);
-        // Four pixels per row at full scale, the two edges at 90 are mid-tones, and
-        // the inner two columns' rows 7..21 are solid.
+        // Both ends reach full scale.
+        assert_eq!(raw[Term::Ends as usize], 0);
+        // Four pixels per row at full scale, the two edges at 90 are mid-tones; a
+        // stroke four wide holds no solid block.
         assert_eq!(raw[Term::Bright as usize], 16 * 4);
         assert_eq!(raw[Term::Midtones as usize], 16 * 2);
-        assert_eq!(raw[Term::Solid as usize], 14 * 2);
+        assert_eq!(raw[Term::Block as usize], 0);
         assert_eq!(raw[Term::Ink as usize], 16 * (4 * 255 + 2 * 90));
         // 32 * 256 / (64 + 32 + 1) = 84.45...
         assert_eq!(raw[Term::Softness as usize], 84);
@@ -1000,7 +1081,42 @@ mod tests {
         assert_eq!(raw[Term::Ink as usize], 0);
         assert_eq!(raw[Term::CentroidX as usize], 27 * 128);
         assert_eq!(raw[Term::Extent as usize], 0);
-        assert_eq!(raw[Term::Width as usize], 0);
+        assert_eq!(raw[Term::Ends as usize], 0);
+        assert_eq!(raw[Term::Block as usize], 0);
+    }
+
+    #[test]
+    fn glare_makes_blocks_and_a_dim_end_makes_ends() {
+        // A 9x9 patch at full scale over the bar: (9 - 6 + 1)^2 solid 6x6 blocks.
+        let mut glare = bar();
+        for y in 10..19 {
+            for x in 9..18 {
+                glare[y * 28 + x] = 255;
+            }
+        }
+        assert_eq!(
+            raw_terms(&glare, &glare, 28, 28, 0)[Term::Block as usize],
+            16
+        );
+        // One pixel below bright in the patch's middle leaves no 6x6 block whole.
+        glare[14 * 28 + 13] = 223;
+        assert_eq!(
+            raw_terms(&glare, &glare, 28, 28, 0)[Term::Block as usize],
+            0
+        );
+        // The bar's last six rows (16..22) dimmed to 200 (its edges stay at 90): the
+        // bottom end peaks at 200, the top one at 255.
+        let mut dim = bar();
+        for p in &mut dim[16 * 28..22 * 28] {
+            if *p == 255 {
+                *p = 200;
+            }
+        }
+        assert_eq!(raw_terms(&dim, &dim, 28, 28, 0)[Term::Ends as usize], 55);
+        // (Row 15, the seventh from the end, stays at 255 and does not count.) The
+        // brightest pixel of the last six rows sets the end.
+        dim[21 * 28 + 12] = 201;
+        assert_eq!(raw_terms(&dim, &dim, 28, 28, 0)[Term::Ends as usize], 54);
     }
 
     #[test]

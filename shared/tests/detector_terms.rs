@@ -4,7 +4,9 @@
 
 use core::num::NonZeroU32;
 
-use tinyvae_shared::detect::{elbo_term, raw_terms, RawTerms, Term, DIMMEST_MIN_INK, TERMS};
+use tinyvae_shared::detect::{
+    elbo_term, raw_terms, RawTerms, Term, BLOCK_SIDE, DIMMEST_MIN_INK, ENDS_ROWS, TERMS,
+};
 use tinyvae_shared::fixed::{saturate_i64, Q16};
 use tinyvae_shared::math::div_rem_u64;
 use tinyvae_shared::model::Model;
@@ -63,12 +65,14 @@ fn the_single_pass_equals_the_definition() {
         let edges = [
             0u8, 31, 32, 33, 63, 64, 127, 128, 129, 159, 160, 191, 192, 193, 223, 224, 255,
         ];
-        let style = rng.next_u32() % 3;
+        // Style 3 is mostly bright, with solid blocks (glare) and dim ends.
+        let style = rng.next_u32() % 4;
         let pixel = |rng: &mut Rng| -> u8 {
             let v = rng.next_u32();
             match style {
                 0 if !v.is_multiple_of(4) => 0,
                 1 => edges[(v >> 8) as usize % edges.len()],
+                3 if !v.is_multiple_of(16) => 223 + (v >> 8) as u8 % 33,
                 _ => (v >> 8) as u8,
             }
         };
@@ -174,7 +178,7 @@ fn raw_terms_by_definition(
             row += 1;
         }
     }
-    let (holes, spikes, cuts, solid) = local_counts(image, width, height);
+    let (holes, spikes, cuts) = local_counts(image, width, height);
     let centroid = |sum: i64, span: usize| -> i32 {
         match NonZeroU32::new(u32::try_from(ink).unwrap_or(u32::MAX)) {
             // (sum * 256 + ink / 2) / ink: 1/256 pixel, rounded.
@@ -195,11 +199,15 @@ fn raw_terms_by_definition(
     raw[Term::Ink as usize] = saturate_i64(ink);
     raw[Term::Bright as usize] = bright;
     raw[Term::Midtones as usize] = midtones;
-    raw[Term::Solid as usize] = solid;
+    raw[Term::Block as usize] = blocks(image, width);
     // An empty frame spans nothing.
     let rows = (bottom + 1).saturating_sub(top) as i32;
     raw[Term::Extent as usize] = rows.max((right + 1).saturating_sub(left) as i32);
-    raw[Term::Width as usize] = (right + 1).saturating_sub(left) as i32;
+    raw[Term::Ends as usize] = if top == usize::MAX {
+        0
+    } else {
+        ends(image, width, top, bottom)
+    };
     // midtones * 256 / (bright + midtones + 1): both counts are at most the pixel count.
     raw[Term::Softness as usize] =
         (midtones as u32 * 256 / (bright as u32 + midtones as u32 + 1)) as i32;
@@ -213,12 +221,11 @@ fn raw_terms_by_definition(
     raw
 }
 
-/// Holes, spikes, cuts and solid pixels of `image` (see [`Term`]); border pixels only
-/// as neighbours.
-fn local_counts(image: &[u8], width: usize, height: usize) -> (i32, i32, i32, i32) {
-    let (mut holes, mut spikes, mut cuts, mut solid) = (0, 0, 0, 0);
+/// Holes, spikes and cuts of `image` (see [`Term`]); border pixels only as neighbours.
+fn local_counts(image: &[u8], width: usize, height: usize) -> (i32, i32, i32) {
+    let (mut holes, mut spikes, mut cuts) = (0, 0, 0);
     if width < 3 || height < 3 || image.len() < width * height {
-        return (0, 0, 0, 0);
+        return (0, 0, 0);
     }
     let px = |x: usize, y: usize| i32::from(image[y * width + x]);
     // A hard edge between two pixels: one at exactly 0, the other bright.
@@ -240,10 +247,42 @@ fn local_counts(image: &[u8], width: usize, height: usize) -> (i32, i32, i32, i3
             if here > THREE_QUARTERS && left.max(right).max(above).max(below) < QUARTER {
                 spikes += 1;
             }
-            if here.min(left).min(right).min(above).min(below) >= BRIGHT {
-                solid += 1;
-            }
         }
     }
-    (holes, spikes, cuts, solid)
+    (holes, spikes, cuts)
+}
+
+/// Solid BLOCK_SIDE x BLOCK_SIDE squares of bright pixels inside the frame's first 32
+/// columns, by their top-left pixel.
+fn blocks(image: &[u8], width: usize) -> i32 {
+    let rows = image.len() / width.max(1);
+    let columns = width.min(32);
+    let mut n = 0;
+    for y in 0..(rows + 1).saturating_sub(BLOCK_SIDE) {
+        for x in 0..(columns + 1).saturating_sub(BLOCK_SIDE) {
+            let solid = (y..y + BLOCK_SIDE).all(|yy| {
+                (x..x + BLOCK_SIDE).all(|xx| i32::from(image[yy * width + xx]) >= BRIGHT)
+            });
+            n += i32::from(solid);
+        }
+    }
+    n
+}
+
+/// Full scale minus the dimmer of the brightest pixels of rows `top..top + ENDS_ROWS`
+/// and of rows `bottom + 1 - ENDS_ROWS..=bottom` (both inside the frame).
+fn ends(image: &[u8], width: usize, top: usize, bottom: usize) -> i32 {
+    let peak = |rows: core::ops::Range<usize>| -> i32 {
+        image
+            .chunks(width)
+            .enumerate()
+            .filter(|(y, _)| rows.contains(y))
+            .flat_map(|(_, row)| row.iter())
+            .map(|&p| i32::from(p))
+            .max()
+            .unwrap_or(0)
+    };
+    let first = peak(top..top + ENDS_ROWS);
+    let last = peak((bottom + 1).saturating_sub(ENDS_ROWS)..bottom + 1);
+    255 - first.min(last)
 }

@@ -14,19 +14,14 @@
 //! neighbours); the device's single pass must equal the shipped ones
 //! (`shared/tests/detector_terms.rs`).
 
-use std::path::Path;
+mod common;
 
-use anyhow::{anyhow, Result};
-use candle_core::Device;
-use tinyvae_datasets::corrupt::{corrupt_each_at, Corruption};
-use tinyvae_datasets::Dataset;
+use anyhow::Result;
+use common::{px, Scored, SIDE};
+use tinyvae_datasets::corrupt::Corruption;
 use tinyvae_shared::detect::{DetectorParams, RawTerms, Term};
 use tinyvae_shared::fixed::q16_to_f64;
-use tinyvae_trainer::detector::{fit, terms_from_reconstructions, two_class_auroc, FitOptions};
-use tinyvae_trainer::eval::{anomaly_scores, decode_means, encode_means};
-use tinyvae_trainer::tensor::ToTensor;
-
-const SIDE: i32 = 28;
+use tinyvae_trainer::detector::{fit, two_class_auroc, FitOptions};
 
 /// The kinds the four terms are for, printed beside the summary (AUROC / recall).
 const WATCHED: [Corruption; 5] = [
@@ -40,15 +35,6 @@ const WATCHED: [Corruption; 5] = [
 const HEADER: &str = "| pooled AUROC | lowest kind | lowest recall | false positives | \
                       dead pixels | occlusion | line dropout | saturation | scale |\n\
                       |---|---|---|---|---|---|---|---|---|---|";
-
-/// Pixel (x, y) of a 28x28 frame; 0 outside it.
-fn px(img: &[u8], x: i32, y: i32) -> i32 {
-    if x < 0 || y < 0 || x >= SIDE || y >= SIDE {
-        0
-    } else {
-        i32::from(img[(y * SIDE + x) as usize])
-    }
-}
 
 /// Interior pixels `(here, west, east, north, south)` for which `f` holds.
 fn count_interior(img: &[u8], f: impl Fn(i32, i32, i32, i32, i32) -> bool) -> i32 {
@@ -220,14 +206,6 @@ fn variants() -> Vec<Variant> {
     ]
 }
 
-/// Frames with their reconstructions (pixels) and shipped raw terms.
-struct Scored {
-    kind: Option<Corruption>,
-    frames: Dataset,
-    recon: Vec<u8>,
-    terms: Vec<RawTerms>,
-}
-
 /// AUROC summary of a detector's scores: pooled, lowest kind, lowest recall, false
 /// positives on the evaluation's clean frames.
 fn summarize(scored: &[Scored], score: &Score<'_>) -> String {
@@ -262,38 +240,7 @@ fn summarize(scored: &[Scored], score: &Score<'_>) -> String {
 }
 
 fn main() -> Result<()> {
-    let checkpoint = std::env::args()
-        .nth(1)
-        .ok_or_else(|| anyhow!("usage: exact_zeros CHECKPOINT"))?;
-    let model = tinyvae_trainer::checkpoint::load(Path::new(&checkpoint), &Device::Cpu)
-        .map_err(|e| anyhow!("{checkpoint}: {e}"))?
-        .model;
-    let (_, test) = tinyvae_datasets::load_train_test(Path::new("data/mnist-10k"), (28, 28), 0)?;
-    let seed = 0;
-    let (fit_set, eval_set) = test.split(0.5, seed);
-    let mut sets = vec![(None, fit_set), (None, eval_set.clone())];
-    for &kind in Corruption::ALL.iter() {
-        sets.push((Some(kind), corrupt_each_at(&eval_set, kind, 1.0, seed)));
-    }
-    let scored: Vec<Scored> = sets
-        .into_iter()
-        .map(|(kind, frames)| {
-            let x = frames.to_tensor(model.device())?;
-            let elbo = anomaly_scores(&model, &x)?;
-            let mean = decode_means(&model, &encode_means(&model, &frames)?)?;
-            let recon = mean
-                .iter()
-                .map(|&p| (p * 255.0).round().clamp(0.0, 255.0) as u8)
-                .collect();
-            let terms = terms_from_reconstructions(&frames, &mean, &elbo);
-            Ok(Scored {
-                kind,
-                frames,
-                recon,
-                terms,
-            })
-        })
-        .collect::<Result<_>>()?;
+    let (checkpoint, scored) = common::score_detect_frames("exact_zeros")?;
 
     println!("{checkpoint}: one term's definition replaced, the others as shipped\n");
     println!("| definition {HEADER}");

@@ -1,0 +1,75 @@
+//! What the detector measurement examples share: the frames of `tinyvae detect` (the
+//! test digits split in two, seed 0: fitting frames, evaluation frames, and the
+//! evaluation frames with each fault kind at its default severity), scored by a float
+//! checkpoint.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use candle_core::Device;
+use tinyvae_datasets::corrupt::{corrupt_each_at, Corruption};
+use tinyvae_datasets::Dataset;
+use tinyvae_shared::detect::RawTerms;
+use tinyvae_trainer::detector::terms_from_reconstructions;
+use tinyvae_trainer::eval::{anomaly_scores, decode_means, encode_means};
+use tinyvae_trainer::tensor::ToTensor;
+
+/// The frames' side.
+pub const SIDE: i32 = 28;
+
+/// Pixel (x, y) of a 28x28 frame; 0 outside it.
+pub fn px(img: &[u8], x: i32, y: i32) -> i32 {
+    if x < 0 || y < 0 || x >= SIDE || y >= SIDE {
+        0
+    } else {
+        i32::from(img[(y * SIDE + x) as usize])
+    }
+}
+
+/// Frames of one kind (`None`: clean) with their reconstructions at `z = mu` (pixels)
+/// and the shipped raw terms.
+#[allow(dead_code)] // each example is its own crate, and not every one reads `recon`
+pub struct Scored {
+    pub kind: Option<Corruption>,
+    pub frames: Dataset,
+    pub recon: Vec<u8>,
+    pub terms: Vec<RawTerms>,
+}
+
+/// The checkpoint named by the first argument (`usage` otherwise) scored on the fitting
+/// frames, the clean evaluation frames and each of [`Corruption::ALL`], in that order.
+pub fn score_detect_frames(usage: &str) -> Result<(String, Vec<Scored>)> {
+    let checkpoint = std::env::args()
+        .nth(1)
+        .ok_or_else(|| anyhow!("usage: {usage} CHECKPOINT"))?;
+    let model = tinyvae_trainer::checkpoint::load(Path::new(&checkpoint), &Device::Cpu)
+        .map_err(|e| anyhow!("{checkpoint}: {e}"))?
+        .model;
+    let (_, test) = tinyvae_datasets::load_train_test(Path::new("data/mnist-10k"), (28, 28), 0)?;
+    let seed = 0;
+    let (fit_set, eval_set) = test.split(0.5, seed);
+    let mut sets = vec![(None, fit_set), (None, eval_set.clone())];
+    for &kind in Corruption::ALL.iter() {
+        sets.push((Some(kind), corrupt_each_at(&eval_set, kind, 1.0, seed)));
+    }
+    let scored = sets
+        .into_iter()
+        .map(|(kind, frames)| {
+            let x = frames.to_tensor(model.device())?;
+            let elbo = anomaly_scores(&model, &x)?;
+            let mean = decode_means(&model, &encode_means(&model, &frames)?)?;
+            let recon = mean
+                .iter()
+                .map(|&p| (p * 255.0).round().clamp(0.0, 255.0) as u8)
+                .collect();
+            let terms = terms_from_reconstructions(&frames, &mean, &elbo);
+            Ok(Scored {
+                kind,
+                frames,
+                recon,
+                terms,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok((checkpoint, scored))
+}
