@@ -112,9 +112,10 @@ pub enum Term {
     Dimmest = 15,
 }
 
-/// The side of a [`Term::Block`] (the count's code is written for 6): six pixels, more than the widest clean stroke
-/// (measured on the fitting frames: a 5x5 block of bright pixels is in 1% of clean
-/// digits, a 6x6 one in almost none).
+/// The side of a [`Term::Block`], wider than the thickest clean stroke: on the default
+/// model's fitting frames, 1% of clean digits hold eight or more 5x5 blocks of bright
+/// pixels and one 6x6 block or more (at most 9). (The device's pass builds its runs of
+/// six with shifts: changing the side means changing them.)
 pub const BLOCK_SIDE: usize = 6;
 
 /// The smallest scale of [`Term::Block`]: four blocks make 1.0. Clean digits rarely
