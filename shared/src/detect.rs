@@ -137,8 +137,9 @@ pub const TERMS: usize = 16;
 /// frames' typical one makes 1.0. Fitted on the 99% quantile alone the scale was 5 and
 /// the term's clean tail raised the threshold (1.36 to 1.50), costing the tuned kinds
 /// 0.001 of AUROC; at 12, with [`DIMMEST_MIN_INK`] at 13, they lose none
-/// (BENCHMARKS.md, "The sixteenth term"). The device's `Calibrate` floors the term's
-/// scale at it; the host's tail fit floors every term at a quarter of its smallest scale.
+/// (BENCHMARKS.md, "The sixteenth term"). [`Term::Ends`], which counts levels below
+/// full scale too, shares it. The device's `Calibrate` floors the term's scale at it;
+/// the host's tail fit floors every term at a quarter of its smallest scale.
 pub const DIMMEST_MIN_SCALE: i32 = 12;
 
 /// Pixels of row extents above half scale a quarter of the frame needs for

@@ -17,7 +17,7 @@
 mod common;
 
 use anyhow::Result;
-use common::{px, SIDE};
+use common::{extent, px, SIDE};
 use tinyvae_datasets::corrupt::Corruption;
 use tinyvae_shared::detect::{RawTerms, Term};
 use tinyvae_shared::fixed::q16_to_f64;
@@ -59,14 +59,6 @@ fn squares(img: &[u8], k: i32, level: i32) -> i32 {
         }
     }
     n
-}
-
-/// The first and last line (rows, or columns) holding a pixel above half scale.
-fn extent(img: &[u8], rows: bool) -> Option<(i32, i32)> {
-    let inked = |l: i32| (0..SIDE).any(|k| if rows { px(img, k, l) } else { px(img, l, k) } > 128);
-    let first = (0..SIDE).find(|&l| inked(l))?;
-    let last = (0..SIDE).rev().find(|&l| inked(l))?;
-    Some((first, last))
 }
 
 /// Protocol 6's `width`: the columns spanned above half scale.

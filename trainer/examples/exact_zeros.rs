@@ -17,7 +17,7 @@
 mod common;
 
 use anyhow::Result;
-use common::{px, Scored, SIDE};
+use common::{extent, px, Scored, SIDE};
 use tinyvae_datasets::corrupt::Corruption;
 use tinyvae_shared::detect::{DetectorParams, RawTerms, Term};
 use tinyvae_shared::fixed::q16_to_f64;
@@ -91,16 +91,8 @@ fn count_pixels(img: &[u8], rec: &[u8], f: impl Fn(i32, i32) -> bool) -> i32 {
 /// The rows and the columns from the first to the last that hold a pixel above half
 /// scale.
 fn spans(img: &[u8]) -> (i32, i32) {
-    let inked = |x: i32, y: i32| px(img, x, y) > 128;
-    let span = |along: &dyn Fn(i32) -> bool| {
-        let first = (0..SIDE).find(|&k| along(k));
-        let last = (0..SIDE).rev().find(|&k| along(k));
-        first.zip(last).map_or(0, |(f, l)| l + 1 - f)
-    };
-    (
-        span(&|y| (0..SIDE).any(|x| inked(x, y))),
-        span(&|x| (0..SIDE).any(|y| inked(x, y))),
-    )
+    let span = |rows| extent(img, rows).map_or(0, |(f, l)| l + 1 - f);
+    (span(true), span(false))
 }
 
 fn variants() -> Vec<Variant> {
@@ -196,12 +188,18 @@ fn variants() -> Vec<Variant> {
         Variant {
             name: "extent: the rows plus the columns spanned",
             term: Term::Extent,
-            value: |i, _| spans(i).0 + spans(i).1,
+            value: |i, _| {
+                let (rows, columns) = spans(i);
+                rows + columns
+            },
         },
         Variant {
             name: "extent: the larger of the rows and the columns spanned (shipped)",
             term: Term::Extent,
-            value: |i, _| spans(i).0.max(spans(i).1),
+            value: |i, _| {
+                let (rows, columns) = spans(i);
+                rows.max(columns)
+            },
         },
     ]
 }

@@ -26,6 +26,14 @@ pub fn px(img: &[u8], x: i32, y: i32) -> i32 {
     }
 }
 
+/// The first and last line (rows, or columns) holding a pixel above half scale.
+pub fn extent(img: &[u8], rows: bool) -> Option<(i32, i32)> {
+    let inked = |l: i32| (0..SIDE).any(|k| if rows { px(img, k, l) } else { px(img, l, k) } > 128);
+    let first = (0..SIDE).find(|&l| inked(l))?;
+    let last = (0..SIDE).rev().find(|&l| inked(l))?;
+    Some((first, last))
+}
+
 /// Frames of one kind (`None`: clean) with their reconstructions at `z = mu` (pixels)
 /// and the shipped raw terms.
 #[allow(dead_code)] // each example is its own crate, and not every one reads `recon`
