@@ -100,8 +100,13 @@ pub fn run(args: Args) -> Result<()> {
     match &args.checkpoint {
         Some(path) => {
             let float = checkpoint::load(path, &Device::Cpu)?.model;
-            let float_report = fault_report(&TermSource::Float(&float), &clean, args.seed, options)
-                .with_context(|| format!("fault report of {}", path.display()))?;
+            let float_report = fault_report(
+                &TermSource::Float(&float, model.seen()),
+                &clean,
+                args.seed,
+                options,
+            )
+            .with_context(|| format!("fault report of {}", path.display()))?;
             print!("{}", side_by_side(&float_report, &report));
         }
         None => print!("{}", report.markdown()),

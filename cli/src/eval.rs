@@ -6,9 +6,10 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::args::{DataArgs, DeviceArgs};
+use tinyvae_shared::detect::Seen;
 use tinyvae_shared::model_file;
 use tinyvae_trainer::checkpoint;
-use tinyvae_trainer::detector::{fault_report, side_by_side, ReportOptions, TermSource};
+use tinyvae_trainer::detector::{fault_report, fit_seen, side_by_side, ReportOptions, TermSource};
 use tinyvae_trainer::eval::{anomaly_report, bounds, recon_error};
 use tinyvae_trainer::model::ModelKind;
 use tinyvae_trainer::tensor::ToTensor;
@@ -94,14 +95,36 @@ pub fn run(args: Args) -> Result<()> {
         None => test.clone(),
     };
     let options = ReportOptions::default();
-    let float = fault_report(&TermSource::Float(&model), &clean, args.seed, options)?;
+    let device_file = args
+        .device_model
+        .as_ref()
+        .map(|path| model_file::load(path).map(|file| (path, file)))
+        .transpose()?;
+    let device_model = device_file
+        .as_ref()
+        .map(|(_, file)| file.model())
+        .transpose()?;
+    // The float side's `unseen` term counts against the device model's set, or against
+    // one fitted on the normal training images as the exporter would.
+    let fitted_seen;
+    let seen = match &device_model {
+        Some(m) => m.seen(),
+        None => {
+            let (train, _) = args.data.load_train_test(args.seed)?;
+            let train = match normal {
+                Some(c) => train.filter_class(c)?,
+                None => train,
+            };
+            fitted_seen = fit_seen(&train);
+            Seen::new(&fitted_seen)
+        }
+    };
+    let float = fault_report(&TermSource::Float(&model, seen), &clean, args.seed, options)?;
     let mut faults = serde_json::Map::new();
-    match &args.device_model {
-        Some(path) => {
-            let file = model_file::load(path)?;
-            let device_model = file.model()?;
+    match (&device_file, &device_model) {
+        (Some((path, _)), Some(device_model)) => {
             let device = fault_report(
-                &TermSource::Device(&device_model),
+                &TermSource::Device(device_model),
                 &clean,
                 args.seed,
                 options,
@@ -110,7 +133,7 @@ pub fn run(args: Args) -> Result<()> {
             eprint!("{}", side_by_side(&float, &device));
             faults.insert("device".into(), json!(device));
         }
-        None => eprint!("{}", float.markdown()),
+        _ => eprint!("{}", float.markdown()),
     }
     faults.insert("float".into(), json!(float));
     report.insert("faults".into(), faults.into());

@@ -56,17 +56,11 @@ fn the_detector_sees_what_the_elbo_misses() {
         assert!(elbo < 0.7, "{kind}: -ELBO AUROC {elbo}");
         assert!(detector > 0.9, "{kind}: detector AUROC {detector}");
     }
-    assert_eq!(row("dead-pixels")["fired"], "holes", "{stdout}");
+    // Dead pixels leave zeros in strokes in patterns no clean digit has.
+    assert_eq!(row("dead-pixels")["fired"], "unseen", "{stdout}");
     // Stuck pixels are isolated bright pixels, and one outside the digit makes it span
-    // more rows than any clean digit (the tail fit's quarter-row scale): either names it.
-    let stuck = row("stuck-pixels")["fired"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        ["spikes", "extent"].contains(&stuck.as_str()),
-        "{stuck}: {stdout}"
-    );
+    // more rows than any clean digit (the tail fit's quarter-row scale).
+    assert_eq!(row("stuck-pixels")["fired"], "extent", "{stdout}");
     let held: Vec<&str> = rows
         .iter()
         .filter(|r| r["held_out"] == true)

@@ -59,7 +59,7 @@ import sys
 import time
 
 # Section 2 of docs/protocol.md.
-PROTOCOL_VERSION = 7
+PROTOCOL_VERSION = 8
 MAX_PAYLOAD = 1400
 MAX_FRAME = 1407
 MAX_PIXELS = 1024
@@ -314,7 +314,7 @@ ENUMS = {
             "missing-ink",
             "excess-ink",
             "holes",
-            "spikes",
+            "unseen",
             "cuts",
             "centroid-x",
             "centroid-y",

@@ -8,7 +8,8 @@ use serde::Serialize;
 use tinyvae_datasets::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
 use tinyvae_shared::detect::{
     scale_from_units, Calibrator, Term, TermParams, DETECTOR_SECTION_LEN,
-    DETECTOR_SECTION_LEN_15_TERMS, DETECTOR_SECTION_LEN_CENTRED, MIN_CALIBRATION_FRAMES,
+    DETECTOR_SECTION_LEN_15_TERMS, DETECTOR_SECTION_LEN_CENTRED, DETECTOR_SECTION_LEN_SEEN,
+    MIN_CALIBRATION_FRAMES,
 };
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::{Model, ModelError, MAX_LAYERS};
@@ -167,11 +168,17 @@ pub fn check_image(bytes: &[u8]) {
         // `dimmest` term off).
         let len = u32::from_le_bytes([bytes[60], bytes[61], bytes[62], bytes[63]]) as usize;
         let section = &bytes[body - len..body];
-        if len == DETECTOR_SECTION_LEN {
+        if len == DETECTOR_SECTION_LEN || len == DETECTOR_SECTION_LEN_SEEN {
+            // The parameters first; a longer section carries the seen set after them.
             assert_eq!(
                 params.to_le_bytes().as_slice(),
-                section,
+                &section[..DETECTOR_SECTION_LEN],
                 "the detector section round-trips"
+            );
+            assert_eq!(
+                model.seen().map(|seen| seen.as_bytes()),
+                (len == DETECTOR_SECTION_LEN_SEEN).then(|| &section[DETECTOR_SECTION_LEN..]),
+                "the seen set is the section's tail"
             );
         } else {
             // An older section: a centre and two scales per term (whole raw units), both

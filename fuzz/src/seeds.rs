@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use tinyvae_datasets::idx::{IMAGES_MAGIC, LABELS_MAGIC};
-use tinyvae_shared::detect::{scale_from_units, DetectorParams, Term, TermParams};
+use tinyvae_shared::detect::{scale_from_units, DetectorParams, Term, TermParams, SEEN_LEN};
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::{Likelihood, ModelSpec};
 use tinyvae_shared::model_file;
@@ -257,11 +257,15 @@ pub fn small_models() -> Vec<(&'static str, ModelSpec)> {
     gaussian.likelihood = Likelihood::Gaussian;
     let mut detector = synthetic_model(4, small);
     detector.detector = Some(detector_params());
+    // With the `unseen` term's set: every other neighbourhood seen.
+    let mut seen = detector.clone();
+    seen.seen = Some((0..SEEN_LEN).map(|i| 0x55 << (i % 2)).collect());
     vec![
         ("tiny-bernoulli", synthetic_model(1, tiny)),
         ("tiny-gaussian", gaussian),
         ("small", synthetic_model(3, small)),
         ("small-detector", detector),
+        ("small-detector-seen", seen),
     ]
 }
 

@@ -118,6 +118,7 @@ fn build(seed: u64) -> ModelSpec {
         logit_scale: 0.1,
         logit_zero_point: 0,
         detector: None,
+        seen: None,
     }
 }
 

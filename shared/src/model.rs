@@ -16,9 +16,10 @@
 //!      (quantizes z, in Q16, into the decoder's int8 input)
 //!  32  [u8; 24] model name, ASCII, zero padded
 //!  56  u32 total image length, trailer included
-//!  60  u32 detector section length: 0 (none), DETECTOR_SECTION_LEN (260) or, from
-//!      older images, 196 (each term's edges at one centre) or 184 (before the
-//!      `dimmest` term: that term off)
+//!  60  u32 detector section length: 0 (none), DETECTOR_SECTION_LEN_SEEN (2724: the
+//!      parameters and the seen neighbourhoods), DETECTOR_SECTION_LEN (260: the
+//!      parameters, `unseen` reads 0) or, from older images, 196 (each term's edges at
+//!      one centre) or 184 (before the `dimmest` term: that term off)
 //! layers, encoder then decoder, each:
 //!   u16 in, u16 out, u8 kind (0 int8+ReLU, 1 int8 linear, 2 Q16), u8 0, u16 0,
 //!   i32 input zero point, i32 output zero point,
@@ -30,7 +31,9 @@
 //! detector section (when its length is not 0): the fault detector's parameters,
 //!   i32 threshold, then per term i32 high, scale_high, low, scale_low (older
 //!   sections: i32 centre, scale_high, scale_low)
-//!   (see crate::detect::DetectorParams::from_le_bytes)
+//!   (see crate::detect::DetectorParams::from_le_bytes); then, in a 2724-byte
+//!   section, the 2464-byte set of neighbourhoods seen on clean frames
+//!   (crate::detect::Seen)
 //! trailer: u32 CRC-32 (iSCSI) of every byte before it — the model hash
 //! ```
 //!
@@ -44,7 +47,9 @@
 use heapless::Vec;
 
 use crate::dense::{weight_bytes, DenseLayer, LayerOutput};
-use crate::detect::{is_detector_section_len, DetectorParams};
+use crate::detect::{
+    is_detector_section_len, DetectorParams, Seen, DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_SEEN,
+};
 use crate::fixed::Q16;
 use crate::protocol::{MAX_LATENT, MAX_NAME, MAX_PIXELS};
 
@@ -278,9 +283,11 @@ pub struct Model<'a> {
     pub tables: OutputTables<'a>,
     /// CRC-32 of the image: the model's identity.
     pub hash: u32,
-    /// The detector section, [`DETECTOR_SECTION_LEN`] bytes or an older length (read on demand,
+    /// The detector section's parameters, [`DETECTOR_SECTION_LEN`] bytes or an older length (read on demand,
     /// so a parsed model stays small on the device's stack).
     detector: Option<&'a [u8]>,
+    /// The detector section's set of seen neighbourhoods, when it has one.
+    seen: Option<Seen<'a>>,
 }
 
 /// A little-endian reader that turns every short read into [`ModelError::Truncated`].
@@ -517,11 +524,13 @@ impl<'a> Model<'a> {
         }
         let detector = match detector_len {
             0 => None,
-            n if is_detector_section_len(n) => Some(r.take(detector_len, "detector")?),
+            n if is_detector_section_len(n) || n == DETECTOR_SECTION_LEN_SEEN => {
+                Some(r.take(detector_len, "detector")?)
+            }
             _ => {
                 return Err(invalid(
                     "detector length",
-                    "must be 0 (no detector), 260, or 196 or 184 (older images) bytes",
+                    "must be 0 (no detector), 2724 or 260, or 196 or 184 (older images) bytes",
                 ))
             }
         };
@@ -531,6 +540,11 @@ impl<'a> Model<'a> {
                 "bytes left between the tables and the CRC",
             ));
         }
+        // A section with the seen set holds the parameters first.
+        let (detector, seen) = match detector.map(|d| d.split_at_checked(DETECTOR_SECTION_LEN)) {
+            Some(Some((params, set))) if !set.is_empty() => (Some(params), Seen::new(set)),
+            _ => (detector, None),
+        };
         Ok(Model {
             bytes,
             likelihood,
@@ -551,6 +565,7 @@ impl<'a> Model<'a> {
             },
             hash: stored,
             detector,
+            seen,
         })
     }
 
@@ -559,6 +574,13 @@ impl<'a> Model<'a> {
     #[inline(never)] // one copy of the section reader on the device, not one per caller
     pub fn detector(&self) -> Option<DetectorParams> {
         self.detector.and_then(DetectorParams::from_le_bytes)
+    }
+
+    /// The neighbourhoods clean frames hold, fitted at export for
+    /// [`crate::detect::Term::Unseen`] (`None`: an image from before protocol 8, whose
+    /// term then reads 0).
+    pub fn seen(&self) -> Option<Seen<'a>> {
+        self.seen
     }
 
     /// The model's name.
@@ -701,6 +723,9 @@ mod builder {
         pub logit_zero_point: i32,
         /// The fault detector fitted at export, if any.
         pub detector: Option<DetectorParams>,
+        /// The neighbourhoods clean frames hold ([`Seen`]'s bytes), written after the
+        /// detector's parameters; only with a detector.
+        pub seen: Option<StdVec<u8>>,
     }
 
     fn put_i32s(out: &mut StdVec<u8>, values: &[i32]) {
@@ -748,10 +773,18 @@ mod builder {
             out.extend_from_slice(&name);
             let length_at = out.len();
             out.extend_from_slice(&[0; 4]);
-            let detector_len = if self.detector.is_some() {
-                crate::detect::DETECTOR_SECTION_LEN as u32
-            } else {
-                0
+            let seen = match (&self.detector, &self.seen) {
+                (_, None) => None,
+                (Some(_), Some(seen)) => Some(
+                    Seen::new(seen)
+                        .ok_or_else(|| invalid("seen", "must be SEEN_LEN (2464) bytes"))?,
+                ),
+                (None, Some(_)) => return Err(invalid("seen", "needs a detector")),
+            };
+            let detector_len = match (&self.detector, seen) {
+                (None, _) => 0,
+                (Some(_), None) => DETECTOR_SECTION_LEN as u32,
+                (Some(_), Some(_)) => DETECTOR_SECTION_LEN_SEEN as u32,
             };
             out.extend_from_slice(&detector_len.to_le_bytes());
             for layer in self.encoder.iter().chain(&self.decoder) {
@@ -760,6 +793,9 @@ mod builder {
             write_tables(&mut out, self.logit_scale, self.logit_zero_point);
             if let Some(detector) = &self.detector {
                 out.extend_from_slice(&detector.to_le_bytes());
+            }
+            if let Some(seen) = seen {
+                out.extend_from_slice(seen.as_bytes());
             }
             let total = out.len() + 4;
             let total32 = u32::try_from(total).map_err(|_| invalid("length", "too large"))?;

@@ -261,6 +261,7 @@ pub fn score_image_with(
         model.input_height,
         score.score,
         recon.residual,
+        model.seen(),
     );
     score.detector = detector.map(|d| d.report(&terms));
     Ok(Scored {

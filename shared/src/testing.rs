@@ -107,6 +107,7 @@ pub fn synthetic_model(seed: u64, shape: SyntheticShape) -> ModelSpec {
         logit_scale: logits.scale,
         logit_zero_point: logits.zero_point,
         detector: None,
+        seen: None,
     }
 }
 

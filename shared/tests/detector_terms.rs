@@ -5,7 +5,8 @@
 use core::num::NonZeroU32;
 
 use tinyvae_shared::detect::{
-    elbo_term, raw_terms, RawTerms, Term, BLOCK_SIDE, DIMMEST_MIN_INK, ENDS_ROWS, TERMS,
+    elbo_term, neighbourhood, raw_terms, unseen_candidates, RawTerms, Seen, Term, BLOCK_SIDE,
+    DIMMEST_MIN_INK, ENDS_ROWS, NEIGHBOURHOODS, NEIGHBOURHOOD_COLUMNS, SEEN_LEN, TERMS,
 };
 use tinyvae_shared::fixed::{saturate_i64, Q16};
 use tinyvae_shared::math::div_rem_u64;
@@ -32,6 +33,7 @@ fn detector_terms_are_the_score_and_the_raw_terms_of_the_reconstruction() {
             shape.width,
             shape.height,
             scored.score.score,
+            model.seen(),
         );
         assert_eq!(terms, expected);
         assert_eq!(terms[Term::Elbo as usize], elbo_term(scored.score.score));
@@ -44,6 +46,22 @@ fn detector_terms_are_the_score_and_the_raw_terms_of_the_reconstruction() {
 fn the_single_pass_equals_the_definition() {
     let mut rng = Rng::new(0x7e57);
     let mut checked = 0;
+    // A set holding about half of the neighbourhoods, and one holding those with few
+    // inked pixels (as clean frames' sets do: most of a noisy frame's are unseen).
+    let half: Vec<u8> = (0..SEEN_LEN).map(|_| rng.next_u32() as u8).collect();
+    let mut sparse = vec![0u8; SEEN_LEN];
+    for n in 0..NEIGHBOURHOODS {
+        let mut digits = n;
+        let inked = (0..9).filter(|_| {
+            let d = digits % 3;
+            digits /= 3;
+            d != 0
+        });
+        if inked.count() <= 4 {
+            sparse[n / 8] |= 1 << (n % 8);
+        }
+    }
+    let sets = [None, Seen::new(&half), Seen::new(&sparse)];
     for round in 0..3_000u32 {
         let (width, height) = match round % 6 {
             0 => (28, 28),
@@ -77,18 +95,25 @@ fn the_single_pass_equals_the_definition() {
             }
         };
         let image: Vec<u8> = (0..n).map(|_| pixel(&mut rng)).collect();
-        let recon: Vec<u8> = (0..n).map(|_| pixel(&mut rng)).collect();
+        // Sometimes a shorter reconstruction: the frame's last row is then cut short.
+        let short = if round % 7 == 0 {
+            rng.next_u32() as usize % width
+        } else {
+            0
+        };
+        let recon: Vec<u8> = (0..n - short).map(|_| pixel(&mut rng)).collect();
         let elbo = rng.next_u32() as Q16;
+        let seen = sets[round as usize % 3];
         assert_eq!(
-            raw_terms(&image, &recon, width, height, elbo),
-            raw_terms_by_definition(&image, &recon, width, height, elbo),
+            raw_terms(&image, &recon, width, height, elbo, seen),
+            raw_terms_by_definition(&image, &recon, width, height, elbo, seen),
             "{width}x{height}, round {round}"
         );
         checked += 1;
     }
     assert_eq!(checked, 3_000);
     // No columns: a blank frame, whatever the buffers hold.
-    let blank = raw_terms(&[255; 9], &[0; 9], 0, 3, 7);
+    let blank = raw_terms(&[255; 9], &[0; 9], 0, 3, 7, sets[2]);
     assert_eq!(blank[Term::Ink as usize], 0);
     assert_eq!(blank[Term::MissingInk as usize], 0);
     assert_eq!(blank[Term::Elbo as usize], elbo_term(7));
@@ -98,10 +123,6 @@ fn the_single_pass_equals_the_definition() {
 const HALF: i32 = 128;
 /// Missing ink counts reconstruction pixels above 3/8 of full scale where the input is 0.
 const MISSING_DRAWN: i32 = 96;
-/// A quarter of full scale.
-const QUARTER: i32 = 64;
-/// Three quarters of full scale.
-const THREE_QUARTERS: i32 = 192;
 /// Bright: at least 7/8 of full scale.
 const BRIGHT: i32 = 224;
 /// Mid-tones start above 1/8 of full scale.
@@ -118,7 +139,10 @@ fn raw_terms_by_definition(
     width: usize,
     height: usize,
     elbo: Q16,
+    seen: Option<Seen<'_>>,
 ) -> RawTerms {
+    // The frame is the pixels that have a reconstruction.
+    let image = &image[..image.len().min(recon.len())];
     let mut missing = 0;
     let mut excess = 0;
     let mut ink: i64 = 0;
@@ -178,7 +202,11 @@ fn raw_terms_by_definition(
             row += 1;
         }
     }
-    let (holes, spikes, cuts) = local_counts(image, width, height);
+    let (holes, cuts) = if width == 0 {
+        (0, 0)
+    } else {
+        local_counts(image, width)
+    };
     let centroid = |sum: i64, span: usize| -> i32 {
         match NonZeroU32::new(u32::try_from(ink).unwrap_or(u32::MAX)) {
             // (sum * 256 + ink / 2) / ink: 1/256 pixel, rounded.
@@ -192,7 +220,10 @@ fn raw_terms_by_definition(
     raw[Term::MissingInk as usize] = missing;
     raw[Term::ExcessInk as usize] = excess;
     raw[Term::Holes as usize] = holes;
-    raw[Term::Spikes as usize] = spikes;
+    raw[Term::Unseen as usize] = match seen {
+        Some(seen) if top != usize::MAX => unseen(image, width, top..=bottom, seen),
+        _ => 0,
+    };
     raw[Term::Cuts as usize] = cuts;
     raw[Term::CentroidX as usize] = centroid(sum_x, width.saturating_sub(1));
     raw[Term::CentroidY as usize] = centroid(sum_y, height.saturating_sub(1));
@@ -221,47 +252,73 @@ fn raw_terms_by_definition(
     raw
 }
 
-/// Holes, spikes and cuts of `image` (see [`Term`]); border pixels only as neighbours.
-fn local_counts(image: &[u8], width: usize, height: usize) -> (i32, i32, i32) {
-    let (mut holes, mut spikes, mut cuts) = (0, 0, 0);
-    if width < 3 || height < 3 || image.len() < width * height {
-        return (0, 0, 0);
-    }
-    let px = |x: usize, y: usize| i32::from(image[y * width + x]);
+/// The pixels of `rows` that the term judges whose neighbourhood `seen` lacks.
+fn unseen(
+    image: &[u8],
+    width: usize,
+    rows: core::ops::RangeInclusive<usize>,
+    seen: Seen<'_>,
+) -> i32 {
+    unseen_candidates(image, width)
+        .filter(|&(x, y)| rows.contains(&y) && !seen.contains(neighbourhood(image, width, x, y)))
+        .count() as i32
+}
+
+/// Holes and cuts of `image` (see [`Term`]): pixels in the first
+/// NEIGHBOURHOOD_COLUMNS columns, any other pixel (or one outside the frame) reading 0
+/// as a neighbour.
+fn local_counts(image: &[u8], width: usize) -> (i32, i32) {
+    let (mut holes, mut cuts) = (0, 0);
+    let columns = width.min(NEIGHBOURHOOD_COLUMNS);
+    let rows = image.len().div_ceil(width);
+    let px = |x: isize, y: isize| -> i32 {
+        if x < 0 || y < 0 || x as usize >= columns {
+            0
+        } else {
+            image
+                .get(y as usize * width + x as usize)
+                .map_or(0, |&p| i32::from(p))
+        }
+    };
     // A hard edge between two pixels: one at exactly 0, the other bright.
     let hard = |a: i32, b: i32| a.min(b) == 0 && a.max(b) >= BRIGHT;
-    for y in 0..height - 1 {
-        for x in 0..width - 1 {
-            let here = px(x, y);
-            let right = px(x + 1, y);
-            let below = px(x, y + 1);
-            // A hard edge to the right and one below.
-            cuts += i32::from(hard(here, right)) + i32::from(hard(here, below));
-            if x == 0 || y == 0 {
+    for y in 0..rows as isize {
+        for x in 0..columns as isize {
+            if y as usize * width + x as usize >= image.len() {
                 continue;
             }
-            let (left, above) = (px(x - 1, y), px(x, y - 1));
+            let here = px(x, y);
+            if x + 1 < columns as isize && (y as usize * width + x as usize + 1) < image.len() {
+                cuts += i32::from(hard(here, px(x + 1, y)));
+            }
+            if ((y + 1) as usize * width + x as usize) < image.len() {
+                cuts += i32::from(hard(here, px(x, y + 1)));
+            }
+            let (left, right, above, below) =
+                (px(x - 1, y), px(x + 1, y), px(x, y - 1), px(x, y + 1));
             if here == 0 && (left.min(right) > HALF || above.min(below) > HALF) {
                 holes += 1;
             }
-            if here > THREE_QUARTERS && left.max(right).max(above).max(below) < QUARTER {
-                spikes += 1;
-            }
         }
     }
-    (holes, spikes, cuts)
+    (holes, cuts)
 }
 
 /// Solid BLOCK_SIDE x BLOCK_SIDE squares of bright pixels inside the frame's first 32
 /// columns, by their top-left pixel.
 fn blocks(image: &[u8], width: usize) -> i32 {
-    let rows = image.len() / width.max(1);
+    // The last row may be cut short: a block needs its pixels to be there.
+    let rows = image.len().div_ceil(width.max(1));
     let columns = width.min(32);
     let mut n = 0;
     for y in 0..(rows + 1).saturating_sub(BLOCK_SIDE) {
         for x in 0..(columns + 1).saturating_sub(BLOCK_SIDE) {
             let solid = (y..y + BLOCK_SIDE).all(|yy| {
-                (x..x + BLOCK_SIDE).all(|xx| i32::from(image[yy * width + xx]) >= BRIGHT)
+                (x..x + BLOCK_SIDE).all(|xx| {
+                    image
+                        .get(yy * width + xx)
+                        .is_some_and(|&p| i32::from(p) >= BRIGHT)
+                })
             });
             n += i32::from(solid);
         }

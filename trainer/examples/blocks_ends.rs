@@ -20,8 +20,6 @@ use anyhow::Result;
 use common::{extent, px, SIDE};
 use tinyvae_datasets::corrupt::Corruption;
 use tinyvae_shared::detect::{RawTerms, Term};
-use tinyvae_shared::fixed::q16_to_f64;
-use tinyvae_trainer::detector::{fit, two_class_auroc, FitOptions};
 
 /// The kinds below 90% recall with protocol 6's terms.
 const WATCHED: [Corruption; 8] = [
@@ -144,36 +142,6 @@ fn candidates() -> Vec<Candidate> {
     ]
 }
 
-/// One table row: fits on `sets[0]`, judges `sets[1]` (clean) and the faulted sets.
-fn row(kinds: &[Option<Corruption>], sets: &[Vec<RawTerms>]) -> String {
-    let params = fit(&sets[0], FitOptions::default());
-    let score = |r: &RawTerms| q16_to_f64(params.detect(r).score);
-    let threshold = q16_to_f64(params.threshold);
-    let above = |s: &[f64]| s.iter().filter(|&&v| v > threshold).count() as f64 / s.len() as f64;
-    let clean: Vec<f64> = sets[1].iter().map(score).collect();
-    let (mut all, mut recall_sum) = (Vec::new(), 0.0);
-    let mut watched = vec![String::new(); WATCHED.len()];
-    for (kind, set) in kinds[2..].iter().zip(&sets[2..]) {
-        let s: Vec<f64> = set.iter().map(score).collect();
-        recall_sum += above(&s);
-        if let Some(i) = WATCHED.iter().position(|&k| Some(k) == *kind) {
-            watched[i] = format!(
-                " {:.3} / {:.1}% |",
-                two_class_auroc(&clean, &s),
-                above(&s) * 100.0
-            );
-        }
-        all.extend(s);
-    }
-    format!(
-        "{:.4} | {:.2}% | {:.1}% |{}",
-        two_class_auroc(&clean, &all),
-        above(&clean) * 100.0,
-        recall_sum / (sets.len() - 2) as f64 * 100.0,
-        watched.concat()
-    )
-}
-
 fn main() -> Result<()> {
     let (checkpoint, scored) = common::score_detect_frames("blocks_ends")?;
     let kinds: Vec<Option<Corruption>> = scored.iter().map(|s| s.kind).collect();
@@ -198,7 +166,10 @@ fn main() -> Result<()> {
                     .collect()
             })
             .collect();
-        println!("| {name} | {}", row(&kinds, &replaced));
+        println!(
+            "| {name} | {}",
+            common::table_row(&WATCHED, &kinds, &replaced)
+        );
     }
 
     println!("\nOne shipped term dropped (its value 0 on every frame)\n");
@@ -217,7 +188,11 @@ fn main() -> Result<()> {
                     .collect()
             })
             .collect();
-        println!("| {} | {}", term.name(), row(&kinds, &dropped));
+        println!(
+            "| {} | {}",
+            term.name(),
+            common::table_row(&WATCHED, &kinds, &dropped)
+        );
     }
     Ok(())
 }

@@ -26,10 +26,10 @@ use candle_nn::{Conv2dConfig, ConvTranspose2dConfig, Optimizer, VarBuilder, VarM
 use tinyvae_datasets::corrupt::{corrupt_each_at, Corruption};
 use tinyvae_datasets::rng::SeededRng;
 use tinyvae_datasets::Dataset;
-use tinyvae_shared::detect::{RawTerms, Term};
+use tinyvae_shared::detect::{RawTerms, Seen, Term};
 use tinyvae_trainer::detector::{
-    fault_report, terms_from_reconstructions, two_class_auroc, ReportError, ReportOptions,
-    TermSource,
+    fault_report, fit_seen, terms_from_reconstructions, two_class_auroc, ReportError,
+    ReportOptions, TermSource,
 };
 use tinyvae_trainer::model::loss::{kl, recon_nll};
 use tinyvae_trainer::model::Likelihood;
@@ -96,8 +96,13 @@ impl ConvVae {
         self.up2.forward(&h)?.reshape((b, SIDE * SIDE))
     }
 
-    /// Every frame's detector terms: reconstruction and negative ELBO at `z = mu`.
-    fn terms(&self, frames: &Dataset) -> Result<Vec<RawTerms>, ReportError> {
+    /// Every frame's detector terms: reconstruction and negative ELBO at `z = mu`, and
+    /// `unseen` against `seen`.
+    fn terms(
+        &self,
+        frames: &Dataset,
+        seen: Option<Seen<'_>>,
+    ) -> Result<Vec<RawTerms>, ReportError> {
         let x = frames.to_tensor(&Device::Cpu)?;
         let (mu, logvar) = self.encode(&x)?;
         let logits = self.decode(&mu)?;
@@ -106,7 +111,7 @@ impl ConvVae {
         let means = candle_nn::ops::sigmoid(&logits)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        Ok(terms_from_reconstructions(frames, &means, &elbo))
+        Ok(terms_from_reconstructions(frames, &means, &elbo, seen))
     }
 }
 
@@ -178,13 +183,16 @@ fn main() -> Result<()> {
         );
     }
 
-    let terms = |frames: &Dataset| vae.terms(frames);
+    // The `unseen` term's set, fitted on the training frames as `tinyvae export` does.
+    let seen_bytes = fit_seen(&train);
+    let seen = Seen::new(&seen_bytes);
+    let terms = |frames: &Dataset| vae.terms(frames, seen);
     let source = TermSource::Custom(&terms);
     let seed = 0;
     let report = fault_report(&source, &test, seed, ReportOptions::default())?;
     // The single terms alone, on the frames the report scores.
     let (_, eval_set) = test.split(0.5, seed);
-    let clean = vae.terms(&eval_set)?;
+    let clean = vae.terms(&eval_set, seen)?;
     let alone = [Term::Elbo, Term::MissingInk, Term::ExcessInk];
     println!(
         "conv {ch1}-{ch2}, latent {LATENT}, {epochs} epochs{}",
@@ -197,7 +205,7 @@ fn main() -> Result<()> {
     println!("| fault | AUROC | recall | fired | -ELBO alone | missing alone | excess alone |");
     println!("|---|---|---|---|---|---|---|");
     for (row, kind) in report.rows.iter().zip(Corruption::ALL) {
-        let faulted = vae.terms(&corrupt_each_at(&eval_set, kind, 1.0, seed))?;
+        let faulted = vae.terms(&corrupt_each_at(&eval_set, kind, 1.0, seed), seen)?;
         let single: Vec<String> = alone
             .iter()
             .map(|&t| {

@@ -23,9 +23,9 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use candle_core::Device;
 use tinyvae_datasets::corrupt::{corrupt_each_at, Corruption};
-use tinyvae_shared::detect::{scale_from_units, DetectorParams, RawTerms, Term, TermParams};
+use tinyvae_shared::detect::{scale_from_units, DetectorParams, RawTerms, Seen, Term, TermParams};
 use tinyvae_shared::fixed::q16_to_f64;
-use tinyvae_trainer::detector::{fit, two_class_auroc, FitOptions, TermSource};
+use tinyvae_trainer::detector::{fit, fit_seen, two_class_auroc, FitOptions, TermSource};
 
 /// The fit before protocol 5: edges at the median, scales to the 99% (and 1%) quantile
 /// in whole raw units, at least the term's smallest scale.
@@ -67,8 +67,11 @@ fn main() -> Result<()> {
     let model = tinyvae_trainer::checkpoint::load(Path::new(checkpoint), &Device::Cpu)
         .map_err(|e| anyhow!("{checkpoint}: {e}"))?
         .model;
-    let source = TermSource::Float(&model);
-    let (_, test) = tinyvae_datasets::load_train_test(Path::new("data/mnist-10k"), (28, 28), 0)?;
+    let (train, test) =
+        tinyvae_datasets::load_train_test(Path::new("data/mnist-10k"), (28, 28), 0)?;
+    // The `unseen` term's set, fitted on the training frames as `tinyvae export` does.
+    let seen = fit_seen(&train);
+    let source = TermSource::Float(&model, Seen::new(&seen));
     let seed = 0;
     let (fit_set, eval_set) = test.split(0.5, seed);
     let fitting = source.terms(&fit_set)?;

@@ -13,8 +13,9 @@ use tinyvae_datasets::corrupt::{corrupt_each, corrupt_each_at, Corruption, Famil
 use tinyvae_datasets::metrics::auroc;
 use tinyvae_datasets::Dataset;
 use tinyvae_shared::detect::{
-    elbo_term_nats, raw_terms, scale_from_units, scale_units, Calibrator, DetectorParams, RawTerms,
-    Term, TermParams, MIN_CALIBRATION_FRAMES, SCALE_BITS, TERMS,
+    elbo_term_nats, neighbourhood, raw_terms, scale_from_units, scale_units, unseen_candidates,
+    Calibrator, DetectorParams, RawTerms, Seen, Term, TermParams, MIN_CALIBRATION_FRAMES,
+    SCALE_BITS, SEEN_LEN, TERMS,
 };
 use tinyvae_shared::fixed::{q16_from_f64, q16_to_f64, Q16_ONE};
 use tinyvae_shared::model::Model;
@@ -138,14 +139,31 @@ pub fn fit(clean: &[RawTerms], options: FitOptions) -> DetectorParams {
     params
 }
 
+/// The neighbourhoods ([`neighbourhood`]) that the pixels [`Term::Unseen`] judges
+/// ([`unseen_candidates`]) have in `frames` (clean frames: the model's training data),
+/// as the bytes of a [`Seen`] set: what the term counts against.
+pub fn fit_seen(frames: &Dataset) -> Vec<u8> {
+    let mut bits = vec![0u8; SEEN_LEN];
+    for i in 0..frames.len() {
+        let image = frames.image_u8(i);
+        for (x, y) in unseen_candidates(image, frames.width) {
+            let n = neighbourhood(image, frames.width, x, y);
+            bits[n / 8] |= 1 << (n % 8);
+        }
+    }
+    bits
+}
+
 /// Where a report's terms come from: the device twin of an exported model, or the
 /// float model of a checkpoint (its reconstruction rounded to pixels, its negative
 /// ELBO at `z = mu` rounded to Q16), so float and device can be set side by side.
 pub enum TermSource<'a> {
     /// The device's fixed-point pipeline.
     Device(&'a Model<'a>),
-    /// The float model, on its candle device.
-    Float(&'a crate::model::Model),
+    /// The float model, on its candle device, with the seen neighbourhoods its
+    /// [`Term::Unseen`] counts against (those of the device model it is compared with,
+    /// or [`fit_seen`] on its training frames; `None`: the term reads 0).
+    Float(&'a crate::model::Model, Option<Seen<'a>>),
     /// Terms computed by the caller: a float model of an architecture this crate does
     /// not build yet (the convolutional exploration, `examples/conv_detect.rs`), usually
     /// through [`terms_from_reconstructions`].
@@ -162,11 +180,11 @@ impl TermSource<'_> {
                     .map(|i| pipeline::detector_terms(model, &mut ws, frames.image_u8(i)))
                     .collect::<Result<_, _>>()?)
             }
-            TermSource::Float(model) => {
+            TermSource::Float(model, seen) => {
                 let x = frames.to_tensor(model.device())?;
                 let elbo = anomaly_scores(model, &x)?;
                 let mean = decode_means(model, &encode_means(model, frames)?)?;
-                Ok(terms_from_reconstructions(frames, &mean, &elbo))
+                Ok(terms_from_reconstructions(frames, &mean, &elbo, *seen))
             }
             TermSource::Custom(terms) => terms(frames),
         }
@@ -175,8 +193,14 @@ impl TermSource<'_> {
 
 /// Every frame's raw terms from a float model's outputs: `means` (the reconstructions
 /// in `[0, 1]`, frame after frame) rounded to pixels and `elbo` (the negative ELBO at
-/// `z = mu`, in nats) rounded to Q16, as the device would hold them.
-pub fn terms_from_reconstructions(frames: &Dataset, means: &[f32], elbo: &[f64]) -> Vec<RawTerms> {
+/// `z = mu`, in nats) rounded to Q16, as the device would hold them; [`Term::Unseen`]
+/// against `seen`.
+pub fn terms_from_reconstructions(
+    frames: &Dataset,
+    means: &[f32],
+    elbo: &[f64],
+    seen: Option<Seen<'_>>,
+) -> Vec<RawTerms> {
     let d = frames.image_len();
     (0..frames.len())
         .map(|i| {
@@ -190,6 +214,7 @@ pub fn terms_from_reconstructions(frames: &Dataset, means: &[f32], elbo: &[f64])
                 frames.width,
                 frames.height,
                 q16_from_f64(elbo[i]),
+                seen,
             )
         })
         .collect()
@@ -603,6 +628,43 @@ mod tests {
     }
 
     #[test]
+    fn frames_the_set_was_fitted_on_have_no_unseen_neighbourhood() {
+        // A bar with soft edges, in three places.
+        let bar = |x0: usize| {
+            let mut img = vec![0u8; 28 * 28];
+            for y in 6..22 {
+                img[y * 28 + x0] = 90;
+                img[y * 28 + x0 + 1..y * 28 + x0 + 5].fill(255);
+                img[y * 28 + x0 + 5] = 90;
+            }
+            img
+        };
+        let frames = Dataset {
+            width: 28,
+            height: 28,
+            pixels: [bar(4), bar(11), bar(18)].concat(),
+            labels: None,
+            class_names: Vec::new(),
+            source: "bars".into(),
+        };
+        let seen_bytes = fit_seen(&frames);
+        let seen = Seen::new(&seen_bytes);
+        let unseen = |img: &[u8]| raw_terms(img, img, 28, 28, 0, seen)[Term::Unseen as usize];
+        for i in 0..frames.len() {
+            assert_eq!(unseen(frames.image_u8(i)), 0);
+        }
+        // A bar elsewhere has the same neighbourhoods; a dead pixel inside one (a 0
+        // between two bright pixels) is new, and so is one in its first bright column
+        // (a 0 between the soft edge and a bright pixel).
+        assert_eq!(unseen(&bar(8)), 0);
+        let mut dead = bar(8);
+        dead[10 * 28 + 10] = 0;
+        assert_eq!(unseen(&dead), 1);
+        dead[12 * 28 + 9] = 0;
+        assert_eq!(unseen(&dead), 2);
+    }
+
+    #[test]
     fn fit_puts_the_edges_at_the_tail_quantiles_and_scales_by_the_mean_excess() {
         // ELBO 100..=299 nats, holes 0 except four frames with 1..=4.
         let clean: Vec<RawTerms> = (0..200)
@@ -630,7 +692,7 @@ mod tests {
         assert_eq!(holes, TermParams::centred(0, 640, 0));
         // A term that never moves keeps the floor, so one count is not infinite.
         assert_eq!(
-            p.terms[Term::Spikes as usize].scale_high,
+            p.terms[Term::Cuts as usize].scale_high,
             scale_from_units(1) / 4
         );
         // 1% of the fitting frames lie above the threshold at most.

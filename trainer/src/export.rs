@@ -20,12 +20,15 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tinyvae_datasets::corrupt::{corrupt_with, Corruption};
 use tinyvae_datasets::{DataError, Dataset};
+use tinyvae_shared::detect::DetectorParams;
 use tinyvae_shared::fixed::q16_to_f64;
 use tinyvae_shared::model::{Model, ModelError as ImageError};
 use tinyvae_shared::model_file::{self, write_atomic, DeviceModelError};
 
 use crate::checkpoint::{self, CheckpointError};
-use crate::detector::{fault_report, FaultReport, ReportError, ReportOptions, TermSource};
+use crate::detector::{
+    fault_report, fit_seen, FaultReport, ReportError, ReportOptions, TermSource,
+};
 use crate::model::ModelError;
 use crate::onnx::{self, OnnxError};
 use crate::quant_report::{self, QuantReport};
@@ -228,6 +231,11 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
             .unwrap_or_else(|| "tinyvae".into()),
     };
     let mut spec = quantize::quantize(&vae, &calibration, &config, &name, 0);
+    // The neighbourhoods of the normal training frames, for the detector's `unseen`
+    // term: in the image from here on (with parameters that judge nothing until the
+    // fit below), so that the device twin's reports count against them.
+    spec.detector = Some(DetectorParams::default());
+    spec.seen = Some(fit_seen(&train_normal));
     let draft = spec.to_bytes()?;
     let threshold_images = images(&threshold_set);
     spec.threshold =
@@ -267,7 +275,7 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
         let options = ReportOptions::default();
         Some((
             fault_report(
-                &TermSource::Float(&loaded.model),
+                &TermSource::Float(&loaded.model, model.seen()),
                 &test_normal,
                 args.seed,
                 options,
@@ -290,7 +298,10 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
             spec.detector = Some(device.params);
             spec.to_bytes()?
         }
-        None => image.clone(),
+        None => {
+            (spec.detector, spec.seen) = (None, None);
+            spec.to_bytes()?
+        }
     };
     let model = Model::parse(&image)?;
 

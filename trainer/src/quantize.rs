@@ -309,6 +309,7 @@ pub fn quantize(
         logit_scale: logits.scale,
         logit_zero_point: logits.zero_point,
         detector: None,
+        seen: None,
     }
 }
 

@@ -9,8 +9,11 @@ use anyhow::{anyhow, Result};
 use candle_core::Device;
 use tinyvae_datasets::corrupt::{corrupt_each_at, Corruption};
 use tinyvae_datasets::Dataset;
-use tinyvae_shared::detect::RawTerms;
-use tinyvae_trainer::detector::terms_from_reconstructions;
+use tinyvae_shared::detect::{RawTerms, Seen};
+use tinyvae_shared::fixed::q16_to_f64;
+use tinyvae_trainer::detector::{
+    fit, fit_seen, terms_from_reconstructions, two_class_auroc, FitOptions,
+};
 use tinyvae_trainer::eval::{anomaly_scores, decode_means, encode_means};
 use tinyvae_trainer::tensor::ToTensor;
 
@@ -27,6 +30,7 @@ pub fn px(img: &[u8], x: i32, y: i32) -> i32 {
 }
 
 /// The first and last line (rows, or columns) holding a pixel above half scale.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
 pub fn extent(img: &[u8], rows: bool) -> Option<(i32, i32)> {
     let inked = |l: i32| (0..SIDE).any(|k| if rows { px(img, k, l) } else { px(img, l, k) } > 128);
     let first = (0..SIDE).find(|&l| inked(l))?;
@@ -53,7 +57,10 @@ pub fn score_detect_frames(usage: &str) -> Result<(String, Vec<Scored>)> {
     let model = tinyvae_trainer::checkpoint::load(Path::new(&checkpoint), &Device::Cpu)
         .map_err(|e| anyhow!("{checkpoint}: {e}"))?
         .model;
-    let (_, test) = tinyvae_datasets::load_train_test(Path::new("data/mnist-10k"), (28, 28), 0)?;
+    let (train, test) =
+        tinyvae_datasets::load_train_test(Path::new("data/mnist-10k"), (28, 28), 0)?;
+    // The `unseen` term's set, fitted on the training frames as `tinyvae export` fits it.
+    let seen = fit_seen(&train);
     let seed = 0;
     let (fit_set, eval_set) = test.split(0.5, seed);
     let mut sets = vec![(None, fit_set), (None, eval_set.clone())];
@@ -70,7 +77,7 @@ pub fn score_detect_frames(usage: &str) -> Result<(String, Vec<Scored>)> {
                 .iter()
                 .map(|&p| (p * 255.0).round().clamp(0.0, 255.0) as u8)
                 .collect();
-            let terms = terms_from_reconstructions(&frames, &mean, &elbo);
+            let terms = terms_from_reconstructions(&frames, &mean, &elbo, Seen::new(&seen));
             Ok(Scored {
                 kind,
                 frames,
@@ -80,4 +87,41 @@ pub fn score_detect_frames(usage: &str) -> Result<(String, Vec<Scored>)> {
         })
         .collect::<Result<_>>()?;
     Ok((checkpoint, scored))
+}
+
+/// One table row: fits the detector on `sets[0]` as `tinyvae detect` does, judges
+/// `sets[1]` (clean) and the faulted sets (`kinds[i]` is `sets[i]`'s): pooled AUROC,
+/// false positives, mean recall over the kinds, then AUROC / recall of each of `watched`.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn table_row(
+    watched: &[Corruption],
+    kinds: &[Option<Corruption>],
+    sets: &[Vec<RawTerms>],
+) -> String {
+    let params = fit(&sets[0], FitOptions::default());
+    let score = |r: &RawTerms| q16_to_f64(params.detect(r).score);
+    let threshold = q16_to_f64(params.threshold);
+    let above = |s: &[f64]| s.iter().filter(|&&v| v > threshold).count() as f64 / s.len() as f64;
+    let clean: Vec<f64> = sets[1].iter().map(score).collect();
+    let (mut all, mut recall_sum) = (Vec::new(), 0.0);
+    let mut cells = vec![String::new(); watched.len()];
+    for (kind, set) in kinds[2..].iter().zip(&sets[2..]) {
+        let s: Vec<f64> = set.iter().map(score).collect();
+        recall_sum += above(&s);
+        if let Some(i) = watched.iter().position(|&k| Some(k) == *kind) {
+            cells[i] = format!(
+                " {:.3} / {:.1}% |",
+                two_class_auroc(&clean, &s),
+                above(&s) * 100.0
+            );
+        }
+        all.extend(s);
+    }
+    format!(
+        "{:.4} | {:.2}% | {:.1}% |{}",
+        two_class_auroc(&clean, &all),
+        above(&clean) * 100.0,
+        recall_sum / (sets.len() - 2) as f64 * 100.0,
+        cells.concat()
+    )
 }
