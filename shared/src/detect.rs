@@ -47,10 +47,10 @@ pub enum Term {
     ExcessInk = 2,
     /// Pixels at exactly 0 inside a stroke: both neighbours left and right, or both
     /// above and below, above half scale (in the first [`NEIGHBOURHOOD_COLUMNS`]
-    /// columns; a pixel outside them or the frame reads 0). Dead pixels. (A clean digit's gap between two
-    /// close strokes is anti-aliased and rarely reads 0; a dead photosite reads the
-    /// black level. Counting pixels below a quarter instead gave dead pixels 0.969
-    /// AUROC on the default model, exactly 0 gives 0.992.)
+    /// columns; a pixel outside them or the frame reads 0). Dead pixels. (A clean
+    /// digit's gap between two close strokes is anti-aliased and rarely reads 0; a dead
+    /// photosite reads the black level. Counting pixels below a quarter instead gave
+    /// dead pixels 0.969 AUROC on the default model, exactly 0 gives 0.992.)
     Holes = 3,
     /// Pixels at 0 beside ink in their row ([`unseen_candidates`]) whose neighbourhood
     /// no clean frame of the model's training data holds: the 3x3 pixels around each,
@@ -61,8 +61,8 @@ pub enum Term {
     /// inside or at the edge of a stroke, in any direction: a local pattern
     /// anti-aliased handwriting never draws, of which a rule ([`Term::Holes`]: a 0
     /// between two pixels above half scale) catches a part. A model image without the
-    /// set reads 0. (Protocol 8; it replaced bright pixels with four dark neighbours, which
-    /// the set holds as a case: dead pixels' recall 85% -> 98%, BENCHMARKS.md "Unseen
+    /// set reads 0. (Protocol 8; it replaced bright pixels with four dark neighbours,
+    /// which no fault kind needed: dead pixels' recall 85% -> 95%, BENCHMARKS.md "Unseen
     /// neighbourhoods".)
     Unseen = 4,
     /// Hard edges: pairs of a bright pixel (at least 7/8 of full scale) and one at
@@ -186,8 +186,8 @@ pub const fn level(p: u8) -> u8 {
 /// The neighbourhood of pixel (`x`, `y`) of `image` (`width` wide, row major): the
 /// levels of the 3x3 pixels around it, row by row from the top left, as the digits of
 /// a base-3 number (the top left one the most significant). Pixels outside the frame,
-/// or in a column from [`NEIGHBOURHOOD_COLUMNS`] on, read 0. The definition the device's pass
-/// is held to and the exporter fits [`Seen`] with.
+/// or in a column from [`NEIGHBOURHOOD_COLUMNS`] on, read 0. The definition the
+/// device's pass is held to and the exporter fits [`Seen`] with.
 pub fn neighbourhood(image: &[u8], width: usize, x: usize, y: usize) -> usize {
     let mut index = 0;
     for dy in 0..3 {
@@ -206,8 +206,8 @@ pub fn neighbourhood(image: &[u8], width: usize, x: usize, y: usize) -> usize {
 
 /// The pixels [`Term::Unseen`] judges in the rows of `image` (`width` wide): those
 /// at 0 beside one that is not (left or right, in the same row), in the first
-/// [`NEIGHBOURHOOD_COLUMNS`] columns (a pixel beyond them reads 0), as (column, row). (The term
-/// reads the rows the digit spans; the exporter fits [`Seen`] on every row.)
+/// [`NEIGHBOURHOOD_COLUMNS`] columns (a pixel beyond them reads 0), as (column, row).
+/// (The term reads the rows the digit spans; the exporter fits [`Seen`] on every row.)
 pub fn unseen_candidates(image: &[u8], width: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
     image.chunks(width.max(1)).enumerate().flat_map(|(y, row)| {
         let row = &row[..row.len().min(NEIGHBOURHOOD_COLUMNS)];
@@ -408,7 +408,7 @@ impl Residual {
 /// Written for the device's instruction count (the detector may add at most 15% to an
 /// encode): row by row, only the span between a row's first and last inked pixel is
 /// read, for the ink statistics and again, in the digit's rows, for the neighbourhood
-/// terms ([`neighbourhood_terms`]: each row's pixels as bits, the terms as bit
+/// terms (`neighbourhood_terms`: each row's pixels as bits, the terms as bit
 /// operations on three rows), so a digit's blank margins cost a scan and nothing more.
 /// Each loop holds few enough counters to stay in the Cortex-M's registers, with no
 /// division or index arithmetic per pixel (the M0 has no divide instruction).
@@ -522,7 +522,7 @@ pub fn image_terms(
 
 /// The first and last column of `row` holding a pixel that is not 0. The blank
 /// margins are skipped four pixels at a time (one word load each on the M3 and M4).
-/// (Out of line: [`image_terms`] and [`blocks_ends_unseen`] share one copy.)
+/// (Out of line: [`image_terms`] and [`neighbourhood_terms`] share one copy.)
 #[inline(never)]
 fn ink_span(row: &[u8]) -> Option<(usize, usize)> {
     let mut words = row.chunks_exact(4);
@@ -691,8 +691,8 @@ impl RowBits {
     }
 }
 
-/// One row's pixel levels as bits (bit x + 1: column x, up to [`NEIGHBOURHOOD_COLUMNS`]; bit 0
-/// is the column left of the frame).
+/// One row's pixel levels as bits (bit x + 1: column x, up to
+/// [`NEIGHBOURHOOD_COLUMNS`]; bit 0 is the column left of the frame).
 #[derive(Debug, Clone, Copy, Default)]
 struct Levels {
     /// Pixels not 0.
@@ -730,9 +730,9 @@ impl<'a> UnseenRows<'a> {
     }
 
     /// Takes the next row (its `levels` and its pixels at 0) and, when `judge`, counts
-    /// the last row's pixels whose neighbourhood the set lacks. Per pixel, each row's three levels come from its
-    /// bits by one shift, so a judged pixel costs some forty instructions (a frame has
-    /// a few dozen) and any other one nothing.
+    /// the last row's pixels whose neighbourhood the set lacks. Per pixel, each row's
+    /// three levels come from its bits by one shift, so a judged pixel costs some forty
+    /// instructions (a frame has a few dozen) and any other one nothing.
     #[inline(never)] // one loop with its own registers
     fn push(&mut self, below: Levels, zero: u32, judge: bool) {
         let rows = [self.above, self.middle, below];

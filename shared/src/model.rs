@@ -283,8 +283,8 @@ pub struct Model<'a> {
     pub tables: OutputTables<'a>,
     /// CRC-32 of the image: the model's identity.
     pub hash: u32,
-    /// The detector section's parameters, [`DETECTOR_SECTION_LEN`] bytes or an older length (read on demand,
-    /// so a parsed model stays small on the device's stack).
+    /// The detector section's parameters, [`DETECTOR_SECTION_LEN`] bytes or an older
+    /// length (read on demand, so a parsed model stays small on the device's stack).
     detector: Option<&'a [u8]>,
     /// The detector section's set of seen neighbourhoods, when it has one.
     seen: Option<Seen<'a>>,
