@@ -143,7 +143,7 @@ fn candidates() -> Vec<Candidate> {
 }
 
 fn main() -> Result<()> {
-    let (checkpoint, scored) = common::score_detect_frames("blocks_ends")?;
+    let (checkpoint, _, scored) = common::score_detect_frames("blocks_ends")?;
     let kinds: Vec<Option<Corruption>> = scored.iter().map(|s| s.kind).collect();
     let header = format!(
         "| pooled AUROC | false positives | mean recall |{}\n|---|---|---|---|{}",

@@ -238,7 +238,7 @@ fn summarize(scored: &[Scored], score: &Score<'_>) -> String {
 }
 
 fn main() -> Result<()> {
-    let (checkpoint, scored) = common::score_detect_frames("exact_zeros")?;
+    let (checkpoint, _, scored) = common::score_detect_frames("exact_zeros")?;
 
     println!("{checkpoint}: one term's definition replaced, the others as shipped\n");
     println!("| definition {HEADER}");

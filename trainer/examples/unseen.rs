@@ -19,8 +19,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use anyhow::Result;
 use common::{px, SIDE};
 use tinyvae_datasets::corrupt::Corruption;
@@ -104,8 +102,7 @@ fn zeros_among_ink(img: &[u8], k: usize) -> i32 {
 }
 
 fn main() -> Result<()> {
-    let (checkpoint, scored) = common::score_detect_frames("unseen")?;
-    let (train, _) = tinyvae_datasets::load_train_test(Path::new("data/mnist-10k"), (28, 28), 0)?;
+    let (checkpoint, train, scored) = common::score_detect_frames("unseen")?;
     let kinds: Vec<Option<Corruption>> = scored.iter().map(|s| s.kind).collect();
     let with_term4 = |value: &dyn Fn(&[u8]) -> i32| -> Vec<Vec<RawTerms>> {
         scored

@@ -49,8 +49,9 @@ pub struct Scored {
 }
 
 /// The checkpoint named by the first argument (`usage` otherwise) scored on the fitting
-/// frames, the clean evaluation frames and each of [`Corruption::ALL`], in that order.
-pub fn score_detect_frames(usage: &str) -> Result<(String, Vec<Scored>)> {
+/// frames, the clean evaluation frames and each of [`Corruption::ALL`], in that order;
+/// with the training frames the `unseen` term's set was fitted on.
+pub fn score_detect_frames(usage: &str) -> Result<(String, Dataset, Vec<Scored>)> {
     let checkpoint = std::env::args()
         .nth(1)
         .ok_or_else(|| anyhow!("usage: {usage} CHECKPOINT"))?;
@@ -86,7 +87,7 @@ pub fn score_detect_frames(usage: &str) -> Result<(String, Vec<Scored>)> {
             })
         })
         .collect::<Result<_>>()?;
-    Ok((checkpoint, scored))
+    Ok((checkpoint, train, scored))
 }
 
 /// One table row: fits the detector on `sets[0]` as `tinyvae detect` does, judges
