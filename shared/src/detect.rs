@@ -53,16 +53,16 @@ pub enum Term {
     /// dead pixels 0.969 AUROC on the default model, exactly 0 gives 0.992.)
     Holes = 3,
     /// Pixels at 0 beside ink in their row ([`unseen_candidates`]) whose neighbourhood
-    /// no clean frame of the model's training data holds: the 3x3 pixels around each,
+    /// is not in the model's set: the neighbourhoods the exporter saw at least twice
+    /// among the clean frames of the model's training data. The 3x3 pixels around each,
     /// every one read at three levels (0, up to half scale, above it;
-    /// [`neighbourhood`]), looked up in the set of neighbourhoods the exporter saw
-    /// ([`Seen`], in the model image); in the rows the digit spans (from the first to
+    /// [`neighbourhood`]), looked up in that set ([`Seen`], in the model image); in the rows the digit spans (from the first to
     /// the last holding a pixel above half scale, as [`Term::Extent`]). A dead pixel
     /// inside or at the edge of a stroke, in any direction: a local pattern
     /// anti-aliased handwriting never draws, of which a rule ([`Term::Holes`]: a 0
     /// between two pixels above half scale) catches a part. A model image without the
     /// set reads 0. (Protocol 8; it replaced bright pixels with four dark neighbours,
-    /// which no fault kind needed: dead pixels' recall 85% -> 95%, BENCHMARKS.md "Unseen
+    /// which no fault kind needed: dead pixels' recall 85% -> 96%, BENCHMARKS.md "Unseen
     /// neighbourhoods".)
     Unseen = 4,
     /// Hard edges: pairs of a bright pixel (at least 7/8 of full scale) and one at

@@ -22,7 +22,8 @@ mod common;
 use anyhow::Result;
 use common::{px, SIDE};
 use tinyvae_datasets::corrupt::Corruption;
-use tinyvae_shared::detect::{neighbourhood, RawTerms, Term, NEIGHBOURHOODS};
+use tinyvae_shared::detect::{neighbourhood, raw_terms, RawTerms, Seen, Term, NEIGHBOURHOODS};
+use tinyvae_trainer::detector::fit_seen_at;
 
 /// The kinds below 90% recall with protocol 7's terms.
 const WATCHED: [Corruption; 7] = [
@@ -161,6 +162,25 @@ fn main() -> Result<()> {
         println!(
             "| unseen, judging {name}: {} neighbourhoods seen | {judged_per_frame:.1} | {}",
             seen.iter().filter(|&&s| s).count(),
+            common::table_row(&WATCHED, &kinds, &with_term4(&unseen))
+        );
+    }
+    // The shipped pixels, against sets of the neighbourhoods seen at least k times.
+    println!(
+        "\nthe shipped judged pixels, the set holding the neighbourhoods the training frames have at least k times\n"
+    );
+    println!(
+        "| k | neighbourhoods in the set | pooled AUROC | false positives | mean recall |{}\n|---|---|---|---|---|{}",
+        WATCHED.map(|k| format!(" {} |", k.name())).concat(),
+        "---|".repeat(WATCHED.len())
+    );
+    for k in [1, 2, 4, 8] {
+        let set = fit_seen_at(&train, k);
+        let count = set.iter().map(|b| b.count_ones()).sum::<u32>();
+        let seen = Seen::new(&set);
+        let unseen = |img: &[u8]| raw_terms(img, img, 28, 28, 0, seen)[Term::Unseen as usize];
+        println!(
+            "| {k} | {count} | {}",
             common::table_row(&WATCHED, &kinds, &with_term4(&unseen))
         );
     }

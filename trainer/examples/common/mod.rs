@@ -70,24 +70,32 @@ pub fn score_detect_frames(usage: &str) -> Result<(String, Dataset, Vec<Scored>)
     }
     let scored = sets
         .into_iter()
-        .map(|(kind, frames)| {
-            let x = frames.to_tensor(model.device())?;
-            let elbo = anomaly_scores(&model, &x)?;
-            let mean = decode_means(&model, &encode_means(&model, &frames)?)?;
-            let recon = mean
-                .iter()
-                .map(|&p| (p * 255.0).round().clamp(0.0, 255.0) as u8)
-                .collect();
-            let terms = terms_from_reconstructions(&frames, &mean, &elbo, Seen::new(&seen));
-            Ok(Scored {
-                kind,
-                frames,
-                recon,
-                terms,
-            })
-        })
+        .map(|(kind, frames)| score_frames(&model, kind, frames, &seen))
         .collect::<Result<_>>()?;
     Ok((checkpoint, train, scored))
+}
+
+/// `frames` (of `kind`) scored by `model`, with the `unseen` term's set `seen`.
+pub fn score_frames(
+    model: &tinyvae_trainer::model::Model,
+    kind: Option<Corruption>,
+    frames: Dataset,
+    seen: &[u8],
+) -> Result<Scored> {
+    let x = frames.to_tensor(model.device())?;
+    let elbo = anomaly_scores(model, &x)?;
+    let mean = decode_means(model, &encode_means(model, &frames)?)?;
+    let recon = mean
+        .iter()
+        .map(|&p| (p * 255.0).round().clamp(0.0, 255.0) as u8)
+        .collect();
+    let terms = terms_from_reconstructions(&frames, &mean, &elbo, Seen::new(seen));
+    Ok(Scored {
+        kind,
+        frames,
+        recon,
+        terms,
+    })
 }
 
 /// One table row: fits the detector on `sets[0]` as `tinyvae detect` does, judges
@@ -124,5 +132,77 @@ pub fn table_row(
         above(&clean) * 100.0,
         recall_sum / (sets.len() - 2) as f64 * 100.0,
         cells.concat()
+    )
+}
+
+/// Every frame's score from the shipped detector fitted on the fitting frames
+/// (`scored[0]`), as `tinyvae detect` fits it: one list per set of `scored`.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn shipped_scores(scored: &[Scored]) -> Vec<Vec<f64>> {
+    let params = fit(&scored[0].terms, FitOptions::default());
+    scored
+        .iter()
+        .map(|s| {
+            s.terms
+                .iter()
+                .map(|r| q16_to_f64(params.detect(r).score))
+                .collect()
+        })
+        .collect()
+}
+
+/// `scores` with one more term: `extra` (per set, per frame; larger is more anomalous)
+/// standardized as the detector's terms are (edge at the fitting frames' 90% quantile,
+/// scale their mean excess beyond it) and the larger of the two kept.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn with_extra_term(scores: &[Vec<f64>], extra: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let mut fitting = extra[0].clone();
+    fitting.sort_by(f64::total_cmp);
+    let edge = fitting[((fitting.len() - 1) as f64 * 0.9).round() as usize];
+    let beyond: Vec<f64> = fitting
+        .iter()
+        .filter(|&&v| v > edge)
+        .map(|v| v - edge)
+        .collect();
+    let scale = (beyond.iter().sum::<f64>() / beyond.len().max(1) as f64).max(f64::MIN_POSITIVE);
+    scores
+        .iter()
+        .zip(extra)
+        .map(|(s, e)| {
+            s.iter()
+                .zip(e)
+                .map(|(a, b)| a.max((b - edge) / scale))
+                .collect()
+        })
+        .collect()
+}
+
+/// One summary row for per-frame `scores` of `scored`'s sets: the threshold leaves at
+/// most 1% of the fitting frames above it; pooled AUROC (clean evaluation frames
+/// against every faulted one), false positives on the clean evaluation frames, the
+/// mean recall over the kinds and the kinds below 90% recall (`*`: held out).
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn summary_row(scored: &[Scored], scores: &[Vec<f64>]) -> String {
+    let mut fitting = scores[0].clone();
+    fitting.sort_by(|a, b| b.total_cmp(a));
+    let threshold = fitting[(fitting.len() as f64 * 0.01).floor() as usize];
+    let above = |s: &[f64]| s.iter().filter(|&&v| v > threshold).count() as f64 / s.len() as f64;
+    let (mut all, mut mean, mut below) = (Vec::new(), 0.0, Vec::new());
+    for (set, s) in scored[2..].iter().zip(&scores[2..]) {
+        let recall = above(s);
+        mean += recall / (scores.len() - 2) as f64;
+        if let Some(kind) = set.kind.filter(|_| recall < 0.9) {
+            let mark = if kind.held_out() { "*" } else { "" };
+            below.push(format!("{}{mark} {:.1}%", kind.name(), recall * 100.0));
+        }
+        all.extend(s.iter().copied());
+    }
+    format!(
+        "{:.4} | {:.2}% | {:.1}% | {} | {} |",
+        two_class_auroc(&scores[1], &all),
+        above(&scores[1]) * 100.0,
+        mean * 100.0,
+        below.len(),
+        below.join(", ")
     )
 }
