@@ -56,8 +56,9 @@ pub enum Term {
     /// is not in the model's set: the neighbourhoods the exporter saw at least twice
     /// among the clean frames of the model's training data. The 3x3 pixels around each,
     /// every one read at three levels (0, up to half scale, above it;
-    /// [`neighbourhood`]), looked up in that set ([`Seen`], in the model image); in the rows the digit spans (from the first to
-    /// the last holding a pixel above half scale, as [`Term::Extent`]). A dead pixel
+    /// [`neighbourhood`]), looked up in that set ([`Seen`], in the model image); in the
+    /// rows the digit spans (from the first to the last holding a pixel above half
+    /// scale, as [`Term::Extent`]). A dead pixel
     /// inside or at the edge of a stroke, in any direction: a local pattern
     /// anti-aliased handwriting never draws, of which a rule ([`Term::Holes`]: a 0
     /// between two pixels above half scale) catches a part. A model image without the

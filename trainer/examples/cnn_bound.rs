@@ -197,9 +197,7 @@ fn main() -> Result<()> {
                     .iter()
                     .map(|s| cnn.logits(&s.frames))
                     .collect::<Result<_>>()?;
-                let mut fitting = logits[0].clone();
-                fitting.sort_by(|a, b| b.total_cmp(a));
-                let t = fitting[(fitting.len() as f64 * 0.01).floor() as usize];
+                let t = common::one_percent_threshold(&logits[0]);
                 let above = |s: &[f64]| {
                     s.iter().filter(|&&v| v > t).count() as f64 / s.len() as f64 * 100.0
                 };

@@ -177,15 +177,23 @@ pub fn with_extra_term(scores: &[Vec<f64>], extra: &[Vec<f64>]) -> Vec<Vec<f64>>
         .collect()
 }
 
+/// The threshold that leaves at most 1% of `fitting` scores above it (the
+/// `fitting.len() / 100`-th largest, counting from 0; on 1,002 frames the frame
+/// `quantize::threshold_at_fpr` picks).
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn one_percent_threshold(fitting: &[f64]) -> f64 {
+    let mut sorted = fitting.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    sorted[(sorted.len() as f64 * 0.01).floor() as usize]
+}
+
 /// One summary row for per-frame `scores` of `scored`'s sets: the threshold leaves at
 /// most 1% of the fitting frames above it; pooled AUROC (clean evaluation frames
 /// against every faulted one), false positives on the clean evaluation frames, the
 /// mean recall over the kinds and the kinds below 90% recall (`*`: held out).
 #[allow(dead_code)] // each example is its own crate, and not every one reads it
 pub fn summary_row(scored: &[Scored], scores: &[Vec<f64>]) -> String {
-    let mut fitting = scores[0].clone();
-    fitting.sort_by(|a, b| b.total_cmp(a));
-    let threshold = fitting[(fitting.len() as f64 * 0.01).floor() as usize];
+    let threshold = one_percent_threshold(&scores[0]);
     let above = |s: &[f64]| s.iter().filter(|&&v| v > threshold).count() as f64 / s.len() as f64;
     let (mut all, mut mean, mut below) = (Vec::new(), 0.0, Vec::new());
     for (set, s) in scored[2..].iter().zip(&scores[2..]) {
