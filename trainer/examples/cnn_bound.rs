@@ -18,10 +18,18 @@
 //! cargo run --release -p tinyvae-trainer --example cnn_bound -- CHECKPOINT EPOCHS outlier-exposure 3
 //! ```
 //!
-//! A last argument `dense` trains a dense classifier (784-128-1) in place of the
-//! convolutional one.
+//! - `multi-class COPIES`: as `outlier-exposure`, but the classifier tells the clean
+//!   class and each of the 18 tuned kinds apart (softmax over 19 classes, each copy
+//!   gives a frame the next kind), and a frame's score is the log-odds of any fault
+//!   against clean: a head that need not fold 18 kinds into one logit.
 //!
-//! Float only, on the CPU: 5 epochs on 16,000 frames take about 4 minutes on 2 cores.
+//! A last argument `dense` trains a dense classifier (784-128-1) in place of the
+//! convolutional one, `small` a classifier of the size a board could run beside the
+//! VAE (5x5 convolution of 8 channels at stride 2, 3x3 convolution of 16 at stride 2,
+//! dense to the logits: about 110,000 multiply-accumulates a frame, the VAE's 103,424).
+//!
+//! Float only, on the CPU: 5 epochs on 16,000 frames take about 4 minutes on 2 cores;
+//! `multi-class 6` (95,952 frames) 12 minutes for 4 epochs, 17 for 8; `small` 4 for 10.
 
 mod common;
 
@@ -33,89 +41,139 @@ use tinyvae_datasets::Dataset;
 use tinyvae_trainer::detector::two_class_auroc;
 use tinyvae_trainer::tensor::ToTensor;
 
-/// The classifier: the two convolutions (`None` for a dense classifier on the pixels,
-/// 784-128-1, the shape the board's kernels already run) and the dense layers.
+/// The classifier's shape.
+#[derive(Clone, Copy, PartialEq)]
+enum Arch {
+    /// 3x3 convolutions of 16 and 32 channels, each with 2x2 max pooling, dense 128.
+    Cnn,
+    /// A 5x5 convolution of 8 channels and a 3x3 of 16, both at stride 2, then the
+    /// logits: the size a board could run beside the VAE.
+    Small,
+    /// Dense on the pixels, 784-128: the shape the board's kernels already run.
+    Dense,
+}
+
+/// The classifier: its convolutions (none for [`Arch::Dense`]) and dense layers, with
+/// `classes` logits (1: one logit for "faulted").
 struct Cnn {
+    arch: Arch,
     convs: Option<(candle_nn::Conv2d, candle_nn::Conv2d)>,
-    f1: candle_nn::Linear,
-    f2: candle_nn::Linear,
+    dense: Vec<candle_nn::Linear>,
+    classes: usize,
 }
 
 impl Cnn {
-    fn new(vb: VarBuilder, convolutional: bool) -> candle_core::Result<Self> {
-        let cfg = Conv2dConfig {
-            padding: 1,
+    fn new(vb: VarBuilder, arch: Arch, classes: usize) -> candle_core::Result<Self> {
+        let (k1, k2, c1, c2, stride) = match arch {
+            Arch::Small => (5, 3, 8, 16, 2),
+            _ => (3, 3, 16, 32, 1),
+        };
+        let cfg = |k: usize| Conv2dConfig {
+            padding: k / 2,
+            stride,
             ..Default::default()
         };
-        let convs = if convolutional {
-            Some((
-                conv2d(1, 16, 3, cfg, vb.pp("c1"))?,
-                conv2d(16, 32, 3, cfg, vb.pp("c2"))?,
-            ))
-        } else {
-            None
+        let convs = match arch {
+            Arch::Dense => None,
+            _ => Some((
+                conv2d(1, c1, k1, cfg(k1), vb.pp("c1"))?,
+                conv2d(c1, c2, k2, cfg(k2), vb.pp("c2"))?,
+            )),
         };
-        let inputs = if convolutional { 32 * 7 * 7 } else { 784 };
+        let dense = match arch {
+            Arch::Cnn => vec![
+                linear(32 * 7 * 7, 128, vb.pp("f1"))?,
+                linear(128, classes, vb.pp("f2"))?,
+            ],
+            Arch::Small => vec![linear(16 * 7 * 7, classes, vb.pp("f1"))?],
+            Arch::Dense => vec![
+                linear(784, 128, vb.pp("f1"))?,
+                linear(128, classes, vb.pp("f2"))?,
+            ],
+        };
         Ok(Self {
+            arch,
             convs,
-            f1: linear(inputs, 128, vb.pp("f1"))?,
-            f2: linear(128, 1, vb.pp("f2"))?,
+            dense,
+            classes,
         })
     }
 
-    /// Logits of `x` (`(B, 784)`, pixels in `[0, 1]`).
+    /// Logits of `x` (`(B, 784)`, pixels in `[0, 1]`): `(B, classes)`, or `(B,)` for one.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let x = match &self.convs {
+        let mut x = match &self.convs {
             Some((c1, c2)) => {
                 let x = x.reshape((x.dim(0)?, 1, 28, 28))?;
-                let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
-                c2.forward(&x)?.relu()?.max_pool2d(2)?.flatten_from(1)?
+                if self.arch == Arch::Small {
+                    let x = c1.forward(&x)?.relu()?;
+                    c2.forward(&x)?.relu()?.flatten_from(1)?
+                } else {
+                    let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
+                    c2.forward(&x)?.relu()?.max_pool2d(2)?.flatten_from(1)?
+                }
             }
             None => x.clone(),
         };
-        let x = self.f1.forward(&x)?.relu()?;
-        self.f2.forward(&x)?.squeeze(D::Minus1)
+        for (i, layer) in self.dense.iter().enumerate() {
+            x = layer.forward(&x)?;
+            if i + 1 < self.dense.len() {
+                x = x.relu()?;
+            }
+        }
+        if self.classes == 1 {
+            x.squeeze(D::Minus1)
+        } else {
+            Ok(x)
+        }
     }
 
-    /// The logit of every frame of `d`, 500 at a time.
+    /// Every frame of `d`'s score, 500 at a time: the logit, or with several classes
+    /// the log-odds of any fault class against the clean one (class 0).
     fn logits(&self, d: &Dataset) -> Result<Vec<f64>> {
         let x = d.to_tensor(&Device::Cpu)?;
         let mut out = Vec::with_capacity(d.len());
         for start in (0..d.len()).step_by(500) {
             let rows = x.narrow(0, start, 500.min(d.len() - start))?;
-            out.extend(
-                self.forward(&rows)?
-                    .to_vec1::<f32>()?
-                    .into_iter()
-                    .map(f64::from),
-            );
+            let logits = self.forward(&rows)?;
+            if self.classes == 1 {
+                out.extend(logits.to_vec1::<f32>()?.into_iter().map(f64::from));
+            } else {
+                for row in logits.to_vec2::<f32>()? {
+                    let faults = &row[1..];
+                    let top = faults.iter().copied().fold(f32::MIN, f32::max);
+                    let sum: f64 = faults.iter().map(|&l| f64::from(l - top).exp()).sum();
+                    out.push(f64::from(top) + sum.ln() - f64::from(row[0]));
+                }
+            }
         }
         Ok(out)
     }
 }
 
-/// A classifier trained for `epochs` on `clean` (label 0) against `faulted` (label 1):
-/// AdamW at 1e-3, batches of 128, binary cross-entropy, a seeded shuffle.
-fn train(
-    clean: &[Dataset],
-    faulted: &[Dataset],
-    epochs: usize,
-    convolutional: bool,
-) -> Result<Cnn> {
+/// A classifier trained for `epochs` on `sets`, each frame of a set with the set's
+/// class (0: clean): AdamW at 1e-3, batches of 128, binary cross-entropy on one logit
+/// (`classes` = 1, every class above 0 faulted) or cross-entropy over `classes`, a
+/// seeded shuffle.
+fn train(sets: &[(&Dataset, Vec<u32>)], epochs: usize, arch: Arch, classes: usize) -> Result<Cnn> {
     let cpu = Device::Cpu;
     let mut xs = Vec::new();
-    let mut ys = Vec::new();
-    for (sets, label) in [(clean, 0.0), (faulted, 1.0)] {
-        for d in sets {
-            xs.push(d.to_tensor(&cpu)?);
-            ys.push((Tensor::ones(d.len(), DType::F32, &cpu)? * label)?);
-        }
+    let mut labels = Vec::new();
+    for (d, class) in sets {
+        xs.push(d.to_tensor(&cpu)?);
+        labels.extend(class.iter().copied());
     }
-    let (x, y) = (Tensor::cat(&xs, 0)?, Tensor::cat(&ys, 0)?);
+    let x = Tensor::cat(&xs, 0)?;
+    let y = if classes == 1 {
+        let faulted: Vec<f32> = labels.iter().map(|&c| f32::from(u8::from(c > 0))).collect();
+        Tensor::new(faulted, &cpu)?
+    } else {
+        Tensor::new(labels, &cpu)?
+    };
     let vars = VarMap::new();
     let cnn = Cnn::new(
         VarBuilder::from_varmap(&vars, DType::F32, &cpu),
-        convolutional,
+        arch,
+        classes,
     )?;
     // candle draws its initial weights from an unseeded generator on the CPU: redraw
     // them from a seeded one, in the order of the parameters' names (weights uniform
@@ -159,16 +217,26 @@ fn train(
             let rows = Tensor::new(batch, &cpu)?;
             let logit = cnn.forward(&x.index_select(&rows, 0)?)?;
             let target = y.index_select(&rows, 0)?;
-            // log(1 + e^l) - l y, written to stay finite for large |l|.
-            let softplus = (logit.relu()? + (logit.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
-            opt.backward_step(&(softplus - (&logit * &target)?)?.mean_all()?)?;
+            let loss = if classes == 1 {
+                // log(1 + e^l) - l y, written to stay finite for large |l|.
+                let softplus = (logit.relu()? + (logit.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+                (softplus - (&logit * &target)?)?.mean_all()?
+            } else {
+                candle_nn::loss::cross_entropy(&logit, &target)?
+            };
+            opt.backward_step(&loss)?;
         }
     }
     Ok(cnn)
 }
 
+/// Class `class` for every frame of `d`.
+fn all(d: &Dataset, class: u32) -> Vec<u32> {
+    vec![class; d.len()]
+}
+
 fn main() -> Result<()> {
-    let usage = "cnn_bound CHECKPOINT EPOCHS (per-kind KINDS | outlier-exposure COPIES) [dense]";
+    let usage = "cnn_bound CHECKPOINT EPOCHS (per-kind KINDS | outlier-exposure COPIES | multi-class COPIES) [dense | small]";
     let (_checkpoint, train_frames, scored) = common::score_detect_frames(usage)?;
     let arg = |i: usize| {
         std::env::args()
@@ -176,7 +244,12 @@ fn main() -> Result<()> {
             .ok_or_else(|| anyhow!("usage: {usage}"))
     };
     let epochs: usize = arg(2)?.parse()?;
-    let convolutional = std::env::args().nth(5).as_deref() != Some("dense");
+    let arch = match std::env::args().nth(5).as_deref() {
+        None => Arch::Cnn,
+        Some("dense") => Arch::Dense,
+        Some("small") => Arch::Small,
+        Some(other) => bail!("{other}: expected dense or small"),
+    };
     match arg(3)?.as_str() {
         "per-kind" => {
             println!("| kind | AUROC | recall at 1% | false positives |\n|---|---|---|---|");
@@ -187,12 +260,11 @@ fn main() -> Result<()> {
                     .find(|(_, k)| k.name() == name)
                     .ok_or_else(|| anyhow!("no fault kind {name}"))?;
                 let faulted = corrupt_each_at(&train_frames, kind, 1.0, 2);
-                let cnn = train(
-                    std::slice::from_ref(&train_frames),
-                    &[faulted],
-                    epochs,
-                    convolutional,
-                )?;
+                let sets = [
+                    (&train_frames, all(&train_frames, 0)),
+                    (&faulted, all(&faulted, 1)),
+                ];
+                let cnn = train(&sets, epochs, arch, 1)?;
                 let logits: Vec<Vec<f64>> = [&scored[0], &scored[1], &scored[2 + i]]
                     .iter()
                     .map(|s| cnn.logits(&s.frames))
@@ -209,18 +281,38 @@ fn main() -> Result<()> {
                 );
             }
         }
-        "outlier-exposure" => {
-            let copies: u64 = arg(4)?.parse()?;
+        mode @ ("outlier-exposure" | "multi-class") => {
+            let copies: usize = arg(4)?.parse()?;
             let tuned: Vec<Corruption> = Corruption::ALL
                 .iter()
                 .copied()
                 .filter(|k| !k.held_out())
                 .collect();
-            let faulted: Vec<Dataset> = (0..copies)
-                .map(|c| corrupt_with(&train_frames, &tuned, 3 + c))
+            // With several classes, copy `c` gives frame `i` tuned kind `(i + c) mod
+            // 18`, so that a frame is shown with several kinds; outlier exposure gives
+            // it kind `i mod 18` in every copy (as its table in BENCHMARKS.md was run).
+            let multi_class = mode == "multi-class";
+            let faulted: Vec<(Dataset, Vec<u32>)> = (0..copies)
+                .map(|c| {
+                    let turn = if multi_class { c % tuned.len() } else { 0 };
+                    let mut kinds = tuned.clone();
+                    kinds.rotate_left(turn);
+                    let classes = (0..train_frames.len())
+                        .map(|i| 1 + ((i + turn) % tuned.len()) as u32)
+                        .collect();
+                    (corrupt_with(&train_frames, &kinds, 3 + c as u64), classes)
+                })
                 .collect();
-            let clean = vec![train_frames.clone(); copies as usize];
-            let cnn = train(&clean, &faulted, epochs, convolutional)?;
+            let mut sets: Vec<(&Dataset, Vec<u32>)> = (0..copies)
+                .map(|_| (&train_frames, all(&train_frames, 0)))
+                .collect();
+            sets.extend(faulted.iter().map(|(d, c)| (d, c.clone())));
+            let classes = if mode == "multi-class" {
+                1 + tuned.len()
+            } else {
+                1
+            };
+            let cnn = train(&sets, epochs, arch, classes)?;
             let head: Vec<Vec<f64>> = scored
                 .iter()
                 .map(|s| cnn.logits(&s.frames))
@@ -242,7 +334,7 @@ fn main() -> Result<()> {
                 common::summary_row(&scored, &common::with_extra_term(&shipped, &head))
             );
         }
-        other => bail!("{other}: expected per-kind or outlier-exposure"),
+        other => bail!("{other}: expected per-kind, outlier-exposure or multi-class"),
     }
     Ok(())
 }

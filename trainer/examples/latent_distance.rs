@@ -66,13 +66,7 @@ fn main() -> Result<()> {
         .map(|s| Ok(rows(encode_means(&model, &s.frames)?)))
         .collect::<Result<_>>()?;
     let shipped = common::shipped_scores(&scored);
-    println!(
-        "| 17th term | pooled AUROC | false positives | mean recall | kinds below 90% | which |\n|---|---|---|---|---|---|"
-    );
-    println!(
-        "| none (the shipped 16) | {}",
-        common::summary_row(&scored, &shipped)
-    );
+    common::print_extra_term_header(&scored, &shipped, &[]);
     let row = |name: &str, term: &dyn Fn(&[f32]) -> f64| {
         let extra: Vec<Vec<f64>> = mus
             .iter()

@@ -177,6 +177,36 @@ pub fn with_extra_term(scores: &[Vec<f64>], extra: &[Vec<f64>]) -> Vec<Vec<f64>>
         .collect()
 }
 
+/// `term` (a value of a frame's pixels; larger is more anomalous) for every frame of
+/// each of `scored`'s sets, as [`with_extra_term`] takes it.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn frame_values(scored: &[Scored], term: impl Fn(&[u8]) -> f64) -> Vec<Vec<f64>> {
+    scored
+        .iter()
+        .map(|s| {
+            (0..s.frames.len())
+                .map(|i| term(s.frames.image_u8(i)))
+                .collect()
+        })
+        .collect()
+}
+
+/// The header of a table of 17th terms and its first row, the shipped sixteen's
+/// `shipped` scores (`columns`: cells of the caller's between the name and the summary).
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn print_extra_term_header(scored: &[Scored], shipped: &[Vec<f64>], columns: &[&str]) {
+    let names: String = columns.iter().map(|c| format!(" {c} |")).collect();
+    println!(
+        "| 17th term |{names} pooled AUROC | false positives | mean recall | kinds below 90% | which |\n|---|{}---|---|---|---|---|",
+        "---|".repeat(columns.len())
+    );
+    println!(
+        "| none (the shipped 16) |{} {}",
+        " |".repeat(columns.len()),
+        summary_row(scored, shipped)
+    );
+}
+
 /// The threshold that leaves at most 1% of `fitting` scores above it (the
 /// `fitting.len() / 100`-th largest, counting from 0; on 1,002 frames the frame
 /// `quantize::threshold_at_fpr` picks).
