@@ -81,15 +81,14 @@ impl Cnn {
             )),
         };
         let dense = match arch {
-            Arch::Cnn => vec![
-                linear(32 * 7 * 7, 128, vb.pp("f1"))?,
-                linear(128, classes, vb.pp("f2"))?,
-            ],
-            Arch::Small => vec![linear(16 * 7 * 7, classes, vb.pp("f1"))?],
-            Arch::Dense => vec![
-                linear(784, 128, vb.pp("f1"))?,
-                linear(128, classes, vb.pp("f2"))?,
-            ],
+            Arch::Small => vec![linear(c2 * 7 * 7, classes, vb.pp("f1"))?],
+            Arch::Cnn | Arch::Dense => {
+                let inputs = if arch == Arch::Cnn { c2 * 7 * 7 } else { 784 };
+                vec![
+                    linear(inputs, 128, vb.pp("f1"))?,
+                    linear(128, classes, vb.pp("f2"))?,
+                ]
+            }
         };
         Ok(Self {
             arch,
