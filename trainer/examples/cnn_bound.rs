@@ -26,7 +26,10 @@
 //! A last argument `dense` trains a dense classifier (784-128-1) in place of the
 //! convolutional one, `small` a classifier of the size a board could run beside the
 //! VAE (5x5 convolution of 8 channels at stride 2, 3x3 convolution of 16 at stride 2,
-//! dense to the logits: about 110,000 multiply-accumulates a frame, the VAE's 103,424).
+//! dense to the logits: about 110,000 multiply-accumulates a frame, the VAE's 103,424),
+//! `pooled` the small one's convolutions with each channel's largest and mean value
+//! over the frame, `mid` the CNN's first layer with a second at stride 2 (about
+//! 400,000), `narrow` the CNN with a dense layer of 32 (see [`Arch`]).
 //!
 //! Float only, on the CPU: 5 epochs on 16,000 frames take about 4 minutes on 2 cores;
 //! `multi-class 6` (95,952 frames) 12 minutes for 4 epochs, 17 for 8; `small` 4 for 10.
@@ -49,6 +52,17 @@ enum Arch {
     /// A 5x5 convolution of 8 channels and a 3x3 of 16, both at stride 2, then the
     /// logits: the size a board could run beside the VAE.
     Small,
+    /// [`Arch::Cnn`] with a dense layer of 32 in place of 128: its weights (about
+    /// 55,000 int8) fit a board's flash beside the VAE, the CNN's (205,000) do not.
+    Narrow,
+    /// A 3x3 convolution of 16 channels at full resolution with 2x2 max pooling, a 3x3
+    /// of 32 at stride 2, then the logits: [`Arch::Cnn`]'s first layer, a third of its
+    /// multiply-accumulates and a tenth of its weights.
+    Mid,
+    /// [`Arch::Small`]'s convolutions, then the largest and the mean of each channel
+    /// over the frame (32 values), dense 64, the logits: a fault is found wherever it
+    /// falls, with few weights to learn.
+    Pooled,
     /// Dense on the pixels, 784-128: the shape the board's kernels already run.
     Dense,
 }
@@ -64,11 +78,12 @@ struct Cnn {
 
 impl Cnn {
     fn new(vb: VarBuilder, arch: Arch, classes: usize) -> candle_core::Result<Self> {
-        let (k1, k2, c1, c2, stride) = match arch {
-            Arch::Small => (5, 3, 8, 16, 2),
-            _ => (3, 3, 16, 32, 1),
+        let (k1, k2, c1, c2, stride1, stride2) = match arch {
+            Arch::Small | Arch::Pooled => (5, 3, 8, 16, 2, 2),
+            Arch::Mid => (3, 3, 16, 32, 1, 2),
+            _ => (3, 3, 16, 32, 1, 1),
         };
-        let cfg = |k: usize| Conv2dConfig {
+        let cfg = |k: usize, stride: usize| Conv2dConfig {
             padding: k / 2,
             stride,
             ..Default::default()
@@ -76,17 +91,22 @@ impl Cnn {
         let convs = match arch {
             Arch::Dense => None,
             _ => Some((
-                conv2d(1, c1, k1, cfg(k1), vb.pp("c1"))?,
-                conv2d(c1, c2, k2, cfg(k2), vb.pp("c2"))?,
+                conv2d(1, c1, k1, cfg(k1, stride1), vb.pp("c1"))?,
+                conv2d(c1, c2, k2, cfg(k2, stride2), vb.pp("c2"))?,
             )),
         };
         let dense = match arch {
-            Arch::Small => vec![linear(c2 * 7 * 7, classes, vb.pp("f1"))?],
-            Arch::Cnn | Arch::Dense => {
-                let inputs = if arch == Arch::Cnn { c2 * 7 * 7 } else { 784 };
+            Arch::Small | Arch::Mid => vec![linear(c2 * 7 * 7, classes, vb.pp("f1"))?],
+            Arch::Cnn | Arch::Narrow | Arch::Dense | Arch::Pooled => {
+                let (inputs, hidden) = match arch {
+                    Arch::Cnn => (c2 * 7 * 7, 128),
+                    Arch::Narrow => (c2 * 7 * 7, 32),
+                    Arch::Pooled => (c2 * 2, 64),
+                    _ => (784, 128),
+                };
                 vec![
-                    linear(inputs, 128, vb.pp("f1"))?,
-                    linear(128, classes, vb.pp("f2"))?,
+                    linear(inputs, hidden, vb.pp("f1"))?,
+                    linear(hidden, classes, vb.pp("f2"))?,
                 ]
             }
         };
@@ -106,6 +126,13 @@ impl Cnn {
                 if self.arch == Arch::Small {
                     let x = c1.forward(&x)?.relu()?;
                     c2.forward(&x)?.relu()?.flatten_from(1)?
+                } else if self.arch == Arch::Mid {
+                    let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
+                    c2.forward(&x)?.relu()?.flatten_from(1)?
+                } else if self.arch == Arch::Pooled {
+                    let x = c1.forward(&x)?.relu()?;
+                    let x = c2.forward(&x)?.relu()?.flatten_from(2)?;
+                    Tensor::cat(&[x.max(D::Minus1)?, x.mean(D::Minus1)?], 1)?
                 } else {
                     let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
                     c2.forward(&x)?.relu()?.max_pool2d(2)?.flatten_from(1)?
@@ -235,7 +262,7 @@ fn all(d: &Dataset, class: u32) -> Vec<u32> {
 }
 
 fn main() -> Result<()> {
-    let usage = "cnn_bound CHECKPOINT EPOCHS (per-kind KINDS | outlier-exposure COPIES | multi-class COPIES) [dense | small]";
+    let usage = "cnn_bound CHECKPOINT EPOCHS (per-kind KINDS | outlier-exposure COPIES | multi-class COPIES) [dense | small | pooled | mid | narrow]";
     let (_checkpoint, train_frames, scored) = common::score_detect_frames(usage)?;
     let arg = |i: usize| {
         std::env::args()
@@ -247,7 +274,10 @@ fn main() -> Result<()> {
         None => Arch::Cnn,
         Some("dense") => Arch::Dense,
         Some("small") => Arch::Small,
-        Some(other) => bail!("{other}: expected dense or small"),
+        Some("pooled") => Arch::Pooled,
+        Some("mid") => Arch::Mid,
+        Some("narrow") => Arch::Narrow,
+        Some(other) => bail!("{other}: expected dense, small, mid, narrow or pooled"),
     };
     match arg(3)?.as_str() {
         "per-kind" => {

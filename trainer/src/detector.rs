@@ -517,6 +517,152 @@ pub fn two_class_auroc(negative: &[f64], positive: &[f64]) -> f64 {
     auroc(&scores, &labels).unwrap_or(0.5)
 }
 
+/// The same report on several seeded splits of the clean frames (a new fit, new
+/// evaluation frames and new faults each): how far one split's per-kind recall and false
+/// positives are from another's. With 1,000 fitting frames the 1% threshold is their
+/// 11th largest score, so a kind near the threshold moves by several points from split
+/// to split; a single split's "below 90%" list is partly luck.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitSummary {
+    /// The splits' seeds, in the order of every list below.
+    pub seeds: Vec<u64>,
+    /// One row per kind, in [`Corruption::ALL`] order.
+    pub rows: Vec<SplitRow>,
+    /// Each split's false-positive rate on its clean frames the threshold was not set on.
+    pub false_positive_rates: Vec<f64>,
+    /// Each split's pooled AUROC.
+    pub pooled_aurocs: Vec<f64>,
+}
+
+/// One kind's recall on each split of a [`SplitSummary`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitRow {
+    /// The fault.
+    pub kind: &'static str,
+    /// Held out from tuning the detector.
+    pub held_out: bool,
+    /// Recall on each split.
+    pub recalls: Vec<f64>,
+}
+
+/// The mean of `values` (0 for none).
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// The smallest and largest of `values` (0 for none).
+fn range(values: &[f64]) -> (f64, f64) {
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if values.is_empty() {
+        (0.0, 0.0)
+    } else {
+        (lo, hi)
+    }
+}
+
+impl SplitSummary {
+    /// The summary of `reports`, the report of split `seeds[i]` at `i` (every report
+    /// has the kinds of [`Corruption::ALL`], as [`fault_report`] makes them).
+    pub fn new(seeds: &[u64], reports: &[FaultReport]) -> Self {
+        let rows = match reports.first() {
+            Some(first) => first
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(k, row)| SplitRow {
+                    kind: row.kind,
+                    held_out: row.held_out,
+                    recalls: reports
+                        .iter()
+                        .filter_map(|r| r.rows.get(k).map(|row| row.recall))
+                        .collect(),
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        Self {
+            seeds: seeds.to_vec(),
+            rows,
+            false_positive_rates: reports.iter().map(|r| r.false_positive_rate).collect(),
+            pooled_aurocs: reports.iter().map(|r| r.pooled_auroc).collect(),
+        }
+    }
+
+    /// Per kind, the recall on each split, its mean and range; then the false positives
+    /// and pooled AUROC likewise, and how many kinds each split finds below 90%.
+    pub fn markdown(&self) -> String {
+        let seeds: String = self.seeds.iter().map(|s| format!(" seed {s} |")).collect();
+        let rule = "---|".repeat(self.seeds.len());
+        let percent = |v: &[f64], digits: usize| -> String {
+            v.iter()
+                .map(|x| format!(" {:.digits$}% |", 100.0 * x))
+                .collect()
+        };
+        let mut out = format!(
+            "Recall on {} seeded splits (each a new fit, new clean frames and new faults).\n\n| kind | held out |{seeds} mean | lowest | highest |\n|---|---|{rule}---|---|---|\n",
+            self.seeds.len()
+        );
+        for row in &self.rows {
+            let (lo, hi) = range(&row.recalls);
+            out.push_str(&format!(
+                "| {} | {} |{} {:.1}% | {:.1}% | {:.1}% |\n",
+                row.kind,
+                if row.held_out { "yes" } else { "" },
+                percent(&row.recalls, 1),
+                100.0 * mean(&row.recalls),
+                100.0 * lo,
+                100.0 * hi,
+            ));
+        }
+        let (lo, hi) = range(&self.false_positive_rates);
+        out.push_str(&format!(
+            "| false positives (clean) | |{} {:.2}% | {:.2}% | {:.2}% |\n",
+            percent(&self.false_positive_rates, 2),
+            100.0 * mean(&self.false_positive_rates),
+            100.0 * lo,
+            100.0 * hi,
+        ));
+        let aurocs: String = self
+            .pooled_aurocs
+            .iter()
+            .map(|a| format!(" {a:.4} |"))
+            .collect();
+        let (lo, hi) = range(&self.pooled_aurocs);
+        out.push_str(&format!(
+            "| pooled AUROC | |{aurocs} {:.4} | {lo:.4} | {hi:.4} |\n",
+            mean(&self.pooled_aurocs),
+        ));
+        let below: String = (0..self.seeds.len())
+            .map(|i| {
+                let n = self
+                    .rows
+                    .iter()
+                    .filter(|r| r.recalls.get(i).is_some_and(|&x| x < 0.9))
+                    .count();
+                format!(" {n} |")
+            })
+            .collect();
+        let below_on_mean: Vec<&str> = self
+            .rows
+            .iter()
+            // (A mean of exactly 90% may land a rounding error below it.)
+            .filter(|r| mean(&r.recalls) < 0.9 - 1e-9)
+            .map(|r| r.kind)
+            .collect();
+        out.push_str(&format!(
+            "| kinds below 90% | |{below} {} | | |\n\nBelow 90% on the mean: {}.\n",
+            below_on_mean.len(),
+            if below_on_mean.is_empty() {
+                "none".to_string()
+            } else {
+                below_on_mean.join(", ")
+            },
+        ));
+        out
+    }
+}
+
 /// The float model's report beside the device's, kind by kind, as markdown.
 pub fn side_by_side(float: &FaultReport, device: &FaultReport) -> String {
     let mut out = String::from(
@@ -717,6 +863,70 @@ mod tests {
         assert_eq!(fit_seen(&frames), twice);
         // 0 and 1 both mean every neighbourhood seen.
         assert_eq!(fit_seen_at(&frames, 0), every);
+    }
+
+    /// A report with `recalls` on the first kinds of [`Corruption::ALL`].
+    fn report_with(recalls: &[f64], false_positive_rate: f64, pooled_auroc: f64) -> FaultReport {
+        FaultReport {
+            params: DetectorParams::default(),
+            severity: 1.0,
+            fit_frames: 10,
+            eval_frames: 10,
+            false_positive_rate,
+            rows: Corruption::ALL
+                .iter()
+                .zip(recalls)
+                .map(|(k, &recall)| FaultRow {
+                    kind: k.name(),
+                    family: k.family().name(),
+                    held_out: k.held_out(),
+                    auroc_elbo: 0.5,
+                    auroc: 0.9,
+                    recall,
+                    fired: None,
+                    lowest: Vec::new(),
+                })
+                .collect(),
+            size: (28, 28),
+            pooled_auroc,
+            tuned_auroc: pooled_auroc,
+            held_out_auroc: pooled_auroc,
+            pooled_auroc_elbo: 0.5,
+        }
+    }
+
+    #[test]
+    fn split_summary_gives_each_kinds_recall_per_split_its_mean_and_range() {
+        let reports = [
+            report_with(&[1.0, 0.95, 0.8], 0.007, 0.99),
+            report_with(&[1.0, 0.85, 0.9], 0.013, 0.995),
+        ];
+        let summary = SplitSummary::new(&[3, 4], &reports);
+        assert_eq!(summary.rows.len(), 3);
+        assert_eq!(summary.rows[1].recalls, vec![0.95, 0.85]);
+        assert_eq!(summary.false_positive_rates, vec![0.007, 0.013]);
+        let md = summary.markdown();
+        let kind = |i: usize| Corruption::ALL[i].name();
+        // Second kind: 95% and 85%, mean 90%, lowest 85%, highest 95%.
+        assert!(
+            md.contains(&format!(
+                "| {} |  | 95.0% | 85.0% | 90.0% | 85.0% | 95.0% |",
+                kind(1)
+            )),
+            "{md}"
+        );
+        assert!(md.contains("| seed 3 | seed 4 |"), "{md}");
+        assert!(
+            md.contains("| false positives (clean) | | 0.70% | 1.30% | 1.00% | 0.70% | 1.30% |"),
+            "{md}"
+        );
+        // Split 3 has one kind below 90% (the third), split 4 one (the second); on the
+        // mean the third (85%) is below and the second (90%) is not.
+        assert!(md.contains("| kinds below 90% | | 1 | 1 | 1 |"), "{md}");
+        assert!(
+            md.contains(&format!("Below 90% on the mean: {}.", kind(2))),
+            "{md}"
+        );
     }
 
     #[test]
