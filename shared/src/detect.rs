@@ -152,7 +152,7 @@ pub const TERMS: usize = 16;
 /// 0.001 of AUROC; at 12, with [`DIMMEST_MIN_INK`] at 13, they lose none
 /// (BENCHMARKS.md, "The sixteenth term"). [`Term::Ends`], which counts levels below
 /// full scale too, shares it. The device's `Calibrate` floors the term's scale at it;
-/// the host's tail fit floors every term at a quarter of its smallest scale.
+/// the host's tail fit floors every term at an eighth of its smallest scale.
 pub const DIMMEST_MIN_SCALE: i32 = 12;
 
 /// Pixels of row extents above half scale a quarter of the frame needs for

@@ -1,8 +1,9 @@
 //! The measurement behind "What the last six kinds need" (BENCHMARKS.md): a small
 //! convolutional classifier (3x3 conv, 16 channels, 2x2 max pool; 3x3 conv, 32 channels,
 //! pool; dense 128; one logit) trained on the training frames against faulted copies of
-//! them, thresholded so that at most 1% of the fitting frames lie above it, judged on the
-//! evaluation frames of `tinyvae detect`.
+//! them, thresholded at 1% false positives on the fitting frames
+//! (`common::one_percent_threshold`), judged on the evaluation frames of `tinyvae
+//! detect`.
 //!
 //! - `per-kind KINDS`: one classifier per kind (comma-separated names), trained on the
 //!   7,996 training frames against the same frames with that fault (seed 2). It is told
