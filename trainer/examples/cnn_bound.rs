@@ -30,7 +30,8 @@
 //! dense to the logits: about 110,000 multiply-accumulates a frame, the VAE's 103,424),
 //! `pooled` the small one's convolutions with each channel's largest and mean value
 //! over the frame, `mid` the CNN's first layer with a second at stride 2 (about
-//! 400,000), `narrow` the CNN with a dense layer of 32 (see [`Arch`]).
+//! 400,000), `narrow` the CNN with a dense layer of 32, `texture` one full-resolution
+//! 3x3 convolution whose channels are summarized over the frame (see [`Arch`]).
 //!
 //! Float only, on the CPU: 5 epochs on 16,000 frames take about 4 minutes on 2 cores;
 //! `multi-class 6` (95,952 frames) 12 minutes for 4 epochs, 17 for 8; `small` 4 for 10.
@@ -60,6 +61,11 @@ enum Arch {
     /// of 32 at stride 2, then the logits: [`Arch::Cnn`]'s first layer, a third of its
     /// multiply-accumulates and a tenth of its weights.
     Mid,
+    /// One 3x3 convolution of 16 channels at full resolution, then the largest and the
+    /// mean of each channel over the frame, dense 64, the logits: statistics of a local
+    /// pattern over the whole frame (a stroke's clipped profile), about 113,000
+    /// multiply-accumulates.
+    Texture,
     /// [`Arch::Small`]'s convolutions, then the largest and the mean of each channel
     /// over the frame (32 values), dense 64, the logits: a fault is found wherever it
     /// falls, with few weights to learn.
@@ -82,6 +88,7 @@ impl Cnn {
         let (k1, k2, c1, c2, stride1, stride2) = match arch {
             Arch::Small | Arch::Pooled => (5, 3, 8, 16, 2, 2),
             Arch::Mid => (3, 3, 16, 32, 1, 2),
+            Arch::Texture => (3, 3, 16, 16, 1, 1),
             _ => (3, 3, 16, 32, 1, 1),
         };
         let cfg = |k: usize, stride: usize| Conv2dConfig {
@@ -98,11 +105,12 @@ impl Cnn {
         };
         let dense = match arch {
             Arch::Small | Arch::Mid => vec![linear(c2 * 7 * 7, classes, vb.pp("f1"))?],
-            Arch::Cnn | Arch::Narrow | Arch::Dense | Arch::Pooled => {
+            Arch::Cnn | Arch::Narrow | Arch::Dense | Arch::Pooled | Arch::Texture => {
                 let (inputs, hidden) = match arch {
                     Arch::Cnn => (c2 * 7 * 7, 128),
                     Arch::Narrow => (c2 * 7 * 7, 32),
                     Arch::Pooled => (c2 * 2, 64),
+                    Arch::Texture => (c1 * 2, 64),
                     _ => (784, 128),
                 };
                 vec![
@@ -130,6 +138,9 @@ impl Cnn {
                 } else if self.arch == Arch::Mid {
                     let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
                     c2.forward(&x)?.relu()?.flatten_from(1)?
+                } else if self.arch == Arch::Texture {
+                    let x = c1.forward(&x)?.relu()?.flatten_from(2)?;
+                    Tensor::cat(&[x.max(D::Minus1)?, x.mean(D::Minus1)?], 1)?
                 } else if self.arch == Arch::Pooled {
                     let x = c1.forward(&x)?.relu()?;
                     let x = c2.forward(&x)?.relu()?.flatten_from(2)?;
@@ -152,6 +163,11 @@ impl Cnn {
         } else {
             Ok(x)
         }
+    }
+
+    /// Every frame's score ([`Cnn::logits`]) of each of `scored`'s sets.
+    fn logits_of(&self, scored: &[common::Scored]) -> Result<Vec<Vec<f64>>> {
+        scored.iter().map(|s| self.logits(&s.frames)).collect()
     }
 
     /// Every frame of `d`'s score, 500 at a time: the logit, or with several classes
@@ -257,13 +273,47 @@ fn train(sets: &[(&Dataset, Vec<u32>)], epochs: usize, arch: Arch, classes: usiz
     Ok(cnn)
 }
 
+/// A classifier told fault `name` (its index in [`Corruption::ALL`] with it): trained
+/// on `train_frames` against the same frames with that fault (seed 2).
+fn specialist(
+    train_frames: &Dataset,
+    name: &str,
+    epochs: usize,
+    arch: Arch,
+) -> Result<(usize, Cnn)> {
+    let (i, &kind) = Corruption::ALL
+        .iter()
+        .enumerate()
+        .find(|(_, k)| k.name() == name)
+        .ok_or_else(|| anyhow!("no fault kind {name}"))?;
+    let faulted = corrupt_each_at(train_frames, kind, 1.0, 2);
+    let sets = [
+        (train_frames, all(train_frames, 0)),
+        (&faulted, all(&faulted, 1)),
+    ];
+    Ok((i, train(&sets, epochs, arch, 1)?))
+}
+
+/// The detector table's header and the shipped sixteen terms' row; their scores.
+fn print_shipped_row(scored: &[common::Scored]) -> Vec<Vec<f64>> {
+    let shipped = common::shipped_scores(scored);
+    println!(
+        "| detector | pooled AUROC | false positives | mean recall | kinds below 90% | which |\n|---|---|---|---|---|---|"
+    );
+    println!(
+        "| the shipped 16 terms | {}",
+        common::summary_row(scored, &shipped)
+    );
+    shipped
+}
+
 /// Class `class` for every frame of `d`.
 fn all(d: &Dataset, class: u32) -> Vec<u32> {
     vec![class; d.len()]
 }
 
 fn main() -> Result<()> {
-    let usage = "cnn_bound CHECKPOINT EPOCHS (per-kind KINDS | outlier-exposure COPIES | multi-class COPIES) [dense | small | pooled | mid | narrow]";
+    let usage = "cnn_bound CHECKPOINT EPOCHS (per-kind KINDS | specialists KINDS | outlier-exposure COPIES | multi-class COPIES) [dense | small | pooled | mid | narrow | texture]";
     let (_checkpoint, train_frames, scored) = common::score_detect_frames(usage)?;
     let arg = |i: usize| {
         std::env::args()
@@ -278,23 +328,14 @@ fn main() -> Result<()> {
         Some("pooled") => Arch::Pooled,
         Some("mid") => Arch::Mid,
         Some("narrow") => Arch::Narrow,
-        Some(other) => bail!("{other}: expected dense, small, mid, narrow or pooled"),
+        Some("texture") => Arch::Texture,
+        Some(other) => bail!("{other}: expected dense, small, mid, narrow, pooled or texture"),
     };
     match arg(3)?.as_str() {
         "per-kind" => {
             println!("| kind | AUROC | recall at 1% | false positives |\n|---|---|---|---|");
             for name in arg(4)?.split(',') {
-                let (i, &kind) = Corruption::ALL
-                    .iter()
-                    .enumerate()
-                    .find(|(_, k)| k.name() == name)
-                    .ok_or_else(|| anyhow!("no fault kind {name}"))?;
-                let faulted = corrupt_each_at(&train_frames, kind, 1.0, 2);
-                let sets = [
-                    (&train_frames, all(&train_frames, 0)),
-                    (&faulted, all(&faulted, 1)),
-                ];
-                let cnn = train(&sets, epochs, arch, 1)?;
+                let (i, cnn) = specialist(&train_frames, name, epochs, arch)?;
                 let logits: Vec<Vec<f64>> = [&scored[0], &scored[1], &scored[2 + i]]
                     .iter()
                     .map(|s| cnn.logits(&s.frames))
@@ -308,6 +349,27 @@ fn main() -> Result<()> {
                     two_class_auroc(&logits[1], &logits[2]),
                     above(&logits[2]),
                     above(&logits[1])
+                );
+            }
+        }
+        "specialists" => {
+            let shipped = print_shipped_row(&scored);
+            let mut all_terms = shipped.clone();
+            let list = arg(4)?;
+            let names: Vec<&str> = list.split(',').collect();
+            for name in &names {
+                let (_, cnn) = specialist(&train_frames, name, epochs, arch)?;
+                let head = cnn.logits_of(&scored)?;
+                println!(
+                    "| 16 terms + the {name} classifier | {}",
+                    common::summary_row(&scored, &common::with_extra_term(&shipped, &head))
+                );
+                all_terms = common::with_extra_term(&all_terms, &head);
+            }
+            if names.len() > 1 {
+                println!(
+                    "| 16 terms + every classifier above | {}",
+                    common::summary_row(&scored, &all_terms)
                 );
             }
         }
@@ -343,18 +405,8 @@ fn main() -> Result<()> {
                 1
             };
             let cnn = train(&sets, epochs, arch, classes)?;
-            let head: Vec<Vec<f64>> = scored
-                .iter()
-                .map(|s| cnn.logits(&s.frames))
-                .collect::<Result<_>>()?;
-            let shipped = common::shipped_scores(&scored);
-            println!(
-                "| detector | pooled AUROC | false positives | mean recall | kinds below 90% | which |\n|---|---|---|---|---|---|"
-            );
-            println!(
-                "| the shipped 16 terms | {}",
-                common::summary_row(&scored, &shipped)
-            );
+            let head = cnn.logits_of(&scored)?;
+            let shipped = print_shipped_row(&scored);
             println!(
                 "| the classifier alone | {}",
                 common::summary_row(&scored, &head)
@@ -364,7 +416,7 @@ fn main() -> Result<()> {
                 common::summary_row(&scored, &common::with_extra_term(&shipped, &head))
             );
         }
-        other => bail!("{other}: expected per-kind, outlier-exposure or multi-class"),
+        other => bail!("{other}: expected per-kind, specialists, outlier-exposure or multi-class"),
     }
     Ok(())
 }
