@@ -53,9 +53,9 @@ pub struct Args {
     #[arg(long)]
     pub misses: Option<PathBuf>,
     /// Also report the device model on this many seeded splits (`--seed` and the next
-    /// ones; a new fit, new clean frames and new faults each): per kind, the recall on
-    /// each, its mean and range, and the false positives likewise. One split's numbers
-    /// move by several points with the split.
+    /// ones; each a new split of the clean frames into fitting and judged halves, and
+    /// new faults): per kind, the recall on each, its mean and range, and the false
+    /// positives likewise. One split's numbers move by several points with the split.
     #[arg(long, value_parser = clap::value_parser!(u64).range(2..=100))]
     pub splits: Option<u64>,
 }

@@ -59,7 +59,7 @@ fn the_detector_sees_what_the_elbo_misses() {
     // Dead pixels leave zeros in strokes in patterns no clean digit has.
     assert_eq!(row("dead-pixels")["fired"], "unseen", "{stdout}");
     // Stuck pixels are isolated bright pixels, and one outside the digit makes it span
-    // more rows than any clean digit (the tail fit's quarter-row scale).
+    // more rows than any clean digit (the tail fit's eighth-of-a-row scale).
     assert_eq!(row("stuck-pixels")["fired"], "extent", "{stdout}");
     let held: Vec<&str> = rows
         .iter()
@@ -121,6 +121,51 @@ fn the_float_checkpoint_is_reported_beside_its_device_twin() {
     }
     assert!(stdout.contains("\nfloat: pooled AUROC"), "{stdout}");
     assert!(stdout.contains("\ndevice: pooled AUROC"), "{stdout}");
+}
+
+#[test]
+fn splits_report_each_kinds_recall_on_every_split() {
+    let out = tinyvae(&["--limit", "400", "--seed", "3", "--splits", "2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ok(out, "tinyvae detect --splits 2");
+    let table = stdout
+        .split("Recall on 2 seeded splits")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no splits table: {stdout}"));
+    assert!(table.contains("| seed 3 | seed 4 | mean |"), "{table}");
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| kind |"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    // 22 kinds, then false positives, pooled AUROC, threshold and the count below 90%.
+    assert_eq!(rows.len(), 26, "{table}");
+    let percent = |cell: &str| -> f64 {
+        cell.trim_end_matches('%')
+            .parse()
+            .unwrap_or_else(|_| panic!("{cell:?} in {table}"))
+    };
+    for row in &rows[..22] {
+        // | kind | held out | seed 3 | seed 4 | mean | lowest | highest |
+        let (a, b, mean) = (percent(row[3]), percent(row[4]), percent(row[5]));
+        assert!((mean - (a + b) / 2.0).abs() < 0.06, "{row:?}");
+        assert_eq!(percent(row[6]), a.min(b), "{row:?}");
+        assert_eq!(percent(row[7]), a.max(b), "{row:?}");
+    }
+    // The first split is the report printed above the table: its recalls are the same.
+    let first = stdout
+        .lines()
+        .find(|l| l.starts_with("| occlusion |"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let occlusion = rows
+        .iter()
+        .find(|r| r[1] == "occlusion")
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        first.contains(&format!("| {} |", occlusion[3])),
+        "{first} / {occlusion:?}"
+    );
+    fails_with(tinyvae(&["--splits", "1"]), "one split", "--splits");
 }
 
 #[test]

@@ -524,7 +524,7 @@ pub fn two_class_auroc(negative: &[f64], positive: &[f64]) -> f64 {
 }
 
 /// The same report on several seeded splits of the clean frames (a new fit, new
-/// evaluation frames and new faults each): how far one split's per-kind recall and false
+/// judged frames and new faults each): how far one split's per-kind recall and false
 /// positives are from another's. With 1,000 fitting frames the 1% threshold is their
 /// 10th largest score, so a kind near the threshold moves by several points from split
 /// to split; a single split's "below 90%" list is partly luck.
@@ -612,7 +612,7 @@ impl SplitSummary {
                 .collect()
         };
         let mut out = format!(
-            "Recall on {} seeded splits (each a new fit, new clean frames and new faults).\n\n| kind | held out |{seeds} mean | lowest | highest |\n|---|---|{rule}---|---|---|\n",
+            "Recall on {} seeded splits (each a new split of the clean frames into fitting and judged halves, and new faults).\n\n| kind | held out |{seeds} mean | lowest | highest |\n|---|---|{rule}---|---|---|\n",
             self.seeds.len()
         );
         for row in &self.rows {
