@@ -18,15 +18,7 @@ use anyhow::Result;
 
 /// The 1% point of an exponential tail fitted beyond the 90% quantile of `fitting`.
 fn tail_threshold(fitting: &[f64]) -> f64 {
-    let mut sorted = fitting.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let edge = sorted[((sorted.len() - 1) as f64 * 0.9).round() as usize];
-    let beyond: Vec<f64> = sorted
-        .iter()
-        .filter(|&&v| v > edge)
-        .map(|v| v - edge)
-        .collect();
-    let excess = beyond.iter().sum::<f64>() / beyond.len().max(1) as f64;
+    let (edge, excess) = common::upper_tail(fitting);
     edge + excess * 10f64.ln()
 }
 

@@ -159,20 +159,31 @@ pub fn shipped_scores(scored: &[Scored]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// `scores` with one more term: `extra` (per set, per frame; larger is more anomalous)
-/// standardized as the detector's terms are (edge at the fitting frames' 90% quantile,
-/// scale their mean excess beyond it) and the larger of the two kept.
+/// The upper tail of `values` as the detector fits a term's: its edge at their 90%
+/// quantile and their mean excess beyond it.
 #[allow(dead_code)] // each example is its own crate, and not every one reads it
-pub fn with_extra_term(scores: &[Vec<f64>], extra: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let mut fitting = extra[0].clone();
-    fitting.sort_by(f64::total_cmp);
-    let edge = fitting[((fitting.len() - 1) as f64 * 0.9).round() as usize];
-    let beyond: Vec<f64> = fitting
+pub fn upper_tail(values: &[f64]) -> (f64, f64) {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let edge = sorted[((sorted.len() - 1) as f64 * 0.9).round() as usize];
+    let beyond: Vec<f64> = sorted
         .iter()
         .filter(|&&v| v > edge)
         .map(|v| v - edge)
         .collect();
-    let scale = (beyond.iter().sum::<f64>() / beyond.len().max(1) as f64).max(f64::MIN_POSITIVE);
+    (
+        edge,
+        beyond.iter().sum::<f64>() / beyond.len().max(1) as f64,
+    )
+}
+
+/// `scores` with one more term: `extra` (per set, per frame; larger is more anomalous)
+/// standardized as the detector's terms are ([`upper_tail`] of the fitting frames: the
+/// edge, and the mean excess as the scale) and the larger of the two kept.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn with_extra_term(scores: &[Vec<f64>], extra: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let (edge, excess) = upper_tail(&extra[0]);
+    let scale = excess.max(f64::MIN_POSITIVE);
     scores
         .iter()
         .zip(extra)
