@@ -74,6 +74,12 @@ enum Arch {
     Dense,
 }
 
+/// Each channel's largest and mean value over the frame: `(B, C, H, W)` to `(B, 2C)`.
+fn frame_max_and_mean(x: &Tensor) -> candle_core::Result<Tensor> {
+    let x = x.flatten_from(2)?;
+    Tensor::cat(&[x.max(D::Minus1)?, x.mean(D::Minus1)?], 1)
+}
+
 /// The classifier: its convolutions (none for [`Arch::Dense`]) and dense layers, with
 /// `classes` logits (1: one logit for "faulted").
 struct Cnn {
@@ -132,22 +138,23 @@ impl Cnn {
         let mut x = match &self.convs {
             Some((c1, c2)) => {
                 let x = x.reshape((x.dim(0)?, 1, 28, 28))?;
-                if self.arch == Arch::Small {
-                    let x = c1.forward(&x)?.relu()?;
-                    c2.forward(&x)?.relu()?.flatten_from(1)?
-                } else if self.arch == Arch::Mid {
-                    let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
-                    c2.forward(&x)?.relu()?.flatten_from(1)?
-                } else if self.arch == Arch::Texture {
-                    let x = c1.forward(&x)?.relu()?.flatten_from(2)?;
-                    Tensor::cat(&[x.max(D::Minus1)?, x.mean(D::Minus1)?], 1)?
-                } else if self.arch == Arch::Pooled {
-                    let x = c1.forward(&x)?.relu()?;
-                    let x = c2.forward(&x)?.relu()?.flatten_from(2)?;
-                    Tensor::cat(&[x.max(D::Minus1)?, x.mean(D::Minus1)?], 1)?
-                } else {
-                    let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
-                    c2.forward(&x)?.relu()?.max_pool2d(2)?.flatten_from(1)?
+                match self.arch {
+                    Arch::Small => c2
+                        .forward(&c1.forward(&x)?.relu()?)?
+                        .relu()?
+                        .flatten_from(1)?,
+                    Arch::Mid => {
+                        let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
+                        c2.forward(&x)?.relu()?.flatten_from(1)?
+                    }
+                    Arch::Texture => frame_max_and_mean(&c1.forward(&x)?.relu()?)?,
+                    Arch::Pooled => {
+                        frame_max_and_mean(&c2.forward(&c1.forward(&x)?.relu()?)?.relu()?)?
+                    }
+                    _ => {
+                        let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
+                        c2.forward(&x)?.relu()?.max_pool2d(2)?.flatten_from(1)?
+                    }
                 }
             }
             None => x.clone(),

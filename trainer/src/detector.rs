@@ -601,60 +601,50 @@ impl SplitSummary {
         }
     }
 
-    /// Per kind, the recall on each split, its mean and range; then the false positives
-    /// and pooled AUROC likewise, and how many kinds each split finds below 90%.
+    /// Per kind, the recall on each split, its mean and range; then the false positives,
+    /// pooled AUROC and threshold likewise, and how many kinds each split finds below
+    /// 90%.
     pub fn markdown(&self) -> String {
         let seeds: String = self.seeds.iter().map(|s| format!(" seed {s} |")).collect();
         let rule = "---|".repeat(self.seeds.len());
-        let percent = |v: &[f64], digits: usize| -> String {
-            v.iter()
-                .map(|x| format!(" {:.digits$}% |", 100.0 * x))
-                .collect()
-        };
         let mut out = format!(
             "Recall on {} seeded splits (each a new split of the clean frames into fitting and judged halves, and new faults).\n\n| kind | held out |{seeds} mean | lowest | highest |\n|---|---|{rule}---|---|---|\n",
             self.seeds.len()
         );
-        for row in &self.rows {
-            let (lo, hi) = range(&row.recalls);
-            out.push_str(&format!(
-                "| {} | {} |{} {:.1}% | {:.1}% | {:.1}% |\n",
-                row.kind,
-                if row.held_out { "yes" } else { "" },
-                percent(&row.recalls, 1),
-                100.0 * mean(&row.recalls),
-                100.0 * lo,
-                100.0 * hi,
+        // One row: `head` (its first two cells), each split's value, their mean, the
+        // lowest and the highest, every value through `cell`.
+        let row = |head: String, values: &[f64], cell: &dyn Fn(f64) -> String| {
+            let (lo, hi) = range(values);
+            let splits: String = values.iter().map(|&v| format!(" {} |", cell(v))).collect();
+            format!(
+                "{head}{splits} {} | {} | {} |\n",
+                cell(mean(values)),
+                cell(lo),
+                cell(hi)
+            )
+        };
+        let percent = |digits: usize| move |v: f64| format!("{:.digits$}%", 100.0 * v);
+        for r in &self.rows {
+            let held = if r.held_out { "yes" } else { "" };
+            out.push_str(&row(
+                format!("| {} | {held} |", r.kind),
+                &r.recalls,
+                &percent(1),
             ));
         }
-        let (lo, hi) = range(&self.false_positive_rates);
-        out.push_str(&format!(
-            "| false positives (clean) | |{} {:.2}% | {:.2}% | {:.2}% |\n",
-            percent(&self.false_positive_rates, 2),
-            100.0 * mean(&self.false_positive_rates),
-            100.0 * lo,
-            100.0 * hi,
+        out.push_str(&row(
+            "| false positives (clean) | |".into(),
+            &self.false_positive_rates,
+            &percent(2),
         ));
-        let aurocs: String = self
-            .pooled_aurocs
-            .iter()
-            .map(|a| format!(" {a:.4} |"))
-            .collect();
-        let (lo, hi) = range(&self.pooled_aurocs);
-        out.push_str(&format!(
-            "| pooled AUROC | |{aurocs} {:.4} | {lo:.4} | {hi:.4} |\n",
-            mean(&self.pooled_aurocs),
+        out.push_str(&row(
+            "| pooled AUROC | |".into(),
+            &self.pooled_aurocs,
+            &|v| format!("{v:.4}"),
         ));
-        let thresholds: String = self
-            .thresholds
-            .iter()
-            .map(|t| format!(" {t:.3} |"))
-            .collect();
-        let (lo, hi) = range(&self.thresholds);
-        out.push_str(&format!(
-            "| threshold | |{thresholds} {:.3} | {lo:.3} | {hi:.3} |\n",
-            mean(&self.thresholds),
-        ));
+        out.push_str(&row("| threshold | |".into(), &self.thresholds, &|v| {
+            format!("{v:.3}")
+        }));
         let below: String = (0..self.seeds.len())
             .map(|i| {
                 let n = self
