@@ -182,8 +182,20 @@ pub fn upper_tail(values: &[f64]) -> (f64, f64) {
 /// edge, and the mean excess as the scale) and the larger of the two kept.
 #[allow(dead_code)] // each example is its own crate, and not every one reads it
 pub fn with_extra_term(scores: &[Vec<f64>], extra: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    with_weighted_extra_term(scores, extra, 1.0)
+}
+
+/// [`with_extra_term`] with the extra term's standardized value multiplied by
+/// `weight`: above 1 the term takes a larger share of the threshold's false positives
+/// (a weight is a scale `weight` times smaller, so a board would need nothing new).
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn with_weighted_extra_term(
+    scores: &[Vec<f64>],
+    extra: &[Vec<f64>],
+    weight: f64,
+) -> Vec<Vec<f64>> {
     let (edge, excess) = upper_tail(&extra[0]);
-    let scale = excess.max(f64::MIN_POSITIVE);
+    let scale = excess.max(f64::MIN_POSITIVE) / weight;
     scores
         .iter()
         .zip(extra)
