@@ -147,7 +147,15 @@ pub fn table_row(
 /// (`scored[0]`), as `tinyvae detect` fits it: one list per set of `scored`.
 #[allow(dead_code)] // each example is its own crate, and not every one reads it
 pub fn shipped_scores(scored: &[Scored]) -> Vec<Vec<f64>> {
-    let params = fit(&scored[0].terms, FitOptions::default());
+    scores_with(scored, &fit(&scored[0].terms, FitOptions::default()))
+}
+
+/// Every frame's score from the detector `params`: one list per set of `scored`.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn scores_with(
+    scored: &[Scored],
+    params: &tinyvae_shared::detect::DetectorParams,
+) -> Vec<Vec<f64>> {
     scored
         .iter()
         .map(|s| {
