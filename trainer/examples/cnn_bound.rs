@@ -31,7 +31,8 @@
 //! copies after the first reordered likewise. The 17th-term rows of `specialists` and
 //! `multi-class` are followed by the same head weighted by 1.25, 1.5 and 2 (a larger
 //! share of the false positives). `TINYVAE_BOUND_SPLITS=N` judges a `multi-class` head
-//! on the splits of seeds 0 to N - 1 (trained once).
+//! on the splits of seeds 0 to N - 1 (trained once); `TINYVAE_BOUND_SPREAD=1` gives
+//! each of its faulted training frames a severity from half to twice the default.
 //!
 //! A last argument `dense` trains a dense classifier (784-128-1) in place of the
 //! convolutional one, `small` a classifier of the size a board could run beside the
@@ -399,6 +400,29 @@ fn reordered(frames: &Dataset, copy: usize) -> Dataset {
     }
 }
 
+/// [`corrupt_with`]'s frames and kinds, each frame at a severity drawn log-uniformly
+/// from half to twice the default (seeded by `(seed, "bound-severity", i)`): a head
+/// shown faults from faint to gross, which may carry to kinds it is not shown.
+fn corrupt_at_spread_severity(frames: &Dataset, kinds: &[Corruption], seed: u64) -> Dataset {
+    let mut out = frames.clone();
+    let (n, d) = (frames.len(), frames.image_len());
+    for i in 0..n {
+        let mut rng = tinyvae_datasets::rng::SeededRng::stream(seed, "bound-severity", i as u64);
+        let severity = 2f64.powf(rng.uniform_range(-1.0, 1.0));
+        let other = frames.image_u8(tinyvae_datasets::corrupt::other_index(i, n));
+        let img = kinds[i % kinds.len()].apply_at(
+            frames.image_u8(i),
+            other,
+            frames.width,
+            frames.height,
+            severity,
+            &mut rng,
+        );
+        out.pixels[i * d..(i + 1) * d].copy_from_slice(&img);
+    }
+    out
+}
+
 /// Class `class` for every frame of `d`.
 fn all(d: &Dataset, class: u32) -> Vec<u32> {
     vec![class; d.len()]
@@ -507,6 +531,9 @@ fn main() -> Result<()> {
                 }
             }
             let reorder = multi_class && sixth.is_some();
+            // TINYVAE_BOUND_SPREAD=1: each faulted frame at its own severity (see
+            // `corrupt_at_spread_severity`) rather than every one at the default.
+            let spread = std::env::var("TINYVAE_BOUND_SPREAD").is_ok_and(|v| v == "1");
             let class_of =
                 |k: Corruption| 1 + tuned.iter().position(|&t| t == k).unwrap_or(0) as u32;
             let faulted: Vec<(Dataset, Vec<u32>)> = (0..copies)
@@ -518,7 +545,12 @@ fn main() -> Result<()> {
                     let classes = (0..frames.len())
                         .map(|i| class_of(kinds[i % kinds.len()]))
                         .collect();
-                    (corrupt_with(&frames, &kinds, 3 + c as u64), classes)
+                    let faulted = if spread {
+                        corrupt_at_spread_severity(&frames, &kinds, 3 + c as u64)
+                    } else {
+                        corrupt_with(&frames, &kinds, 3 + c as u64)
+                    };
+                    (faulted, classes)
                 })
                 .collect();
             let mut sets: Vec<(&Dataset, Vec<u32>)> = (0..copies)
