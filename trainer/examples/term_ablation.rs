@@ -38,17 +38,10 @@ fn main() -> Result<()> {
     println!("| none (shipped) | {base_fp:.2}% | | |");
     for term in Term::ALL {
         for upper in [true, false] {
-            let mut params = shipped;
-            let side = &mut params.terms[term as usize];
-            let scale = if upper {
-                &mut side.scale_high
-            } else {
-                &mut side.scale_low
-            };
-            if *scale == 0 {
+            if !is_on(&shipped, term, upper) {
                 continue;
             }
-            *scale = 0;
+            let params = without(&shipped, &[(term, upper)]);
             let (kinds, fp) = recalls(&common::scores_with(&scored, &params));
             let moved = |sign: f64| -> String {
                 kinds
@@ -96,6 +89,16 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// Whether `params` reads the upper (or lower) side of `term` (its scale is not 0).
+fn is_on(params: &DetectorParams, term: Term, upper: bool) -> bool {
+    let side = params.terms[term as usize];
+    (if upper {
+        side.scale_high
+    } else {
+        side.scale_low
+    }) != 0
+}
+
 /// `params` with the sides `off` turned off (scale 0).
 fn without(params: &DetectorParams, off: &[(Term, bool)]) -> DetectorParams {
     let mut p = *params;
@@ -110,9 +113,9 @@ fn without(params: &DetectorParams, off: &[(Term, bool)]) -> DetectorParams {
     p
 }
 
-/// Sides turned off one at a time, in the order of the kinds they help most: a side
-/// stays off when no tuned kind loses half a point or more against the detector
-/// before it and the tuned kinds' mean recall does not fall.
+/// Sides turned off one at a time: each round turns off the side that raises the
+/// tuned kinds' mean recall most (or keeps it) while no tuned kind loses half a point
+/// or more against the detector before it; the search ends when no side qualifies.
 fn greedy(scored: &[common::Scored], shipped: &DetectorParams, base: &[f64]) -> Vec<(Term, bool)> {
     let tuned: Vec<bool> = scored[2..]
         .iter()
@@ -132,13 +135,7 @@ fn greedy(scored: &[common::Scored], shipped: &DetectorParams, base: &[f64]) -> 
         let mut best: Option<((Term, bool), Vec<f64>, f64)> = None;
         for term in Term::ALL {
             for upper in [true, false] {
-                let side = shipped.terms[term as usize];
-                let on = if upper {
-                    side.scale_high
-                } else {
-                    side.scale_low
-                } != 0;
-                if !on || off.contains(&(term, upper)) {
+                if !is_on(shipped, term, upper) || off.contains(&(term, upper)) {
                     continue;
                 }
                 let mut trial = off.clone();
