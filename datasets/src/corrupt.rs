@@ -674,38 +674,27 @@ pub fn corrupt_dataset(ds: &Dataset, seed: u64) -> (Dataset, Vec<Corruption>) {
 /// (none when `kinds` is empty), seeded and paired as [`corrupt_dataset`] does: what
 /// it does with a list of kinds of one's own (e.g. [`Corruption::PIXEL_FAULTS`]).
 pub fn corrupt_with(ds: &Dataset, kinds: &[Corruption], seed: u64) -> Dataset {
-    let mut out = ds.clone();
     if kinds.is_empty() {
-        return out;
+        return ds.clone();
     }
-    let d = ds.image_len();
-    let n = ds.len();
-    for i in 0..n {
-        let kind = kinds[i % kinds.len()];
-        let mut rng = SeededRng::stream(seed, "corrupt", i as u64);
-        let other = ds.image_u8(other_index(i, n));
-        let img = kind.apply(ds.image_u8(i), other, ds.width, ds.height, &mut rng);
-        out.pixels[i * d..(i + 1) * d].copy_from_slice(&img);
-    }
-    out.source = format!("{} (corrupted)", ds.source);
-    out
+    corrupt_frames(ds, format!("{} (corrupted)", ds.source), |i| {
+        let rng = SeededRng::stream(seed, "corrupt", i as u64);
+        (kinds[i % kinds.len()], 1.0, rng)
+    })
 }
 
-/// Every image of `ds` corrupted with `kind` (default severity), image `i` seeded by
-/// `(seed, "corrupt-<name>", i)` so that kinds draw independently, its `other` frame
-/// image [`other_index`]`(i)`: N clean against N faulted images of one kind.
-pub fn corrupt_each(ds: &Dataset, kind: Corruption, seed: u64) -> Dataset {
-    corrupt_each_at(ds, kind, 1.0, seed)
-}
-
-/// [`corrupt_each`] at `severity` (see [`Corruption::apply_at`]), with the same draws.
-pub fn corrupt_each_at(ds: &Dataset, kind: Corruption, severity: f64, seed: u64) -> Dataset {
+/// Every frame `i` of `ds` with the fault `draw(i)` gives it (kind, severity and the
+/// generator its draws come from), paired with frame [`other_index`]`(i)` (clean):
+/// the loop every corrupting function here shares.
+fn corrupt_frames(
+    ds: &Dataset,
+    source: String,
+    mut draw: impl FnMut(usize) -> (Corruption, f64, SeededRng),
+) -> Dataset {
     let mut out = ds.clone();
-    let d = ds.image_len();
-    let n = ds.len();
-    let purpose = format!("corrupt-{}", kind.name());
+    let (n, d) = (ds.len(), ds.image_len());
     for i in 0..n {
-        let mut rng = SeededRng::stream(seed, &purpose, i as u64);
+        let (kind, severity, mut rng) = draw(i);
         let other = ds.image_u8(other_index(i, n));
         let img = kind.apply_at(
             ds.image_u8(i),
@@ -717,8 +706,41 @@ pub fn corrupt_each_at(ds: &Dataset, kind: Corruption, severity: f64, seed: u64)
         );
         out.pixels[i * d..(i + 1) * d].copy_from_slice(&img);
     }
-    out.source = format!("{} ({})", ds.source, kind.name());
+    out.source = source;
     out
+}
+
+/// [`corrupt_with`]'s frames and kinds, each frame at its own severity, drawn
+/// log-uniformly from half to twice the default, frame `i` seeded by `(seed,
+/// "bound-severity", i)` (the severity first, then the fault's draws) and paired as
+/// [`corrupt_with`] pairs it: training frames for a classifier shown faults from faint to
+/// gross, which carry to kinds it is not shown (BENCHMARKS.md, "A head the board can
+/// carry"). The purpose string is the one that measurement was run with.
+pub fn corrupt_with_spread_severity(ds: &Dataset, kinds: &[Corruption], seed: u64) -> Dataset {
+    if kinds.is_empty() {
+        return ds.clone();
+    }
+    let source = format!("{} (corrupted, spread severity)", ds.source);
+    corrupt_frames(ds, source, |i| {
+        let mut rng = SeededRng::stream(seed, "bound-severity", i as u64);
+        let severity = 2f64.powf(rng.uniform_range(-1.0, 1.0));
+        (kinds[i % kinds.len()], severity, rng)
+    })
+}
+
+/// Every image of `ds` corrupted with `kind` (default severity), image `i` seeded by
+/// `(seed, "corrupt-<name>", i)` so that kinds draw independently, its `other` frame
+/// image [`other_index`]`(i)`: N clean against N faulted images of one kind.
+pub fn corrupt_each(ds: &Dataset, kind: Corruption, seed: u64) -> Dataset {
+    corrupt_each_at(ds, kind, 1.0, seed)
+}
+
+/// [`corrupt_each`] at `severity` (see [`Corruption::apply_at`]), with the same draws.
+pub fn corrupt_each_at(ds: &Dataset, kind: Corruption, severity: f64, seed: u64) -> Dataset {
+    let purpose = format!("corrupt-{}", kind.name());
+    corrupt_frames(ds, format!("{} ({})", ds.source, kind.name()), |i| {
+        (kind, severity, SeededRng::stream(seed, &purpose, i as u64))
+    })
 }
 
 #[cfg(test)]

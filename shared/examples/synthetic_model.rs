@@ -119,6 +119,7 @@ fn build(seed: u64) -> ModelSpec {
         logit_zero_point: 0,
         detector: None,
         seen: None,
+        head: None,
     }
 }
 

@@ -19,6 +19,8 @@
 //! * [`score`] — the anomaly score (reconstruction + KL at `z = mu`).
 //! * [`detect`] — the fault detector: integer terms of a frame and its reconstruction,
 //!   standardized against clean frames, and its fixed-memory calibrator.
+//! * [`fault_head`] — the fault head: a small int8 convolutional classifier of the
+//!   frame, the detector's 17th term.
 //! * [`model`] — the model image (layout, validator, [`model::Likelihood`]).
 //! * [`pipeline`] — encode, score, decode and generate on a parsed model.
 //! * [`protocol`] — the serial protocol (postcard messages, CRC-32, COBS frames).
@@ -36,6 +38,7 @@ pub mod code;
 pub mod demo_frames;
 pub mod dense;
 pub mod detect;
+pub mod fault_head;
 pub mod fixed;
 pub mod latent;
 pub mod math;

@@ -8,7 +8,7 @@
 //!   0  magic "TVAE"
 //!   4  u16 format version (FORMAT_VERSION)
 //!   6  u8  reconstruction likelihood: 0 Bernoulli (BCE), 1 squared error
-//!   7  u8  reserved, 0
+//!   7  u8  fault head layers: 0 (none; 0 was "reserved" before the head) or 4
 //!   8  u16 input width     10  u16 input height     12 u16 latent size
 //!  14  u8  encoder layers  15  u8  decoder layers
 //!  16  i32 anomaly threshold (Q16)
@@ -34,6 +34,9 @@
 //!   (see crate::detect::DetectorParams::from_le_bytes); then, in a 2724-byte
 //!   section, the 2464-byte set of neighbourhoods seen on clean frames
 //!   (crate::detect::Seen)
+//! fault head (when header byte 7 is 4): the rest of the body, its four layers in
+//!   the layers' format, conv1, conv2, hidden, logits (crate::fault_head::FaultHead;
+//!   a layer here may read up to HEAD_MAX_INPUTS inputs)
 //! trailer: u32 CRC-32 (iSCSI) of every byte before it — the model hash
 //! ```
 //!
@@ -50,6 +53,7 @@ use crate::dense::{weight_bytes, DenseLayer, LayerOutput};
 use crate::detect::{
     is_detector_section_len, DetectorParams, Seen, DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_SEEN,
 };
+use crate::fault_head::FaultHead;
 use crate::fixed::Q16;
 use crate::protocol::{MAX_LATENT, MAX_NAME, MAX_PIXELS};
 
@@ -68,6 +72,11 @@ pub const LAYER_HEADER_LEN: usize = 16;
 pub const TABLES_LEN: usize = 256 + 256 * 4 * 2;
 /// Most layers in the encoder or in the decoder.
 pub const MAX_LAYERS: usize = 6;
+/// Layers of a fault head section.
+pub const HEAD_LAYERS: u8 = 4;
+/// Most inputs of a fault head layer: its hidden layer reads the 7x7 pooled map of up
+/// to 32 channels.
+pub const HEAD_MAX_INPUTS: usize = 49 * crate::fault_head::MAX_CONV2;
 /// Widest layer (inputs or outputs) the device supports.
 pub const MAX_WIDTH: usize = MAX_PIXELS;
 /// Largest magnitude of a softplus or logit table entry, Q16 (64.0): the exporter clips
@@ -288,6 +297,8 @@ pub struct Model<'a> {
     detector: Option<&'a [u8]>,
     /// The detector section's set of seen neighbourhoods, when it has one.
     seen: Option<Seen<'a>>,
+    /// The fault head's section, validated at parse (read on demand, as the detector).
+    head: Option<&'a [u8]>,
 }
 
 /// A little-endian reader that turns every short read into [`ModelError::Truncated`].
@@ -357,16 +368,22 @@ fn check_requant(multiplier: &[u8], shift: &[u8]) -> Result<(), ModelError> {
 }
 
 fn read_layer<'a>(r: &mut Reader<'a>) -> Result<DenseLayer<'a>, ModelError> {
+    read_layer_within(r, MAX_WIDTH)
+}
+
+/// A layer of at most `max_in` inputs (the fault head's hidden layer reads more than
+/// the VAE's widest).
+fn read_layer_within<'a>(r: &mut Reader<'a>, max_in: usize) -> Result<DenseLayer<'a>, ModelError> {
     let in_dim = r.u16("layer header")? as usize;
     let out_dim = r.u16("layer header")? as usize;
     let kind = r.u8("layer header")?;
     let _pad = r.take(3, "layer header")?;
     let input_zero_point = r.i32("layer header")?;
     let output_zero_point = r.i32("layer header")?;
-    if in_dim == 0 || out_dim == 0 || in_dim > MAX_WIDTH || out_dim > MAX_WIDTH {
+    if in_dim == 0 || out_dim == 0 || in_dim > max_in || out_dim > MAX_WIDTH {
         return Err(invalid(
             "layer size",
-            "inputs and outputs must be in 1..=1024",
+            "inputs and outputs must be in 1..=1024 (a fault head layer's inputs 1..=1568)",
         ));
     }
     check_zero_point(input_zero_point, "layer input zero point")?;
@@ -430,6 +447,20 @@ fn read_stack<'a>(
     Ok(layers)
 }
 
+/// The fault head's four layers, checked to chain ([`FaultHead::new`]).
+fn read_head<'a>(r: &mut Reader<'a>) -> Result<FaultHead<'a>, ModelError> {
+    let conv1 = read_layer(r)?;
+    let conv2 = read_layer(r)?;
+    let hidden = read_layer_within(r, HEAD_MAX_INPUTS)?;
+    let logits = read_layer(r)?;
+    FaultHead::new(conv1, conv2, hidden, logits).map_err(|_| {
+        invalid(
+            "fault head",
+            "its four layers must chain as fault_head::FaultHead",
+        )
+    })
+}
+
 impl<'a> Model<'a> {
     /// Validates `bytes` and returns a view of the model in them.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, ModelError> {
@@ -451,7 +482,10 @@ impl<'a> Model<'a> {
                 ))
             }
         };
-        let _reserved = r.u8("header")?;
+        let head_layers = r.u8("header")?;
+        if head_layers != 0 && head_layers != HEAD_LAYERS {
+            return Err(invalid("fault head layers", "must be 0 (none) or 4"));
+        }
         let input_width = r.u16("header")? as usize;
         let input_height = r.u16("header")? as usize;
         let latent = r.u16("header")? as usize;
@@ -534,6 +568,11 @@ impl<'a> Model<'a> {
                 ))
             }
         };
+        // The fault head is the rest of the body, read on demand (`fault_head`).
+        let head = match head_layers {
+            0 => None,
+            _ => Some(r.take(body_len.saturating_sub(r.pos), "fault head")?),
+        };
         if r.pos != body_len {
             return Err(invalid(
                 "length",
@@ -545,7 +584,7 @@ impl<'a> Model<'a> {
             Some(Some((params, set))) if !set.is_empty() => (Some(params), Seen::new(set)),
             _ => (detector, None),
         };
-        Ok(Model {
+        let model = Model {
             bytes,
             likelihood,
             input_width,
@@ -566,7 +605,29 @@ impl<'a> Model<'a> {
             hash: stored,
             detector,
             seen,
-        })
+            head,
+        };
+        // Checked here on the host (the exporter, the firmware's build script, `tinyvae`
+        // reading a file); on the device, which only runs an image its build checked, a
+        // head that does not read is no head (its term reads 0), for less code.
+        #[cfg(feature = "host")]
+        if model.head.is_some() && model.fault_head().is_none() {
+            return Err(invalid(
+                "fault head",
+                "its four layers must chain as fault_head::FaultHead and fill the section",
+            ));
+        }
+        Ok(model)
+    }
+
+    /// The fault head (`None`: the model has none, and the detector's `head` term
+    /// reads 0).
+    #[inline(never)] // one copy of the section reader on the device
+    pub fn fault_head(&self) -> Option<FaultHead<'a>> {
+        let bytes = self.head?;
+        let mut r = Reader { bytes, pos: 0 };
+        let head = read_head(&mut r).ok()?;
+        (r.pos == bytes.len()).then_some(head)
     }
 
     /// The fault detector fitted at export (`None`: the model has none, and the
@@ -726,6 +787,8 @@ mod builder {
         /// The neighbourhoods clean frames hold ([`Seen`]'s bytes), written after the
         /// detector's parameters; only with a detector.
         pub seen: Option<StdVec<u8>>,
+        /// The fault head's layers (conv1, conv2, hidden, logits), if any.
+        pub head: Option<[LayerSpec; 4]>,
     }
 
     fn put_i32s(out: &mut StdVec<u8>, values: &[i32]) {
@@ -744,7 +807,7 @@ mod builder {
                 Likelihood::Bernoulli => 0,
                 Likelihood::Gaussian => 1,
             });
-            out.push(0);
+            out.push(if self.head.is_some() { HEAD_LAYERS } else { 0 });
             for v in [self.input_width, self.input_height, self.latent] {
                 let v = u16::try_from(v).map_err(|_| invalid("size", "must fit in u16"))?;
                 out.extend_from_slice(&v.to_le_bytes());
@@ -796,6 +859,9 @@ mod builder {
             }
             if let Some(seen) = seen {
                 out.extend_from_slice(seen.as_bytes());
+            }
+            for layer in self.head.iter().flatten() {
+                write_layer(&mut out, layer)?;
             }
             let total = out.len() + 4;
             let total32 = u32::try_from(total).map_err(|_| invalid("length", "too large"))?;

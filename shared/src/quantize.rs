@@ -7,7 +7,7 @@
 
 use std::vec::Vec;
 
-use crate::dense::{quantize_multiplier, LayerOutput};
+use crate::dense::{group_weights, quantize_multiplier, DenseLayer, LayerOutput};
 use crate::fixed::Q16_ONE;
 use crate::model::LayerSpec;
 
@@ -129,6 +129,52 @@ pub fn quantize_layer(layer: &FloatLayer, input: ActQuant, output: OutputQuant) 
         bias,
         multiplier,
         shift,
+    }
+}
+
+/// A quantized layer's bytes laid out as a model image holds them, owned: what a
+/// [`DenseLayer`] borrows, for running a layer outside a model image (the fault head
+/// before it is written into one, tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerBytes {
+    in_dim: usize,
+    out_dim: usize,
+    output: LayerOutput,
+    input_zero_point: i32,
+    weights: Vec<i8>,
+    bias: Vec<u8>,
+    multiplier: Vec<u8>,
+    shift: Vec<u8>,
+}
+
+impl LayerBytes {
+    /// The bytes of `spec` (its weights grouped as the kernels read them).
+    pub fn new(spec: &LayerSpec) -> Self {
+        let le = |values: &[i32]| values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Self {
+            in_dim: spec.in_dim,
+            out_dim: spec.out_dim,
+            output: spec.output,
+            input_zero_point: spec.input_zero_point,
+            weights: group_weights(&spec.weight, spec.in_dim, spec.out_dim),
+            bias: le(&spec.bias),
+            multiplier: le(&spec.multiplier),
+            shift: le(&spec.shift),
+        }
+    }
+
+    /// The layer.
+    pub fn view(&self) -> DenseLayer<'_> {
+        DenseLayer {
+            in_dim: self.in_dim,
+            out_dim: self.out_dim,
+            input_zero_point: self.input_zero_point,
+            output: self.output,
+            weights: &self.weights,
+            bias: &self.bias,
+            multiplier: &self.multiplier,
+            shift: &self.shift,
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::vec::Vec;
 
-use crate::model::{Likelihood, ModelSpec};
+use crate::model::{LayerSpec, Likelihood, ModelSpec};
 use crate::quantize::{latent_quant, quantize_layer, ActQuant, FloatLayer, OutputQuant};
 use crate::rng::Rng;
 
@@ -52,6 +52,23 @@ pub fn random_layer(rng: &mut Rng, in_dim: usize, out_dim: usize) -> FloatLayer 
         bias: (0..out_dim).map(|_| uniform(rng, limit)).collect(),
         relu: false,
     }
+}
+
+/// A random fault head ([`crate::fault_head`]) with `c1` and `c2` channels, 8 hidden
+/// units and 5 classes, drawn from `seed`, its activation ranges wide enough that its
+/// maps are neither all zero nor all saturated.
+pub fn synthetic_head(seed: u64, c1: usize, c2: usize) -> [LayerSpec; 4] {
+    let mut rng = Rng::new(seed);
+    let q1 = ActQuant::from_range(0.0, 1.5);
+    let q2 = ActQuant::from_range(0.0, 1.0);
+    let q3 = ActQuant::from_range(0.0, 1.0);
+    let relu = |quant| OutputQuant::Int8 { quant, relu: true };
+    [
+        quantize_layer(&random_layer(&mut rng, 9, c1), ActQuant::pixels(), relu(q1)),
+        quantize_layer(&random_layer(&mut rng, 9 * c1, c2), q1, relu(q2)),
+        quantize_layer(&random_layer(&mut rng, 49 * c2, 8), q2, relu(q3)),
+        quantize_layer(&random_layer(&mut rng, 8, 5), q3, OutputQuant::Q16),
+    ]
 }
 
 /// A valid model image spec with random weights, drawn from `seed`.
@@ -108,6 +125,7 @@ pub fn synthetic_model(seed: u64, shape: SyntheticShape) -> ModelSpec {
         logit_zero_point: logits.zero_point,
         detector: None,
         seen: None,
+        head: None,
     }
 }
 

@@ -1,9 +1,11 @@
 //! The model image: round trip, and a named error for each kind of damage.
 
+use tinyvae_shared::fault_head::HeadBuffers;
 use tinyvae_shared::model::{Model, ModelError, FORMAT_VERSION, HEADER_LEN};
 use tinyvae_shared::pipeline::{self, Workspace};
 use tinyvae_shared::protocol::FRAME_CRC;
-use tinyvae_shared::testing::{synthetic_model, SyntheticShape};
+use tinyvae_shared::quantize::LayerBytes;
+use tinyvae_shared::testing::{synthetic_head, synthetic_model, SyntheticShape};
 
 fn image() -> Vec<u8> {
     synthetic_model(9, SyntheticShape::default())
@@ -43,6 +45,56 @@ fn round_trip_keeps_every_field() {
     }
     assert_eq!(model.hash, FRAME_CRC.checksum(&bytes[..bytes.len() - 4]));
     println!("synthetic 784-64-16 model image: {} bytes", bytes.len());
+}
+
+#[test]
+fn a_fault_head_round_trips_and_a_bad_one_is_named() {
+    let mut spec = synthetic_model(9, SyntheticShape::default());
+    let plain = spec.to_bytes().expect("valid");
+    assert!(Model::parse(&plain).unwrap().fault_head().is_none());
+    assert_eq!(plain[7], 0);
+    let head = synthetic_head(5, 16, 32);
+    spec.head = Some(head.clone());
+    let bytes = spec.to_bytes().expect("valid with a head");
+    assert_eq!(bytes[7], 4);
+    let model = Model::parse(&bytes).expect("parses");
+    let from_image = model.fault_head().expect("the head reads back");
+    let layers = head.each_ref().map(LayerBytes::new);
+    let [a, b, c, d] = layers.each_ref().map(LayerBytes::view);
+    let direct = tinyvae_shared::fault_head::FaultHead::new(a, b, c, d).unwrap();
+    let img: Vec<u8> = (0..784).map(|i| ((i * 37) % 256) as u8).collect();
+    let (mut one, mut two) = (HeadBuffers::new(), HeadBuffers::new());
+    assert_eq!(
+        from_image.score(&img, &mut one.scratch()),
+        direct.score(&img, &mut two.scratch())
+    );
+    assert_eq!(
+        from_image.macs(),
+        784 * 9 * 16 + 196 * 144 * 32 + 1568 * 8 + 8 * 5
+    );
+
+    // Layers that do not chain are refused at export.
+    let mut wrong = head.clone();
+    wrong.swap(2, 3);
+    spec.head = Some(wrong);
+    let err = spec.to_bytes().unwrap_err().to_string();
+    assert!(err.contains("fault head"), "{err}");
+
+    // A head byte other than 0 or 4, and a head section cut short, are named.
+    let mut bad = bytes.clone();
+    bad[7] = 3;
+    reseal(&mut bad);
+    assert!(Model::parse(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("fault head layers"));
+    let mut bad = plain.clone();
+    bad[7] = 4;
+    reseal(&mut bad);
+    assert!(Model::parse(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("fault head"));
 }
 
 #[test]

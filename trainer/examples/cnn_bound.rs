@@ -52,10 +52,13 @@ mod common;
 
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{conv2d, linear, Conv2dConfig, Optimizer, VarBuilder, VarMap};
-use tinyvae_datasets::corrupt::{corrupt_each_at, corrupt_with, Corruption};
+use candle_nn::{conv2d, linear, Conv2dConfig, VarBuilder, VarMap};
+use tinyvae_datasets::corrupt::{
+    corrupt_each_at, corrupt_with, corrupt_with_spread_severity, Corruption,
+};
 use tinyvae_datasets::Dataset;
 use tinyvae_trainer::detector::two_class_auroc;
+use tinyvae_trainer::fault_head::{self, reordered};
 use tinyvae_trainer::tensor::ToTensor;
 
 /// The classifier's shape.
@@ -158,6 +161,16 @@ impl Cnn {
 
     /// Logits of `x` (`(B, 784)`, pixels in `[0, 1]`): `(B, classes)`, or `(B,)` for one.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = self.logit_rows(x)?;
+        if self.classes == 1 {
+            x.squeeze(D::Minus1)
+        } else {
+            Ok(x)
+        }
+    }
+
+    /// Logits of `x`: `(B, classes)`.
+    fn logit_rows(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = match &self.convs {
             Some((c1, c2)) => {
                 let x = x.reshape((x.dim(0)?, 1, 28, 28))?;
@@ -194,11 +207,7 @@ impl Cnn {
                 x = x.relu()?;
             }
         }
-        if self.classes == 1 {
-            x.squeeze(D::Minus1)
-        } else {
-            Ok(x)
-        }
+        Ok(x)
     }
 
     /// Every frame's score ([`Cnn::logits`]) of each of `scored`'s sets.
@@ -229,6 +238,15 @@ impl Cnn {
     }
 }
 
+/// [`Cnn`] as candle's `Module`: its logits `(B, classes)`, unsqueezed.
+struct ModuleOf<'a>(&'a Cnn);
+
+impl Module for ModuleOf<'_> {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.0.logit_rows(x)
+    }
+}
+
 /// A classifier trained for `epochs` on `sets`, each frame of a set with the set's
 /// class (0: clean): AdamW at 1e-3, batches of 128, binary cross-entropy on one logit
 /// (`classes` = 1, every class above 0 faulted) or cross-entropy over `classes`, a
@@ -254,58 +272,8 @@ fn train(sets: &[(&Dataset, Vec<u32>)], epochs: usize, arch: Arch, classes: usiz
         arch,
         classes,
     )?;
-    // candle draws its initial weights from an unseeded generator on the CPU: redraw
-    // them from a seeded one, in the order of the parameters' names (weights uniform
-    // within 1/sqrt(fan-in), as candle's default; biases 0), so that a run repeats.
-    let mut init = tinyvae_datasets::rng::SeededRng::stream(0, "cnn-bound-init", 0);
-    let named = vars
-        .data()
-        .lock()
-        .map_err(|_| anyhow!("the parameters' lock"))?
-        .clone();
-    let mut names: Vec<&String> = named.keys().collect();
-    names.sort();
-    for name in names {
-        let var = &named[name];
-        let dims = var.dims().to_vec();
-        let bound = match dims.get(1..) {
-            Some(fan_in) if !fan_in.is_empty() => {
-                1.0 / (fan_in.iter().product::<usize>() as f64).sqrt()
-            }
-            _ => 0.0,
-        };
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| init.uniform_range(-bound, bound) as f32)
-            .collect();
-        var.set(&Tensor::from_vec(values, dims, &cpu)?)?;
-    }
-    let params = candle_nn::ParamsAdamW {
-        lr: 1e-3,
-        weight_decay: 0.0,
-        ..Default::default()
-    };
-    let mut opt = candle_nn::AdamW::new(vars.all_vars(), params)?;
-    let mut order_rng = tinyvae_datasets::rng::SeededRng::stream(0, "cnn-bound", 0);
-    for _ in 0..epochs {
-        let order: Vec<u32> = order_rng
-            .permutation(x.dim(0)?)
-            .into_iter()
-            .map(|i| i as u32)
-            .collect();
-        for batch in order.chunks(128) {
-            let rows = Tensor::new(batch, &cpu)?;
-            let logit = cnn.forward(&x.index_select(&rows, 0)?)?;
-            let target = y.index_select(&rows, 0)?;
-            let loss = if classes == 1 {
-                // log(1 + e^l) - l y, written to stay finite for large |l|.
-                let softplus = (logit.relu()? + (logit.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
-                (softplus - (&logit * &target)?)?.mean_all()?
-            } else {
-                candle_nn::loss::cross_entropy(&logit, &target)?
-            };
-            opt.backward_step(&loss)?;
-        }
-    }
+    fault_head::seed_parameters(&vars)?;
+    fault_head::fit_classifier(&ModuleOf(&cnn), &vars, &x, &y, epochs, classes)?;
     Ok(cnn)
 }
 
@@ -337,24 +305,11 @@ fn specialist(
     Ok((i, train(&sets, epochs, arch, 1)?))
 }
 
-/// The detector table's header and the shipped sixteen terms' row; their scores.
-fn print_shipped_row(scored: &[common::Scored]) -> Vec<Vec<f64>> {
-    let shipped = common::shipped_scores(scored);
-    println!(
-        "| detector | pooled AUROC | false positives | mean recall | kinds below 90% | which |\n|---|---|---|---|---|---|"
-    );
-    println!(
-        "| the shipped 16 terms | {}",
-        common::summary_row(scored, &shipped)
-    );
-    shipped
-}
-
 /// The table of a head with a class per kind on `scored`'s frames: the shipped
 /// sixteen, the head alone, the head as a 17th term, and weighted.
 fn print_head_rows(scored: &[common::Scored], cnn: &Cnn) -> Result<()> {
     let head = cnn.logits_of(scored)?;
-    let shipped = print_shipped_row(scored);
+    let shipped = common::print_shipped_row(scored);
     println!(
         "| the classifier alone | {}",
         common::summary_row(scored, &head)
@@ -386,41 +341,6 @@ fn print_weighted_rows(
             )
         );
     }
-}
-
-/// Faulted copy `copy`'s frames: `frames` in order for the first (0), reordered
-/// (seeded by the copy) for the others, so that a fault drawing a second frame (the
-/// next in the list: overlay, torn) pairs each frame with a new partner.
-fn reordered(frames: &Dataset, copy: usize) -> Dataset {
-    if copy == 0 {
-        frames.clone()
-    } else {
-        let mut rng = tinyvae_datasets::rng::SeededRng::stream(copy as u64, "bound-copy", 0);
-        frames.subset(&rng.permutation(frames.len()))
-    }
-}
-
-/// [`corrupt_with`]'s frames and kinds, each frame at a severity drawn log-uniformly
-/// from half to twice the default (seeded by `(seed, "bound-severity", i)`): a head
-/// shown faults from faint to gross, which may carry to kinds it is not shown.
-fn corrupt_at_spread_severity(frames: &Dataset, kinds: &[Corruption], seed: u64) -> Dataset {
-    let mut out = frames.clone();
-    let (n, d) = (frames.len(), frames.image_len());
-    for i in 0..n {
-        let mut rng = tinyvae_datasets::rng::SeededRng::stream(seed, "bound-severity", i as u64);
-        let severity = 2f64.powf(rng.uniform_range(-1.0, 1.0));
-        let other = frames.image_u8(tinyvae_datasets::corrupt::other_index(i, n));
-        let img = kinds[i % kinds.len()].apply_at(
-            frames.image_u8(i),
-            other,
-            frames.width,
-            frames.height,
-            severity,
-            &mut rng,
-        );
-        out.pixels[i * d..(i + 1) * d].copy_from_slice(&img);
-    }
-    out
 }
 
 /// Class `class` for every frame of `d`.
@@ -484,7 +404,7 @@ fn main() -> Result<()> {
             }
         }
         "specialists" => {
-            let shipped = print_shipped_row(&scored);
+            let shipped = common::print_shipped_row(&scored);
             let mut all_terms = shipped.clone();
             let list = arg(4)?;
             let names: Vec<&str> = list.split(',').collect();
@@ -532,7 +452,7 @@ fn main() -> Result<()> {
             }
             let reorder = multi_class && sixth.is_some();
             // TINYVAE_BOUND_SPREAD=1: each faulted frame at its own severity (see
-            // `corrupt_at_spread_severity`) rather than every one at the default.
+            // `corrupt_with_spread_severity`) rather than every one at the default.
             let spread = std::env::var("TINYVAE_BOUND_SPREAD").is_ok_and(|v| v == "1");
             let class_of =
                 |k: Corruption| 1 + tuned.iter().position(|&t| t == k).unwrap_or(0) as u32;
@@ -546,7 +466,7 @@ fn main() -> Result<()> {
                         .map(|i| class_of(kinds[i % kinds.len()]))
                         .collect();
                     let faulted = if spread {
-                        corrupt_at_spread_severity(&frames, &kinds, 3 + c as u64)
+                        corrupt_with_spread_severity(&frames, &kinds, 3 + c as u64)
                     } else {
                         corrupt_with(&frames, &kinds, 3 + c as u64)
                     };

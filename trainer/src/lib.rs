@@ -14,6 +14,8 @@
 //! * [`eval`] — negative ELBO, IWAE NLL estimate, reconstruction error.
 //! * [`denoise`] — faulted images through models, PSNR and SSIM against the clean ones.
 //! * [`fault_gallery`] — every simulated sensor fault on a few digits, as a picture.
+//! * [`fault_head`] — the fault head: a small convolutional classifier of faulted frames,
+//!   the detector's 17th term.
 //! * [`pictures`] — samples, reconstructions, interpolations, traversals, loss curves.
 //! * [`quantize`] — the float reference of the device pipeline, calibration, the
 //!   quantized model spec and its threshold.
@@ -50,6 +52,7 @@ pub mod detector;
 pub mod eval;
 pub mod export;
 pub mod fault_gallery;
+pub mod fault_head;
 pub mod latent_map;
 pub mod model;
 pub mod onnx;

@@ -310,6 +310,7 @@ pub fn quantize(
         logit_zero_point: logits.zero_point,
         detector: None,
         seen: None,
+        head: None,
     }
 }
 

@@ -184,13 +184,9 @@ impl DenseLayer<'_> {
         n
     }
 
-    /// Forward pass to int8 outputs. Returns the number of outputs written.
-    ///
-    /// The output zero point is taken within +-2^28 (`MAX_FOLDED_ZERO_POINT`), where the
-    /// kernels fold it into the rounding. The model validator allows only -128..=127,
-    /// so only a hand-built layer is clamped; the device carries no second kernel
-    /// instance for it (620 bytes of flash on the Cortex-M3).
-    pub fn forward_i8(&self, input: &[i8], widened: &mut [i32], out: &mut [i8]) -> usize {
+    /// The int8 output's zero point (clamped within `MAX_FOLDED_ZERO_POINT`), whether
+    /// ReLU is fused, and the least output (the zero point under ReLU, else -128).
+    fn int8_output(&self) -> (i32, bool, i32) {
         let (zero_point, relu) = match self.output {
             LayerOutput::Int8 { zero_point, relu } => (zero_point, relu),
             LayerOutput::Q16 => (0, false),
@@ -198,6 +194,17 @@ impl DenseLayer<'_> {
         let folded = MAX_FOLDED_ZERO_POINT as i32;
         let zero_point = zero_point.clamp(-folded, folded);
         let low = if relu { zero_point.max(-128) } else { -128 };
+        (zero_point, relu, low)
+    }
+
+    /// Forward pass to int8 outputs. Returns the number of outputs written.
+    ///
+    /// The output zero point is taken within +-2^28 (`MAX_FOLDED_ZERO_POINT`), where the
+    /// kernels fold it into the rounding. The model validator allows only -128..=127,
+    /// so only a hand-built layer is clamped; the device carries no second kernel
+    /// instance for it (620 bytes of flash on the Cortex-M3).
+    pub fn forward_i8(&self, input: &[i8], widened: &mut [i32], out: &mut [i8]) -> usize {
+        let (zero_point, relu, low) = self.int8_output();
         // `clamp(-128, 127)` is one `SSAT` on Thumb-2; the ReLU bound is a separate
         // `max` (`low >= -128`), left out of the linear layers' loop.
         if relu {
@@ -209,6 +216,49 @@ impl DenseLayer<'_> {
                 q.clamp(-128, 127) as i8
             })
         }
+    }
+
+    /// [`DenseLayer::forward_i8`] without scratch space, for a layer wider than any
+    /// scratch a board can spare (the fault head's hidden layer reads 1,568 inputs:
+    /// widened, 6 KiB). One group of four outputs at a time, reading the int8 inputs
+    /// directly and skipping those at the zero point (most of a pooled ReLU map); the
+    /// same integer sums and requantization, so the same bits as the kernel's. Returns
+    /// the outputs written (fewer when `input` is short of `in_dim` or `out` of
+    /// `out_dim`).
+    pub fn forward_i8_direct(&self, input: &[i8], out: &mut [i8]) -> usize {
+        let (zero_point, _, low) = self.int8_output();
+        if input.len() < self.in_dim {
+            return 0;
+        }
+        let n = self.out_dim.min(out.len());
+        let group_len = self.in_dim * CHANNEL_GROUP;
+        for (g, (weights, out)) in self
+            .weights
+            .chunks_exact(group_len)
+            .zip(out[..n].chunks_mut(CHANNEL_GROUP))
+            .enumerate()
+        {
+            let mut acc = [0i32; CHANNEL_GROUP];
+            for (&x, w) in input.iter().zip(weights.chunks_exact(CHANNEL_GROUP)) {
+                let x = i32::from(x) - self.input_zero_point;
+                if x != 0 {
+                    for (a, &w) in acc.iter_mut().zip(w) {
+                        *a = a.wrapping_add(i32::from(w) * x);
+                    }
+                }
+            }
+            for (c, (slot, &dot)) in out.iter_mut().zip(&acc).enumerate() {
+                let j = g * CHANNEL_GROUP + c;
+                let q = requantize_folded(
+                    self.bias(j).wrapping_add(dot),
+                    self.multiplier(j),
+                    self.shift(j),
+                    zero_point,
+                );
+                *slot = q.clamp(-128, 127).max(low) as i8;
+            }
+        }
+        n
     }
 
     /// Forward pass to Q16 outputs (the encoder head). Returns the outputs written.
