@@ -162,10 +162,11 @@ pub fn check_image(bytes: &[u8]) {
     }
     assert!(model.name().len() <= tinyvae_shared::protocol::MAX_NAME);
     let detector = model.detector();
-    if let Some(params) = &detector {
-        // The section is the last thing before the trailer; its length is the header's
-        // word at offset 60 (a 15-term section from an older image loads with the
-        // `dimmest` term off).
+    // Without a fault head (header byte 7: 0) the detector section is the last thing
+    // before the trailer; a head's section follows it (checked by `Model::parse`).
+    if let (Some(params), 0) = (&detector, bytes[7]) {
+        // Its length is the header's word at offset 60 (a 15-term section from an
+        // older image loads with the `dimmest` term off).
         let len = u32::from_le_bytes([bytes[60], bytes[61], bytes[62], bytes[63]]) as usize;
         let section = &bytes[body - len..body];
         if len == DETECTOR_SECTION_LEN || len == DETECTOR_SECTION_LEN_SEEN {

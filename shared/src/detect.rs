@@ -861,10 +861,14 @@ pub const DETECTOR_SECTION_LEN_15_TERMS: usize = DETECTOR_SECTION_LEN_CENTRED - 
 pub const DETECTOR_SECTION_LEN_SEEN: usize = DETECTOR_SECTION_LEN + SEEN_LEN;
 
 /// Whether `len` is the length of a detector section some image format holds.
+///
+/// The device reads only sections with edges (protocol 7 on): it runs the image its
+/// build checked, and the firmware's build refuses an older one (re-export it); the
+/// host reads every length, so an old model file still loads.
 pub const fn is_detector_section_len(len: usize) -> bool {
     len == DETECTOR_SECTION_LEN
-        || len == DETECTOR_SECTION_LEN_CENTRED
-        || len == DETECTOR_SECTION_LEN_15_TERMS
+        || (cfg!(feature = "host")
+            && (len == DETECTOR_SECTION_LEN_CENTRED || len == DETECTOR_SECTION_LEN_15_TERMS))
 }
 
 impl DetectorParams {
@@ -898,7 +902,7 @@ impl DetectorParams {
         let terms = (bytes.len() / 4 - 1) / stride;
         for (i, term) in params.terms.iter_mut().enumerate().take(terms) {
             let k = 1 + stride * i;
-            *term = if stride == 4 {
+            *term = if stride == 4 || !cfg!(feature = "host") {
                 TermParams {
                     high: word(k),
                     scale_high: word(k + 1),

@@ -50,24 +50,19 @@ pub const MAX_CLASSES: usize = 32;
 /// Pooled rows of the first layer held at once.
 const RING: usize = 4;
 
-/// Why four layers do not make a head.
+/// Why four layers do not make a head: their shapes do not chain as the module docs
+/// say (sizes, output kinds, zero points).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum HeadShapeError {
-    /// A layer's inputs or outputs are not what the shape needs.
-    #[error("fault head layer {layer}: {what}")]
-    Layer {
-        /// 0 conv1, 1 conv2, 2 hidden, 3 logits.
-        layer: usize,
-        /// What was expected.
-        what: &'static str,
-    },
-}
+#[error("the fault head's four layers do not chain (3x3 patches of 1 then at most 16 channels into at most 16 and 32, a 7x7 map into at most 32 units, 2 to 32 Q16 logits)")]
+pub struct HeadShapeError;
 
 /// Bytes of the first layer's ring of pooled rows and the second layer's pooled map
 /// ([`HeadScratch::new`]'s `maps`): 896 + 1,568.
 pub const MAPS_BYTES: usize = RING * HALF * MAX_CONV1 + QUARTER * QUARTER * MAX_CONV2;
 /// Bytes of a patch, a position's outputs and the hidden units (`small`): 144 + 32 + 32.
 pub const SMALL_BYTES: usize = TAPS * MAX_CONV1 + MAX_CONV2 + MAX_HIDDEN;
+/// Bytes of the frame as the first layer's int8 inputs (`frame`).
+pub const FRAME_BYTES: usize = SIDE * SIDE;
 /// Words of the kernels' widened inputs (`words`): a second-layer patch.
 pub const WORDS: usize = TAPS * MAX_CONV1;
 
@@ -76,6 +71,7 @@ pub const WORDS: usize = TAPS * MAX_CONV1;
 /// encoder head's output), so the head costs no RAM of its own; the host can use
 /// [`HeadBuffers`].
 pub struct HeadScratch<'s> {
+    frame: &'s mut [i8],
     rows: &'s mut [i8],
     pooled: &'s mut [i8],
     patch: &'s mut [i8],
@@ -86,9 +82,11 @@ pub struct HeadScratch<'s> {
 }
 
 impl<'s> HeadScratch<'s> {
-    /// Scratch carved from `maps` (at least [`MAPS_BYTES`]), `small` ([`SMALL_BYTES`]),
-    /// `words` ([`WORDS`]) and `logits` ([`MAX_CLASSES`]); `None` when one is short.
+    /// Scratch carved from `frame` (at least [`FRAME_BYTES`]), `maps` ([`MAPS_BYTES`]),
+    /// `small` ([`SMALL_BYTES`]), `words` ([`WORDS`]) and `logits` ([`MAX_CLASSES`]);
+    /// `None` when one is short.
     pub fn new(
+        frame: &'s mut [i8],
         maps: &'s mut [i8],
         small: &'s mut [i8],
         words: &'s mut [i32],
@@ -100,6 +98,7 @@ impl<'s> HeadScratch<'s> {
         let (out, rest) = rest.split_at_mut_checked(MAX_CONV2)?;
         let hidden = rest.get_mut(..MAX_HIDDEN)?;
         Some(Self {
+            frame: frame.get_mut(..FRAME_BYTES)?,
             rows,
             pooled,
             patch,
@@ -117,8 +116,9 @@ impl<'s> HeadScratch<'s> {
     }
 }
 
-/// Owned scratch for a head pass (about 3.3 KiB), for the host.
+/// Owned scratch for a head pass (about 4 KiB), for the host.
 pub struct HeadBuffers {
+    frame: [i8; FRAME_BYTES],
     rows: [i8; RING * HALF * MAX_CONV1],
     pooled: [i8; QUARTER * QUARTER * MAX_CONV2],
     patch: [i8; TAPS * MAX_CONV1],
@@ -138,6 +138,7 @@ impl HeadBuffers {
     /// Zeroed buffers.
     pub const fn new() -> Self {
         Self {
+            frame: [0; FRAME_BYTES],
             rows: [0; RING * HALF * MAX_CONV1],
             pooled: [0; QUARTER * QUARTER * MAX_CONV2],
             patch: [0; TAPS * MAX_CONV1],
@@ -151,6 +152,7 @@ impl HeadBuffers {
     /// The buffers as a head's scratch.
     pub fn scratch(&mut self) -> HeadScratch<'_> {
         HeadScratch {
+            frame: &mut self.frame,
             rows: &mut self.rows,
             pooled: &mut self.pooled,
             patch: &mut self.patch,
@@ -171,65 +173,35 @@ pub struct FaultHead<'a> {
     logits: DenseLayer<'a>,
 }
 
-fn relu_zero_point(layer: &DenseLayer<'_>) -> Option<i32> {
-    match layer.output {
-        LayerOutput::Int8 {
-            zero_point,
-            relu: true,
-        } => Some(zero_point),
-        _ => None,
-    }
-}
-
 impl<'a> FaultHead<'a> {
     /// The head of these layers, if their shapes chain: `conv1` 9 pixel inputs (zero
     /// point [`INPUT_ZERO_POINT`]) to at most [`MAX_CONV1`] ReLU outputs; `conv2` 9 x
-    /// `c1` inputs to at most [`MAX_CONV2`]; `hidden` 49 x `c2` to at most
+    /// `c1` inputs to at most [`MAX_CONV2`] (ReLU); `hidden` 49 x `c2` to at most
     /// [`MAX_HIDDEN`] (ReLU); `logits` Q16, 2 to [`MAX_CLASSES`] classes. Each layer's
     /// input zero point must be its predecessor's output zero point (the padding and
-    /// the pooled maps' zeros).
-    pub fn new(
-        conv1: DenseLayer<'a>,
-        conv2: DenseLayer<'a>,
-        hidden: DenseLayer<'a>,
-        logits: DenseLayer<'a>,
-    ) -> Result<Self, HeadShapeError> {
-        let bad = |layer, what| Err(HeadShapeError::Layer { layer, what });
-        let (c1, c2) = (conv1.out_dim, conv2.out_dim);
-        let Some(zp1) = relu_zero_point(&conv1) else {
-            return bad(0, "must output int8 with ReLU");
+    /// the pooled maps' zeros). One test, one error: the device carries little code
+    /// for a check its build already made.
+    pub fn new(layers: [DenseLayer<'a>; 4]) -> Result<Self, HeadShapeError> {
+        let [conv1, conv2, hidden, logits] = layers;
+        let zp = |l: &DenseLayer<'_>| match l.output {
+            LayerOutput::Int8 {
+                zero_point,
+                relu: true,
+            } => Some(zero_point),
+            _ => None,
         };
-        if conv1.in_dim != TAPS || conv1.input_zero_point != INPUT_ZERO_POINT || c1 > MAX_CONV1 {
-            return bad(0, "must read a 3x3 pixel patch into at most 16 channels");
-        }
-        let Some(zp2) = relu_zero_point(&conv2) else {
-            return bad(1, "must output int8 with ReLU");
+        let chains = |from: Option<i32>, to: &DenseLayer<'_>, inputs: usize, most: usize| {
+            from == Some(to.input_zero_point) && to.in_dim == inputs && to.out_dim <= most
         };
-        if conv2.in_dim != TAPS * c1 || conv2.input_zero_point != zp1 || c2 > MAX_CONV2 {
-            return bad(
-                1,
-                "must read a 3x3 patch of conv1's channels into at most 32",
-            );
-        }
-        if relu_zero_point(&hidden).is_none() {
-            return bad(2, "must output int8 with ReLU");
-        }
-        if hidden.in_dim != QUARTER * QUARTER * c2
-            || hidden.input_zero_point != zp2
-            || hidden.out_dim > MAX_HIDDEN
-        {
-            return bad(2, "must read conv2's 7x7 pooled map into at most 32 units");
-        }
-        let hidden_zp = relu_zero_point(&hidden).unwrap_or(0);
-        if logits.output != LayerOutput::Q16
-            || logits.in_dim != hidden.out_dim
-            || logits.input_zero_point != hidden_zp
-            || !(2..=MAX_CLASSES).contains(&logits.out_dim)
-        {
-            return bad(
-                3,
-                "must read the hidden units into 2 to 32 Q16 class logits",
-            );
+        let (c1, c2, units) = (conv1.out_dim, conv2.out_dim, hidden.out_dim);
+        let ok = chains(Some(INPUT_ZERO_POINT), &conv1, TAPS, MAX_CONV1)
+            && chains(zp(&conv1), &conv2, TAPS * c1, MAX_CONV2)
+            && chains(zp(&conv2), &hidden, QUARTER * QUARTER * c2, MAX_HIDDEN)
+            && chains(zp(&hidden), &logits, units, MAX_CLASSES)
+            && logits.output == LayerOutput::Q16
+            && logits.out_dim >= 2;
+        if !ok {
+            return Err(HeadShapeError);
         }
         Ok(Self {
             conv1,
@@ -254,31 +226,50 @@ impl<'a> FaultHead<'a> {
     }
 
     /// The term of a 28x28 frame (row-major pixels, at least 784): its largest fault
-    /// logit less its clean one, Q16 (saturating). The logits stay in `buffers` ([`HeadScratch::logits`]).
+    /// logit less its clean one, Q16 (saturating). The logits stay in `buffers`
+    /// ([`HeadScratch::logits`]).
     pub fn score(&self, image: &[u8], buffers: &mut HeadScratch<'_>) -> Q16 {
-        let (c1, c2) = (self.conv1.out_dim, self.conv2.out_dim);
+        let c2 = self.conv2.out_dim;
+        // Pixel p enters as p - 128 (scale 1/255, zero point -128).
+        for (code, &p) in buffers.frame.iter_mut().zip(image) {
+            *code = (p ^ 0x80) as i8;
+        }
         let mut computed = 0;
         for py in 0..QUARTER {
             // Pooled row `py` reads the second layer's rows 2py and 2py+1, which read
-            // the first layer's pooled rows 2py-1 to 2py+2.
+            // the first layer's pooled rows 2py-1 to 2py+2 (held in a ring of four).
             while computed < (2 * py + 3).min(HALF) {
-                self.first_row(image, computed, buffers);
+                let slot = (computed % RING) * HALF * self.conv1.out_dim;
+                pooled_row(
+                    &self.conv1,
+                    buffers.frame,
+                    SIDE,
+                    SIDE,
+                    computed,
+                    buffers.rows,
+                    slot,
+                    Work {
+                        patch: buffers.patch,
+                        widened: buffers.widened,
+                        out: buffers.out,
+                    },
+                );
                 computed += 1;
             }
-            for px in 0..QUARTER {
-                let cell = (py * QUARTER + px) * c2;
-                buffers.pooled[cell..cell + c2].fill(i8::MIN);
-                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                    let (y, x) = (2 * py + dy, 2 * px + dx);
-                    self.second_patch(y, x, buffers);
-                    self.conv2.forward_i8(
-                        &buffers.patch[..TAPS * c1],
-                        buffers.widened,
-                        &mut buffers.out[..c2],
-                    );
-                    max_into(&mut buffers.pooled[cell..cell + c2], &buffers.out[..c2]);
-                }
-            }
+            pooled_row(
+                &self.conv2,
+                buffers.rows,
+                HALF,
+                RING,
+                py,
+                buffers.pooled,
+                py * QUARTER * c2,
+                Work {
+                    patch: buffers.patch,
+                    widened: buffers.widened,
+                    out: buffers.out,
+                },
+            );
         }
         let hidden = self.hidden.out_dim;
         self.hidden.forward_i8_direct(
@@ -299,65 +290,59 @@ impl<'a> FaultHead<'a> {
             .unwrap_or(clean);
         top.saturating_sub(clean)
     }
-
-    /// The first layer's pooled row `qy` into its ring slot.
-    fn first_row(&self, image: &[u8], qy: usize, buffers: &mut HeadScratch<'_>) {
-        let c1 = self.conv1.out_dim;
-        let pixel = |y: usize, x: usize| -> i8 {
-            // Pixel p enters as p - 128 (scale 1/255, zero point -128); outside the
-            // frame as the zero point (real 0).
-            match (y.checked_sub(1), x.checked_sub(1)) {
-                (Some(y), Some(x)) if y < SIDE && x < SIDE => image
-                    .get(y * SIDE + x)
-                    .map_or(i8::MIN, |&p| (p ^ 0x80) as i8),
-                _ => i8::MIN,
-            }
-        };
-        let slot = (qy % RING) * HALF * c1;
-        for qx in 0..HALF {
-            let cell = slot + qx * c1;
-            buffers.rows[cell..cell + c1].fill(i8::MIN);
-            for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                let (y, x) = (2 * qy + dy, 2 * qx + dx);
-                // Tap (ky, kx) reads pixel (y + ky - 1, x + kx - 1): `pixel` takes the
-                // coordinates plus one.
-                for (t, tap) in buffers.patch[..TAPS].iter_mut().enumerate() {
-                    *tap = pixel(y + t / 3, x + t % 3);
-                }
-                self.conv1.forward_i8(
-                    &buffers.patch[..TAPS],
-                    buffers.widened,
-                    &mut buffers.out[..c1],
-                );
-                max_into(&mut buffers.rows[cell..cell + c1], &buffers.out[..c1]);
-            }
-        }
-    }
-
-    /// The second layer's 3x3 patch at position (y, x) of the 14x14 map, from the
-    /// ring, the first layer's zero point outside the map.
-    fn second_patch(&self, y: usize, x: usize, buffers: &mut HeadScratch<'_>) {
-        let c1 = self.conv1.out_dim;
-        let zero = self.conv2.input_zero_point as i8;
-        for ky in 0..3 {
-            for kx in 0..3 {
-                let tap = (ky * 3 + kx) * c1;
-                let dest = &mut buffers.patch[tap..tap + c1];
-                match ((y + ky).checked_sub(1), (x + kx).checked_sub(1)) {
-                    (Some(sy), Some(sx)) if sy < HALF && sx < HALF => {
-                        let from = (sy % RING) * HALF * c1 + sx * c1;
-                        dest.copy_from_slice(&buffers.rows[from..from + c1]);
-                    }
-                    _ => dest.fill(zero),
-                }
-            }
-        }
-    }
 }
 
-/// `acc[i] = max(acc[i], values[i])`.
-fn max_into(acc: &mut [i8], values: &[i8]) {
-    for (a, &v) in acc.iter_mut().zip(values) {
-        *a = (*a).max(v);
+/// A pass's working buffers: a patch, the kernel's widened inputs, a position's outputs.
+struct Work<'w> {
+    patch: &'w mut [i8],
+    widened: &'w mut [i32],
+    out: &'w mut [i8],
+}
+
+/// One pooled row of `layer` (a 3x3 convolution, ReLU, 2x2 max pooling) over `src`, a
+/// `side`-square map stored channels-last whose row `r` sits in slot `r % held` (the
+/// whole frame: `held` = `side`; the ring: 4): output row `py`, written from
+/// `dst[at..]` (`side / 2` cells of the layer's channels). Outside the map a tap reads
+/// the layer's input zero point (real 0). Both layers run this one routine: the
+/// device carries its code once.
+#[allow(clippy::too_many_arguments)] // the two call sites name every one
+#[inline(never)]
+fn pooled_row(
+    layer: &DenseLayer<'_>,
+    src: &[i8],
+    side: usize,
+    held: usize,
+    py: usize,
+    dst: &mut [i8],
+    at: usize,
+    work: Work<'_>,
+) {
+    let (cin, cout) = (layer.in_dim / TAPS, layer.out_dim);
+    let zero = layer.input_zero_point as i8;
+    let row_len = side * cin;
+    for px in 0..side / 2 {
+        let cell = &mut dst[at + px * cout..at + (px + 1) * cout];
+        cell.fill(i8::MIN);
+        for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            let (y, x) = (2 * py + dy, 2 * px + dx);
+            for (t, tap) in work.patch[..TAPS * cin].chunks_exact_mut(cin).enumerate() {
+                // Tap (ky, kx) reads (y + ky - 1, x + kx - 1).
+                match ((y + t / 3).checked_sub(1), (x + t % 3).checked_sub(1)) {
+                    (Some(sy), Some(sx)) if sy < side && sx < side => {
+                        let from = (sy % held) * row_len + sx * cin;
+                        tap.copy_from_slice(&src[from..from + cin]);
+                    }
+                    _ => tap.fill(zero),
+                }
+            }
+            layer.forward_i8(
+                &work.patch[..TAPS * cin],
+                work.widened,
+                &mut work.out[..cout],
+            );
+            for (c, &v) in cell.iter_mut().zip(&work.out[..cout]) {
+                *c = (*c).max(v);
+            }
+        }
     }
 }

@@ -447,18 +447,16 @@ fn read_stack<'a>(
     Ok(layers)
 }
 
-/// The fault head's four layers, checked to chain ([`FaultHead::new`]).
-fn read_head<'a>(r: &mut Reader<'a>) -> Result<FaultHead<'a>, ModelError> {
-    let conv1 = read_layer(r)?;
-    let conv2 = read_layer(r)?;
-    let hidden = read_layer_within(r, HEAD_MAX_INPUTS)?;
-    let logits = read_layer(r)?;
-    FaultHead::new(conv1, conv2, hidden, logits).map_err(|_| {
-        invalid(
-            "fault head",
-            "its four layers must chain as fault_head::FaultHead",
-        )
-    })
+/// The fault head's four layers, checked to chain ([`FaultHead::new`]); `None` if
+/// they do not read or do not chain. (A loop over one read: the device carries it
+/// once.)
+fn read_head<'a>(r: &mut Reader<'a>) -> Option<FaultHead<'a>> {
+    let mut layers = [DenseLayer::EMPTY; 4];
+    for (i, layer) in layers.iter_mut().enumerate() {
+        let most = if i == 2 { HEAD_MAX_INPUTS } else { MAX_WIDTH };
+        *layer = read_layer_within(r, most).ok()?;
+    }
+    FaultHead::new(layers).ok()
 }
 
 impl<'a> Model<'a> {
@@ -626,7 +624,7 @@ impl<'a> Model<'a> {
     pub fn fault_head(&self) -> Option<FaultHead<'a>> {
         let bytes = self.head?;
         let mut r = Reader { bytes, pos: 0 };
-        let head = read_head(&mut r).ok()?;
+        let head = read_head(&mut r)?;
         (r.pos == bytes.len()).then_some(head)
     }
 

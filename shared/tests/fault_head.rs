@@ -98,7 +98,7 @@ fn reference(layers: &[LayerSpec; 4], image: &[u8]) -> Vec<i32> {
 
 fn head_of(bytes: &[LayerBytes; 4]) -> FaultHead<'_> {
     let [a, b, c, d] = bytes.each_ref().map(LayerBytes::view);
-    FaultHead::new(a, b, c, d).expect("a head of chained shapes")
+    FaultHead::new([a, b, c, d]).expect("a head of chained shapes")
 }
 
 /// A frame with a few random strokes and specks, so that every map has both zeros and
@@ -155,7 +155,7 @@ proptest! {
 
 #[test]
 fn scratch_carved_from_borrowed_buffers_gives_the_same_logits() {
-    use tinyvae_shared::fault_head::{HeadScratch, MAPS_BYTES, SMALL_BYTES, WORDS};
+    use tinyvae_shared::fault_head::{HeadScratch, FRAME_BYTES, MAPS_BYTES, SMALL_BYTES, WORDS};
     let layers = synthetic_head(3, 16, 32);
     let bytes = layers.each_ref().map(LayerBytes::new);
     let head = head_of(&bytes);
@@ -165,11 +165,15 @@ fn scratch_carved_from_borrowed_buffers_gives_the_same_logits() {
     let want = head.score(&img, &mut owned);
     let (mut maps, mut small) = (vec![7i8; MAPS_BYTES], vec![7i8; SMALL_BYTES]);
     let (mut words, mut logits) = (vec![7i32; WORDS], vec![7; 32]);
-    let mut lent = HeadScratch::new(&mut maps, &mut small, &mut words, &mut logits).unwrap();
+    let mut frame = vec![7i8; FRAME_BYTES];
+    let mut lent =
+        HeadScratch::new(&mut frame, &mut maps, &mut small, &mut words, &mut logits).unwrap();
     assert_eq!(head.score(&img, &mut lent), want);
     assert_eq!(lent.logits()[..5], owned.logits()[..5]);
     let mut short = vec![0i8; MAPS_BYTES - 1];
-    assert!(HeadScratch::new(&mut short, &mut small, &mut words, &mut logits).is_none());
+    assert!(
+        HeadScratch::new(&mut frame, &mut short, &mut small, &mut words, &mut logits).is_none()
+    );
 }
 
 #[test]
@@ -179,12 +183,12 @@ fn shapes_that_do_not_chain_are_refused() {
     wrong[1] = synthetic_head(1, 5, 8)[1].clone(); // reads 45 inputs, conv1 gives 36
     let bytes = wrong.each_ref().map(LayerBytes::new);
     let [a, b, c, d] = bytes.each_ref().map(LayerBytes::view);
-    let err = FaultHead::new(a, b, c, d).unwrap_err();
-    assert!(err.to_string().contains("layer 1"), "{err}");
+    let err = FaultHead::new([a, b, c, d]).unwrap_err();
+    assert!(err.to_string().contains("do not chain"), "{err}");
     let bytes = layers.each_ref().map(LayerBytes::new);
     let [a, b, c, d] = bytes.each_ref().map(LayerBytes::view);
     assert!(
-        FaultHead::new(a, b, d, c).is_err(),
+        FaultHead::new([a, b, d, c]).is_err(),
         "logits and hidden swapped"
     );
 }

@@ -61,7 +61,7 @@ fn a_fault_head_round_trips_and_a_bad_one_is_named() {
     let from_image = model.fault_head().expect("the head reads back");
     let layers = head.each_ref().map(LayerBytes::new);
     let [a, b, c, d] = layers.each_ref().map(LayerBytes::view);
-    let direct = tinyvae_shared::fault_head::FaultHead::new(a, b, c, d).unwrap();
+    let direct = tinyvae_shared::fault_head::FaultHead::new([a, b, c, d]).unwrap();
     let img: Vec<u8> = (0..784).map(|i| ((i * 37) % 256) as u8).collect();
     let (mut one, mut two) = (HeadBuffers::new(), HeadBuffers::new());
     assert_eq!(

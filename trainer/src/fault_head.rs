@@ -539,7 +539,7 @@ pub fn int8_scores(layers: &[LayerSpec; 4], d: &Dataset) -> Result<Vec<f64>> {
     }
     let bytes = layers.each_ref().map(LayerBytes::new);
     let [a, b, c, e] = bytes.each_ref().map(LayerBytes::view);
-    let device = tinyvae_shared::fault_head::FaultHead::new(a, b, c, e)
+    let device = tinyvae_shared::fault_head::FaultHead::new([a, b, c, e])
         .map_err(|e| FaultHeadError::BadParams(e.to_string()))?;
     let mut buffers = HeadBuffers::new();
     let mut scratch = buffers.scratch();
