@@ -97,6 +97,7 @@ pub fn run(args: Args) -> Result<()> {
     let fit = FitOptions {
         tail: args.tail,
         fpr: args.fpr,
+        ..FitOptions::default()
     };
     let options = ReportOptions {
         fit,
@@ -107,8 +108,10 @@ pub fn run(args: Args) -> Result<()> {
     match &args.checkpoint {
         Some(path) => {
             let float = checkpoint::load(path, &Device::Cpu)?.model;
+            // The float VAE beside the device's; a head in the device model is its own
+            // int8 head on both sides (the float head is not in the device file).
             let float_report = fault_report(
-                &TermSource::Float(&float, model.seen()),
+                &TermSource::FloatWithDeviceHead(&float, model.seen(), &model),
                 &clean,
                 args.seed,
                 options,

@@ -119,7 +119,13 @@ pub fn run(args: Args) -> Result<()> {
             Seen::new(&fitted_seen)
         }
     };
-    let float = fault_report(&TermSource::Float(&model, seen), &clean, args.seed, options)?;
+    // A head in the device model counts on the float side too (its int8 head: the float
+    // head is not in the device file), so the columns differ by the VAE's quantization.
+    let float_source = match &device_model {
+        Some(device) => TermSource::FloatWithDeviceHead(&model, seen, device),
+        None => TermSource::Float(&model, seen),
+    };
+    let float = fault_report(&float_source, &clean, args.seed, options)?;
     let mut faults = serde_json::Map::new();
     match (&device_file, &device_model) {
         (Some((path, _)), Some(device_model)) => {

@@ -45,6 +45,10 @@ pub struct Args {
     /// Seed of the data splits, prior samples and corruptions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// A fault head to put in the image (the detector's 17th term; train one with the
+    /// trainer's `fault_head` example, e.g. models/fault-head.safetensors)
+    #[arg(long)]
+    pub fault_head: Option<PathBuf>,
 }
 
 impl Args {
@@ -60,6 +64,7 @@ impl Args {
             calibration_images: self.calibration_images,
             prior_samples: self.prior_samples,
             seed: self.seed,
+            fault_head: self.fault_head.clone(),
         }
     }
 }

@@ -56,8 +56,10 @@ fn the_detector_sees_what_the_elbo_misses() {
         assert!(elbo < 0.7, "{kind}: -ELBO AUROC {elbo}");
         assert!(detector > 0.9, "{kind}: detector AUROC {detector}");
     }
-    // Dead pixels leave zeros in strokes in patterns no clean digit has.
-    assert_eq!(row("dead-pixels")["fired"], "unseen", "{stdout}");
+    // Dead pixels leave zeros in strokes in patterns no clean digit has: the `unseen`
+    // term sees them, and so does the fault head, which was shown them.
+    let dead = &row("dead-pixels")["fired"];
+    assert!(dead == "unseen" || dead == "head", "{stdout}");
     // Stuck pixels are isolated bright pixels, and one outside the digit makes it span
     // more rows than any clean digit (the tail fit's eighth-of-a-row scale).
     assert_eq!(row("stuck-pixels")["fired"], "extent", "{stdout}");

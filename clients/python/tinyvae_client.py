@@ -59,7 +59,7 @@ import sys
 import time
 
 # Section 2 of docs/protocol.md.
-PROTOCOL_VERSION = 8
+PROTOCOL_VERSION = 9
 MAX_PAYLOAD = 1400
 MAX_FRAME = 1407
 MAX_PIXELS = 1024
@@ -69,7 +69,7 @@ MAX_NAME = 24
 MAX_FIRMWARE_VERSION = 16
 Q16_ONE = 65536
 # Section 7, `DetectorParams`: one TermParams per detector term.
-TERMS = 16
+TERMS = 17
 DEFAULT_TIMEOUT = 20.0
 
 
@@ -326,6 +326,7 @@ ENUMS = {
             "ends",
             "softness",
             "dimmest",
+            "head",
         )
     ],
 }

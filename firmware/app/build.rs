@@ -13,7 +13,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use tinyvae_shared::detect::{DETECTOR_SECTION_LEN_15_TERMS, DETECTOR_SECTION_LEN_CENTRED};
+use tinyvae_shared::detect::{DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_SEEN};
 use tinyvae_shared::model::Model;
 use tinyvae_shared::model_file;
 
@@ -47,16 +47,16 @@ fn run() -> Result<(), String> {
     let image = read_device_image(&path)?;
     let model =
         Model::parse(&image).map_err(|e| format!("model {} is invalid: {e}", path.display()))?;
-    // The device reads only detector sections with edges (protocol 7 on); the host
-    // still reads older ones, so this build checks it (`detect::is_detector_section_len`).
+    // The device reads only the current detector section (protocol 9: 17 terms, with
+    // or without the seen set); the host still reads older ones, so this build checks
+    // it (`detect::is_detector_section_len`).
     let detector_len = image
         .get(60..64)
         .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    if detector_len == DETECTOR_SECTION_LEN_CENTRED || detector_len == DETECTOR_SECTION_LEN_15_TERMS
-    {
+    if ![0, DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_SEEN].contains(&detector_len) {
         return Err(format!(
-            "model {}: its detector section ({detector_len} bytes) predates protocol 7 and the \
-             device does not read it; export the model again (tinyvae export)",
+            "model {}: its detector section ({detector_len} bytes) predates protocol 9 and \
+             the device does not read it; export the model again (tinyvae export)",
             path.display()
         ));
     }

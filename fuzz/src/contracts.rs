@@ -8,7 +8,8 @@ use serde::Serialize;
 use tinyvae_datasets::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
 use tinyvae_shared::detect::{
     scale_from_units, Calibrator, Term, TermParams, DETECTOR_SECTION_LEN,
-    DETECTOR_SECTION_LEN_15_TERMS, DETECTOR_SECTION_LEN_CENTRED, DETECTOR_SECTION_LEN_SEEN,
+    DETECTOR_SECTION_LEN_15_TERMS, DETECTOR_SECTION_LEN_16_TERMS,
+    DETECTOR_SECTION_LEN_16_TERMS_SEEN, DETECTOR_SECTION_LEN_CENTRED, DETECTOR_SECTION_LEN_SEEN,
     MIN_CALIBRATION_FRAMES,
 };
 use tinyvae_shared::fixed::Q16_ONE;
@@ -181,6 +182,15 @@ pub fn check_image(bytes: &[u8]) {
                 (len == DETECTOR_SECTION_LEN_SEEN).then(|| &section[DETECTOR_SECTION_LEN..]),
                 "the seen set is the section's tail"
             );
+        } else if len == DETECTOR_SECTION_LEN_16_TERMS || len == DETECTOR_SECTION_LEN_16_TERMS_SEEN
+        {
+            // A protocol 8 section: sixteen terms with edges, `head` off.
+            assert_eq!(
+                &params.to_le_bytes()[..DETECTOR_SECTION_LEN_16_TERMS],
+                &section[..DETECTOR_SECTION_LEN_16_TERMS],
+                "a sixteen-term section reads as written"
+            );
+            assert_eq!(params.terms[Term::Head as usize], Default::default());
         } else {
             // An older section: a centre and two scales per term (whole raw units), both
             // edges at the centre.

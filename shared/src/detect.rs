@@ -123,6 +123,13 @@ pub enum Term {
     /// and none reads 255. (Both keep the encode cheap: per pixel, the term costs one
     /// comparison in the bright pixels' branch.)
     Dimmest = 15,
+    /// The fault head's verdict ([`crate::fault_head`]): a small convolutional
+    /// classifier of the frame itself, its largest fault logit less its clean one, in
+    /// 1/256 logit ([`head_term`]). It sees what the terms above read near where clean
+    /// digits put them: a patch over a stroke, a second digit laid over the first, a
+    /// clipped stroke (BENCHMARKS.md, "The head in int8"). 0 for a model without a
+    /// head, and off in a detector section from before it (protocol 9).
+    Head = 16,
 }
 
 /// The side of a [`Term::Block`], wider than the thickest clean stroke: on the default
@@ -144,7 +151,7 @@ pub const BLOCK_MIN_SCALE: i32 = 4;
 pub const ENDS_ROWS: usize = 6;
 
 /// How many [`Term`]s there are.
-pub const TERMS: usize = 16;
+pub const TERMS: usize = 17;
 
 /// The smallest scale of [`Term::Dimmest`]: a quarter's peak 12 levels below the clean
 /// frames' typical one makes 1.0. Fitted on the 99% quantile alone the scale was 5 and
@@ -269,6 +276,7 @@ impl Term {
         Term::Ends,
         Term::Softness,
         Term::Dimmest,
+        Term::Head,
     ];
 
     /// The term with index `i`.
@@ -303,6 +311,7 @@ impl Term {
             Term::Dimmest | Term::Ends => DIMMEST_MIN_SCALE,
             Term::Block => BLOCK_MIN_SCALE,
             Term::Unseen => UNSEEN_MIN_SCALE,
+            Term::Head => HEAD_MIN_SCALE,
             _ => 1,
         }
     }
@@ -326,6 +335,7 @@ impl Term {
             Term::Ends => "ends",
             Term::Softness => "softness",
             Term::Dimmest => "dimmest",
+            Term::Head => "head",
         }
     }
 }
@@ -351,6 +361,19 @@ pub const ELBO_TERM_BITS: u32 = 8;
 /// rounded down.
 pub const fn elbo_term(elbo: Q16) -> i32 {
     elbo >> (16 - ELBO_TERM_BITS)
+}
+
+/// Fraction bits of [`Term::Head`]: 1/256 logit (a Q16 margin would overflow the
+/// detector's `raw << 8` scale arithmetic past 128 logits).
+pub const HEAD_TERM_BITS: u32 = 8;
+
+/// The smallest scale of [`Term::Head`], in its raw units: a quarter logit.
+pub const HEAD_MIN_SCALE: i32 = 1 << (HEAD_TERM_BITS - 2);
+
+/// The head term of a frame whose head margin is `margin` (Q16): in 1/256 logit,
+/// rounded down.
+pub const fn head_term(margin: Q16) -> i32 {
+    margin >> (16 - HEAD_TERM_BITS)
 }
 
 /// The ELBO term's value in nats, for reports.
@@ -847,20 +870,28 @@ impl Default for DetectorParams {
 /// `i32`, little endian.
 pub const DETECTOR_SECTION_LEN: usize = 4 + 16 * TERMS;
 
+/// Bytes of the detector section images had before [`Term::Head`] (16 terms, each
+/// with its edges): such a section still loads, with that term off.
+pub const DETECTOR_SECTION_LEN_16_TERMS: usize = DETECTOR_SECTION_LEN - 16;
+
 /// Bytes of the detector section images had before the edges (16 terms, each a centre,
 /// an upper and a lower scale): such a section still loads, each term's edges at its
 /// centre.
-pub const DETECTOR_SECTION_LEN_CENTRED: usize = 4 + 12 * TERMS;
+pub const DETECTOR_SECTION_LEN_CENTRED: usize = 4 + 12 * 16;
 
 /// Bytes of the detector section images had before [`Term::Dimmest`] (15 centred
 /// terms): such a section still loads, with that term off.
 pub const DETECTOR_SECTION_LEN_15_TERMS: usize = DETECTOR_SECTION_LEN_CENTRED - 12;
 
 /// Bytes of a detector section that carries the [`Seen`] set of [`Term::Unseen`] after
-/// the parameters (protocol 8 on).
+/// the parameters (protocol 9 on).
 pub const DETECTOR_SECTION_LEN_SEEN: usize = DETECTOR_SECTION_LEN + SEEN_LEN;
 
-/// Whether `len` is the length of a detector section some image format holds.
+/// The same with the parameters of [`DETECTOR_SECTION_LEN_16_TERMS`] (protocol 8).
+pub const DETECTOR_SECTION_LEN_16_TERMS_SEEN: usize = DETECTOR_SECTION_LEN_16_TERMS + SEEN_LEN;
+
+/// Whether `len` is the length of a detector section's parameters some image format
+/// holds.
 ///
 /// The device reads only sections with edges (protocol 7 on): it runs the image its
 /// build checked, and the firmware's build refuses an older one (re-export it); the
@@ -868,7 +899,21 @@ pub const DETECTOR_SECTION_LEN_SEEN: usize = DETECTOR_SECTION_LEN + SEEN_LEN;
 pub const fn is_detector_section_len(len: usize) -> bool {
     len == DETECTOR_SECTION_LEN
         || (cfg!(feature = "host")
-            && (len == DETECTOR_SECTION_LEN_CENTRED || len == DETECTOR_SECTION_LEN_15_TERMS))
+            && (len == DETECTOR_SECTION_LEN_16_TERMS
+                || len == DETECTOR_SECTION_LEN_CENTRED
+                || len == DETECTOR_SECTION_LEN_15_TERMS))
+}
+
+/// The length of the parameters of a detector section `len` bytes long that carries the
+/// [`Seen`] set, if it is one.
+pub const fn seen_section_params_len(len: usize) -> Option<usize> {
+    match len {
+        DETECTOR_SECTION_LEN_SEEN => Some(DETECTOR_SECTION_LEN),
+        DETECTOR_SECTION_LEN_16_TERMS_SEEN if cfg!(feature = "host") => {
+            Some(DETECTOR_SECTION_LEN_16_TERMS)
+        }
+        _ => None,
+    }
 }
 
 impl DetectorParams {
@@ -893,8 +938,10 @@ impl DetectorParams {
             ..DetectorParams::default()
         };
         // Four words a term, or three in the centred sections (whose scales were whole
-        // raw units); a 15-term section leaves the last term off.
-        let stride = if bytes.len() == DETECTOR_SECTION_LEN {
+        // raw units); a section of fewer terms leaves the last ones off.
+        let stride = if bytes.len() == DETECTOR_SECTION_LEN
+            || bytes.len() == DETECTOR_SECTION_LEN_16_TERMS
+        {
             4
         } else {
             3
@@ -1462,7 +1509,8 @@ mod tests {
             ..DetectorParams::default()
         };
         let mut old_bytes = p.threshold.to_le_bytes().to_vec();
-        for (t, term) in centred.terms.iter_mut().enumerate() {
+        // (Sixteen terms: `head` came after the edges.)
+        for (t, term) in centred.terms.iter_mut().enumerate().take(16) {
             let t = t as i32;
             *term = TermParams::centred(
                 -1000 * t,
@@ -1485,6 +1533,14 @@ mod tests {
         assert_eq!(
             DetectorParams::from_le_bytes(&[0; DETECTOR_SECTION_LEN + 1]),
             None
+        );
+        // A section from before the `head` term (protocol 8): sixteen terms with
+        // edges, that one off.
+        let mut sixteen = p;
+        sixteen.terms[Term::Head as usize] = TermParams::default();
+        assert_eq!(
+            DetectorParams::from_le_bytes(&bytes[..DETECTOR_SECTION_LEN_16_TERMS]),
+            Some(sixteen)
         );
     }
 

@@ -16,10 +16,11 @@
 //!      (quantizes z, in Q16, into the decoder's int8 input)
 //!  32  [u8; 24] model name, ASCII, zero padded
 //!  56  u32 total image length, trailer included
-//!  60  u32 detector section length: 0 (none), DETECTOR_SECTION_LEN_SEEN (2724: the
-//!      parameters and the seen neighbourhoods), DETECTOR_SECTION_LEN (260: the
-//!      parameters, `unseen` reads 0) or, from older images, 196 (each term's edges at
-//!      one centre) or 184 (before the `dimmest` term: that term off)
+//!  60  u32 detector section length: 0 (none), DETECTOR_SECTION_LEN_SEEN (2740: the
+//!      parameters and the seen neighbourhoods), DETECTOR_SECTION_LEN (276: the
+//!      parameters, `unseen` reads 0) or, from older images, 2724 and 260 (before the
+//!      `head` term: that term off), 196 (each term's edges at one centre) or 184
+//!      (before the `dimmest` term: that term off too)
 //! layers, encoder then decoder, each:
 //!   u16 in, u16 out, u8 kind (0 int8+ReLU, 1 int8 linear, 2 Q16), u8 0, u16 0,
 //!   i32 input zero point, i32 output zero point,
@@ -50,9 +51,7 @@
 use heapless::Vec;
 
 use crate::dense::{weight_bytes, DenseLayer, LayerOutput};
-use crate::detect::{
-    is_detector_section_len, DetectorParams, Seen, DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_SEEN,
-};
+use crate::detect::{is_detector_section_len, seen_section_params_len, DetectorParams, Seen};
 use crate::fault_head::FaultHead;
 use crate::fixed::Q16;
 use crate::protocol::{MAX_LATENT, MAX_NAME, MAX_PIXELS};
@@ -292,7 +291,7 @@ pub struct Model<'a> {
     pub tables: OutputTables<'a>,
     /// CRC-32 of the image: the model's identity.
     pub hash: u32,
-    /// The detector section's parameters, [`DETECTOR_SECTION_LEN`] bytes or an older
+    /// The detector section's parameters, [`crate::detect::DETECTOR_SECTION_LEN`] bytes or an older
     /// length (read on demand, so a parsed model stays small on the device's stack).
     detector: Option<&'a [u8]>,
     /// The detector section's set of seen neighbourhoods, when it has one.
@@ -367,10 +366,6 @@ fn check_requant(multiplier: &[u8], shift: &[u8]) -> Result<(), ModelError> {
     Ok(())
 }
 
-fn read_layer<'a>(r: &mut Reader<'a>) -> Result<DenseLayer<'a>, ModelError> {
-    read_layer_within(r, MAX_WIDTH)
-}
-
 /// A layer of at most `max_in` inputs (the fault head's hidden layer reads more than
 /// the VAE's widest).
 fn read_layer_within<'a>(r: &mut Reader<'a>, max_in: usize) -> Result<DenseLayer<'a>, ModelError> {
@@ -383,7 +378,7 @@ fn read_layer_within<'a>(r: &mut Reader<'a>, max_in: usize) -> Result<DenseLayer
     if in_dim == 0 || out_dim == 0 || in_dim > max_in || out_dim > MAX_WIDTH {
         return Err(invalid(
             "layer size",
-            "inputs and outputs must be in 1..=1024 (a fault head layer's inputs 1..=1568)",
+            "inputs and outputs must be in 1..=1024 (head inputs: 1568)",
         ));
     }
     check_zero_point(input_zero_point, "layer input zero point")?;
@@ -422,16 +417,26 @@ fn read_layer_within<'a>(r: &mut Reader<'a>, max_in: usize) -> Result<DenseLayer
     })
 }
 
+/// `count` layers, each reading what the one before it writes (the first
+/// `expected_in`); `None`: the fault head's, whose layers chain through convolution
+/// patches and pooling (checked by [`FaultHead::new`]) and may read up to
+/// [`HEAD_MAX_INPUTS`]. One reader for every network: the device carries it once.
 fn read_stack<'a>(
     r: &mut Reader<'a>,
     count: usize,
     network: &'static str,
-    mut expected_in: usize,
+    expected_in: Option<usize>,
 ) -> Result<Vec<DenseLayer<'a>, MAX_LAYERS>, ModelError> {
     let mut layers = Vec::new();
+    let mut expected_in = expected_in;
     for index in 0..count {
-        let layer = read_layer(r)?;
-        if layer.in_dim != expected_in {
+        let most = if expected_in.is_some() {
+            MAX_WIDTH
+        } else {
+            HEAD_MAX_INPUTS
+        };
+        let layer = read_layer_within(r, most)?;
+        if let Some(expected_in) = expected_in.filter(|&e| e != layer.in_dim) {
             return Err(ModelError::ShapeMismatch {
                 network,
                 layer: index,
@@ -439,7 +444,7 @@ fn read_stack<'a>(
                 got: layer.in_dim,
             });
         }
-        expected_in = layer.out_dim;
+        expected_in = expected_in.map(|_| layer.out_dim);
         layers
             .push(layer)
             .map_err(|_| invalid("layer count", "too many layers"))?;
@@ -451,12 +456,8 @@ fn read_stack<'a>(
 /// they do not read or do not chain. (A loop over one read: the device carries it
 /// once.)
 fn read_head<'a>(r: &mut Reader<'a>) -> Option<FaultHead<'a>> {
-    let mut layers = [DenseLayer::EMPTY; 4];
-    for (i, layer) in layers.iter_mut().enumerate() {
-        let most = if i == 2 { HEAD_MAX_INPUTS } else { MAX_WIDTH };
-        *layer = read_layer_within(r, most).ok()?;
-    }
-    FaultHead::new(layers).ok()
+    let layers = read_stack(r, usize::from(HEAD_LAYERS), "fault head", None).ok()?;
+    FaultHead::new(layers.into_array().ok()?).ok()
 }
 
 impl<'a> Model<'a> {
@@ -482,7 +483,7 @@ impl<'a> Model<'a> {
         };
         let head_layers = r.u8("header")?;
         if head_layers != 0 && head_layers != HEAD_LAYERS {
-            return Err(invalid("fault head layers", "must be 0 (none) or 4"));
+            return Err(invalid("fault head layers", "must be 0 or 4"));
         }
         let input_width = r.u16("header")? as usize;
         let input_height = r.u16("header")? as usize;
@@ -531,8 +532,8 @@ impl<'a> Model<'a> {
         check_zero_point(z_zero_point, "latent zero point")?;
         check_requant(&z_multiplier.to_le_bytes(), &z_shift.to_le_bytes())?;
 
-        let encoder = read_stack(&mut r, n_encoder, "encoder", pixels)?;
-        let decoder = read_stack(&mut r, n_decoder, "decoder", latent)?;
+        let encoder = read_stack(&mut r, n_encoder, "encoder", Some(pixels))?;
+        let decoder = read_stack(&mut r, n_decoder, "decoder", Some(latent))?;
         check_roles(&encoder, &decoder, pixels, latent)?;
 
         let pixel: &[u8; 256] = r
@@ -556,13 +557,13 @@ impl<'a> Model<'a> {
         }
         let detector = match detector_len {
             0 => None,
-            n if is_detector_section_len(n) || n == DETECTOR_SECTION_LEN_SEEN => {
+            n if is_detector_section_len(n) || seen_section_params_len(n).is_some() => {
                 Some(r.take(detector_len, "detector")?)
             }
             _ => {
                 return Err(invalid(
                     "detector length",
-                    "must be 0 (no detector), 2724 or 260, or 196 or 184 (older images) bytes",
+                    "must be 0, 2740 or 276 (older: 2724, 260, 196, 184)",
                 ))
             }
         };
@@ -578,7 +579,8 @@ impl<'a> Model<'a> {
             ));
         }
         // A section with the seen set holds the parameters first.
-        let (detector, seen) = match detector.map(|d| d.split_at_checked(DETECTOR_SECTION_LEN)) {
+        let params_len = seen_section_params_len(detector_len).unwrap_or(detector_len);
+        let (detector, seen) = match detector.map(|d| d.split_at_checked(params_len)) {
             Some(Some((params, set))) if !set.is_empty() => (Some(params), Seen::new(set)),
             _ => (detector, None),
         };
@@ -626,6 +628,25 @@ impl<'a> Model<'a> {
         let mut r = Reader { bytes, pos: 0 };
         let head = read_head(&mut r)?;
         (r.pos == bytes.len()).then_some(head)
+    }
+
+    /// The fault head's term of `image` ([`crate::fault_head::score`]; `None`: the
+    /// model has no head). The layers are read where they lie for each frame.
+    #[inline(never)]
+    pub fn fault_head_score(
+        &self,
+        image: &[u8],
+        scratch: &mut crate::fault_head::HeadScratch<'_>,
+    ) -> Option<Q16> {
+        let bytes = self.head?;
+        let mut r = Reader { bytes, pos: 0 };
+        // Matched in place: moving the layers out of the `Result` would copy them (a
+        // second 340 bytes of stack under the head's pass).
+        let stack = read_stack(&mut r, usize::from(HEAD_LAYERS), "fault head", None);
+        let Ok([a, b, c, d]) = stack.as_ref().map(|layers| layers.as_slice()) else {
+            return None;
+        };
+        (r.pos == bytes.len()).then(|| crate::fault_head::score([a, b, c, d], image, scratch))
     }
 
     /// The fault detector fitted at export (`None`: the model has none, and the
@@ -732,6 +753,7 @@ pub use builder::{LayerSpec, ModelSpec};
 mod builder {
     //! Writing model images (host only: the exporter and the tests use it).
     use super::*;
+    use crate::detect::{DETECTOR_SECTION_LEN, DETECTOR_SECTION_LEN_SEEN};
     use std::vec::Vec as StdVec;
 
     /// One quantized layer, row-major weights (`weight[j * in_dim + i]`).

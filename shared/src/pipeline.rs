@@ -11,7 +11,8 @@
 //! optimized as the app is. As calls, they keep this crate's opt-level.
 
 use crate::code::{self, Code, MAX_CODE_BITS, MIN_CODE_BITS};
-use crate::detect::{self, DetectorParams, RawTerms};
+use crate::detect::{self, DetectorParams, RawTerms, Term};
+use crate::fault_head::{self, HeadScratch};
 use crate::fixed::{mul_q16, Q16};
 use crate::latent::kl_q16;
 use crate::model::{Model, MAX_WIDTH};
@@ -34,6 +35,17 @@ impl Default for Workspace {
 }
 
 impl Workspace {
+    /// The fault head's scratch in these buffers, once the VAE is done with them: the
+    /// widened inputs' first words as the head's, the rest of them (seen as bytes) as
+    /// its maps, one activation buffer as the frame's int8 codes, the other as its
+    /// patch, and the encoder head's slots as its logits. The head costs no RAM of its
+    /// own.
+    fn head_scratch(&mut self) -> Option<HeadScratch<'_>> {
+        let (words, rest) = self.widened.split_at_mut(fault_head::WORDS);
+        let maps: &mut [i8] = bytemuck::cast_slice_mut(rest);
+        HeadScratch::new(&mut self.pong, maps, &mut self.ping, words, &mut self.head)
+    }
+
     /// Zeroed buffers.
     pub const fn new() -> Self {
         Self {
@@ -232,6 +244,12 @@ pub fn score_image(
 /// [`score_image`] with the fault detector in force on the device (the model's, or
 /// one a calibration set; `None`: no detector verdict, though the terms are still
 /// read, for a calibration).
+///
+/// On the Cortex-M0 the fault head runs first, from this small frame: under the VAE's
+/// scoring (a frame of some 2.9 KB, the reconstruction among it) its pass would have
+/// taken the stack past the 32 KiB RAM budget. Elsewhere it runs after the VAE, inside
+/// one function: the Cortex-M3's code budget has no room for the extra call, and its
+/// stack has room for the pass (BENCHMARKS.md, "The fault head on the board").
 #[inline(never)] // keeps this crate's opt-level under the app's "z": see the module docs
 pub fn score_image_with(
     model: &Model<'_>,
@@ -239,6 +257,34 @@ pub fn score_image_with(
     image: &[u8],
     threshold: Q16,
     detector: Option<&DetectorParams>,
+) -> Result<Scored, InferError> {
+    let head = if cfg!(tinyvae_kernel = "thumb1") {
+        Some(head_margin(model, ws, image))
+    } else {
+        None
+    };
+    score_with_head(model, ws, image, threshold, detector, head)
+}
+
+/// The fault head's margin of `image` (`None`: the model has none), in the
+/// workspace's buffers.
+#[inline(never)] // its frames must not sit under the VAE's: see `score_image_with`
+fn head_margin(model: &Model<'_>, ws: &mut Workspace, image: &[u8]) -> Option<Q16> {
+    let mut scratch = ws.head_scratch()?;
+    model.fault_head_score(image, &mut scratch)
+}
+
+/// [`score_image_with`]'s scoring; `head` is the fault head's margin when it has run
+/// already (`Some`), or `None` to run it here, after the VAE.
+#[cfg_attr(tinyvae_kernel = "thumb1", inline(never))]
+#[cfg_attr(not(tinyvae_kernel = "thumb1"), inline(always))]
+fn score_with_head(
+    model: &Model<'_>,
+    ws: &mut Workspace,
+    image: &[u8],
+    threshold: Q16,
+    detector: Option<&DetectorParams>,
+    head: Option<Option<Q16>>,
 ) -> Result<Scored, InferError> {
     let posterior = encode(model, ws, image)?;
     let kl = kl_q16(&posterior.mu, &posterior.logvar);
@@ -254,7 +300,7 @@ pub fn score_image_with(
         &mut reconstruction,
     );
     let mut score = score::report(recon.term, kl, threshold);
-    let terms = detect::image_terms(
+    let mut terms = detect::image_terms(
         image,
         reconstruction.len(),
         model.input_width,
@@ -263,6 +309,16 @@ pub fn score_image_with(
         recon.residual,
         model.seen(),
     );
+    // The fault head reads the frame itself, in the buffers the VAE is done with.
+    let head = match head {
+        Some(margin) => margin,
+        None => ws
+            .head_scratch()
+            .and_then(|mut scratch| model.fault_head_score(image, &mut scratch)),
+    };
+    if let Some(margin) = head {
+        terms[Term::Head as usize] = detect::head_term(margin);
+    }
     score.detector = detector.map(|d| d.report(&terms));
     Ok(Scored {
         posterior,

@@ -36,7 +36,7 @@ pub const MAX_PAYLOAD: usize = 1400;
 /// terminating zero adds one more.
 pub const MAX_FRAME: usize = MAX_PAYLOAD + MAX_PAYLOAD / 254 + 2;
 /// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 8;
+pub const PROTOCOL_VERSION: u16 = 9;
 
 /// The CRC used on every frame (and the model hash).
 ///

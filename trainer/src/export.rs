@@ -29,6 +29,7 @@ use crate::checkpoint::{self, CheckpointError};
 use crate::detector::{
     fault_report, fit_seen, FaultReport, ReportError, ReportOptions, TermSource,
 };
+use crate::fault_head::{self, FaultHead, FaultHeadParams};
 use crate::model::ModelError;
 use crate::onnx::{self, OnnxError};
 use crate::quant_report::{self, QuantReport};
@@ -60,6 +61,10 @@ pub struct ExportOptions {
     pub prior_samples: usize,
     /// Seed of the data splits, prior samples and corruptions.
     pub seed: u64,
+    /// A fault head (`tinyvae_trainer::fault_head`, saved by its `save`) to quantize
+    /// into the image: the detector's 17th term. Its activation ranges come from the
+    /// calibration images and a faulted copy of them.
+    pub fault_head: Option<PathBuf>,
 }
 
 impl Default for ExportOptions {
@@ -76,6 +81,7 @@ impl Default for ExportOptions {
             calibration_images: 2000,
             prior_samples: 1000,
             seed: 0,
+            fault_head: None,
         }
     }
 }
@@ -231,6 +237,24 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
             .unwrap_or_else(|| "tinyvae".into()),
     };
     let mut spec = quantize::quantize(&vae, &calibration, &config, &name, 0);
+    // The fault head, in the image before the detector is fitted, so that the device
+    // report's terms (and the fit) include it.
+    let fault_head = match &args.fault_head {
+        None => None,
+        Some(path) => {
+            let head = FaultHead::load(path).map_err(|e| ExportError::Invalid(e.to_string()))?;
+            let one = FaultHeadParams {
+                copies: 1,
+                ..FaultHeadParams::default()
+            };
+            let faulted = fault_head::faulted_copies(&calibration_set, &one)
+                .map_err(|e| ExportError::Invalid(e.to_string()))?;
+            let layers = fault_head::quantize(&head, &[&calibration_set, &faulted[0].0])
+                .map_err(|e| ExportError::Invalid(format!("{}: {e}", path.display())))?;
+            spec.head = Some(layers);
+            Some(head)
+        }
+    };
     // The neighbourhoods of the normal training frames, for the detector's `unseen`
     // term: in the image from here on (with parameters that judge nothing until the
     // fit below), so that the device twin's reports count against them.
@@ -275,7 +299,10 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
         let options = ReportOptions::default();
         Some((
             fault_report(
-                &TermSource::Float(&loaded.model, model.seen()),
+                &match &fault_head {
+                    None => TermSource::Float(&loaded.model, model.seen()),
+                    Some(head) => TermSource::FloatWithHead(&loaded.model, model.seen(), head),
+                },
                 &test_normal,
                 args.seed,
                 options,

@@ -239,32 +239,25 @@ impl DenseLayer<'_> {
             return 0;
         }
         let n = self.out_dim.min(out.len());
-        let group_len = self.in_dim * CHANNEL_GROUP;
-        for (g, (weights, out)) in self
-            .weights
-            .chunks_exact(group_len)
-            .zip(out[..n].chunks_mut(CHANNEL_GROUP))
-            .enumerate()
-        {
-            let mut acc = [0i32; CHANNEL_GROUP];
-            for (&x, w) in input.iter().zip(weights.chunks_exact(CHANNEL_GROUP)) {
+        let input = &input[..self.in_dim];
+        for (j, slot) in out[..n].iter_mut().enumerate() {
+            // Output j's weights: every fourth byte of its group from its channel on.
+            let group = (j / CHANNEL_GROUP) * self.in_dim * CHANNEL_GROUP;
+            let weights = self.weights.get(group + j % CHANNEL_GROUP..).unwrap_or(&[]);
+            let mut dot = 0i32;
+            for (&x, &w) in input.iter().zip(weights.iter().step_by(CHANNEL_GROUP)) {
                 let x = i32::from(x) - self.input_zero_point;
                 if x != 0 {
-                    for (a, &w) in acc.iter_mut().zip(w) {
-                        *a = a.wrapping_add(i32::from(w) * x);
-                    }
+                    dot = dot.wrapping_add(i32::from(w) * x);
                 }
             }
-            for (c, (slot, &dot)) in out.iter_mut().zip(&acc).enumerate() {
-                let j = g * CHANNEL_GROUP + c;
-                let q = requantize_folded(
-                    self.bias(j).wrapping_add(dot),
-                    self.multiplier(j),
-                    self.shift(j),
-                    zero_point,
-                );
-                *slot = q.clamp(-128, 127).max(low) as i8;
-            }
+            let q = requantize_folded(
+                self.bias(j).wrapping_add(dot),
+                self.multiplier(j),
+                self.shift(j),
+                zero_point,
+            );
+            *slot = q.clamp(-128, 127).max(low) as i8;
         }
         n
     }
