@@ -179,8 +179,10 @@ impl<'a> FaultHead<'a> {
     /// `c1` inputs to at most [`MAX_CONV2`] (ReLU); `hidden` 49 x `c2` to at most
     /// [`MAX_HIDDEN`] (ReLU); `logits` Q16, 2 to [`MAX_CLASSES`] classes. Each layer's
     /// input zero point must be its predecessor's output zero point (the padding and
-    /// the pooled maps' zeros). One test, one error: the device carries little code
-    /// for a check its build already made.
+    /// the pooled maps' zeros). One test, one error, and on the host only (feature
+    /// `host`: the exporter, the firmware's build, `tinyvae` reading a file): the device
+    /// runs only an image its build parsed, and [`score`] clamps every shape, so no
+    /// layers make it panic.
     pub fn new(layers: [DenseLayer<'a>; 4]) -> Result<Self, HeadShapeError> {
         let [conv1, conv2, hidden, logits] = layers;
         let zp = |l: &DenseLayer<'_>| match l.output {

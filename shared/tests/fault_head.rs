@@ -176,6 +176,42 @@ fn scratch_carved_from_borrowed_buffers_gives_the_same_logits() {
     );
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The device does not check a head's shapes (its build did): whatever four layers
+    /// it is handed, a pass ends without a panic.
+    #[test]
+    fn any_four_layers_run_without_a_panic(
+        seed in any::<u64>(),
+        dims in prop::collection::vec((1usize..200, 1usize..48), 4),
+    ) {
+        let mut rng = Rng::new(seed);
+        let quant = ActQuant::from_range(0.0, 1.0);
+        let layers: Vec<LayerSpec> = dims
+            .iter()
+            .enumerate()
+            .map(|(i, &(n_in, n_out))| {
+                let output = if i == 3 {
+                    OutputQuant::Q16
+                } else {
+                    OutputQuant::Int8 { quant, relu: true }
+                };
+                quantize_layer(&random_layer(&mut rng, n_in, n_out), quant, output)
+            })
+            .collect();
+        let bytes: Vec<LayerBytes> = layers.iter().map(LayerBytes::new).collect();
+        let views: Vec<DenseLayer<'_>> = bytes.iter().map(LayerBytes::view).collect();
+        let mut buffers = HeadBuffers::new();
+        let img = frame(&mut rng);
+        let _ = tinyvae_shared::fault_head::score(
+            [&views[0], &views[1], &views[2], &views[3]],
+            &img,
+            &mut buffers.scratch(),
+        );
+    }
+}
+
 #[test]
 fn shapes_that_do_not_chain_are_refused() {
     let layers = synthetic_head(1, 4, 8);
