@@ -611,11 +611,17 @@ impl<'a> Model<'a> {
         // reading a file); on the device, which only runs an image its build checked, a
         // head that does not read is no head (its term reads 0), for less code.
         #[cfg(feature = "host")]
-        if model.head.is_some() && model.fault_head().is_none() {
-            return Err(invalid(
-                "fault head",
-                "its four layers must chain as fault_head::FaultHead and fill the section",
-            ));
+        if model.head.is_some() {
+            if model.fault_head().is_none() {
+                return Err(invalid(
+                    "fault head",
+                    "its four layers must chain as fault_head::FaultHead and fill the section",
+                ));
+            }
+            let side = crate::fault_head::SIDE;
+            if (input_width, input_height) != (side, side) {
+                return Err(invalid("fault head", "reads 28x28 frames only"));
+            }
         }
         Ok(model)
     }

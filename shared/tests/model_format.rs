@@ -80,6 +80,19 @@ fn a_fault_head_round_trips_and_a_bad_one_is_named() {
     let err = spec.to_bytes().unwrap_err().to_string();
     assert!(err.contains("fault head"), "{err}");
 
+    // A head on a model of other frames than 28x28 is refused.
+    let mut small = synthetic_model(
+        9,
+        SyntheticShape {
+            width: 14,
+            height: 14,
+            ..SyntheticShape::default()
+        },
+    );
+    small.head = Some(head.clone());
+    let err = small.to_bytes().unwrap_err().to_string();
+    assert!(err.contains("28x28"), "{err}");
+
     // A head byte other than 0 or 4, and a head section cut short, are named.
     let mut bad = bytes.clone();
     bad[7] = 3;

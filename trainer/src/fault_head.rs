@@ -483,6 +483,12 @@ pub fn activation_maxima(head: &FaultHead, sets: &[&Dataset]) -> Result<[f64; 3]
 }
 
 fn activation_maxima_into(head: &FaultHead, d: &Dataset, maxima: &mut [f64; 3]) -> Result<()> {
+    if (d.width, d.height) != (SIDE, SIDE) {
+        return Err(FaultHeadError::WrongFrameSize {
+            width: d.width,
+            height: d.height,
+        });
+    }
     let x = d.to_tensor(&Device::Cpu)?;
     for start in (0..d.len()).step_by(500) {
         let rows = x.narrow(0, start, 500.min(d.len() - start))?;
