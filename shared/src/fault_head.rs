@@ -214,11 +214,6 @@ impl<'a> FaultHead<'a> {
         })
     }
 
-    /// The four layers, in order.
-    pub fn layers(&self) -> [&DenseLayer<'a>; 4] {
-        [&self.conv1, &self.conv2, &self.hidden, &self.logits]
-    }
-
     /// Multiply-accumulates of one pass (for cost reports): each convolution at every
     /// position of its map, then the two dense layers.
     pub fn macs(&self) -> usize {

@@ -296,7 +296,8 @@ pub struct Model<'a> {
     detector: Option<&'a [u8]>,
     /// The detector section's set of seen neighbourhoods, when it has one.
     seen: Option<Seen<'a>>,
-    /// The fault head's section, validated at parse (read on demand, as the detector).
+    /// The fault head's section (read on demand, as the detector; checked at parse on
+    /// the host).
     head: Option<&'a [u8]>,
 }
 
@@ -425,10 +426,9 @@ fn read_stack<'a>(
     r: &mut Reader<'a>,
     count: usize,
     network: &'static str,
-    expected_in: Option<usize>,
+    mut expected_in: Option<usize>,
 ) -> Result<Vec<DenseLayer<'a>, MAX_LAYERS>, ModelError> {
     let mut layers = Vec::new();
-    let mut expected_in = expected_in;
     for index in 0..count {
         let most = if expected_in.is_some() {
             MAX_WIDTH
@@ -628,7 +628,8 @@ impl<'a> Model<'a> {
 
     /// The fault head (`None`: the model has none, and the detector's `head` term
     /// reads 0).
-    #[inline(never)] // one copy of the section reader on the device
+    /// (The host's view, checked; the device scores through [`Model::fault_head_score`],
+    /// which reads the layers in place.)
     pub fn fault_head(&self) -> Option<FaultHead<'a>> {
         let bytes = self.head?;
         let mut r = Reader { bytes, pos: 0 };

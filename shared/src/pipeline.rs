@@ -268,7 +268,10 @@ pub fn score_image_with(
 
 /// The fault head's margin of `image` (`None`: the model has none), in the
 /// workspace's buffers.
-#[inline(never)] // its frames must not sit under the VAE's: see `score_image_with`
+// On the M0 its frames must not sit under the VAE's (see `score_image_with`);
+// elsewhere it folds into the scoring.
+#[cfg_attr(tinyvae_kernel = "thumb1", inline(never))]
+#[cfg_attr(not(tinyvae_kernel = "thumb1"), inline(always))]
 fn head_margin(model: &Model<'_>, ws: &mut Workspace, image: &[u8]) -> Option<Q16> {
     let mut scratch = ws.head_scratch()?;
     model.fault_head_score(image, &mut scratch)
@@ -310,12 +313,7 @@ fn score_with_head(
         model.seen(),
     );
     // The fault head reads the frame itself, in the buffers the VAE is done with.
-    let head = match head {
-        Some(margin) => margin,
-        None => ws
-            .head_scratch()
-            .and_then(|mut scratch| model.fault_head_score(image, &mut scratch)),
-    };
+    let head = head.unwrap_or_else(|| head_margin(model, ws, image));
     if let Some(margin) = head {
         terms[Term::Head as usize] = detect::head_term(margin);
     }

@@ -226,12 +226,12 @@ impl Cnn {
             if self.classes == 1 {
                 out.extend(logits.to_vec1::<f32>()?.into_iter().map(f64::from));
             } else {
-                for row in logits.to_vec2::<f32>()? {
-                    let faults = &row[1..];
-                    let top = faults.iter().copied().fold(f32::MIN, f32::max);
-                    let sum: f64 = faults.iter().map(|&l| f64::from(l - top).exp()).sum();
-                    out.push(f64::from(top) + sum.ln() - f64::from(row[0]));
-                }
+                out.extend(
+                    logits
+                        .to_vec2::<f32>()?
+                        .iter()
+                        .map(|row| fault_head::fault_log_odds(row)),
+                );
             }
         }
         Ok(out)

@@ -215,11 +215,7 @@ impl FaultHead {
         Ok(self
             .frame_logits(d)?
             .iter()
-            .map(|row| {
-                let top = f64::from(row[1..].iter().copied().fold(f32::MIN, f32::max));
-                let sum: f64 = row[1..].iter().map(|&l| (f64::from(l) - top).exp()).sum();
-                top + sum.ln() - f64::from(row[0])
-            })
+            .map(|row| fault_log_odds(row))
             .collect())
     }
 
@@ -293,6 +289,15 @@ impl FaultHead {
             },
         ])
     }
+}
+
+/// The log-odds of any fault against clean for one frame's logits (`logits[0]` clean):
+/// log-sum-exp of the fault logits, shifted by their largest, less the clean logit.
+pub fn fault_log_odds(logits: &[f32]) -> f64 {
+    let faults = &logits[1..];
+    let top = faults.iter().copied().fold(f32::MIN, f32::max);
+    let sum: f64 = faults.iter().map(|&l| f64::from(l - top).exp()).sum();
+    f64::from(top) + sum.ln() - f64::from(logits[0])
 }
 
 /// A frame's largest fault logit less its clean logit (`logits[0]`).
