@@ -27,6 +27,7 @@ pub mod grid;
 pub mod idx;
 pub mod metrics;
 pub mod rng;
+pub mod synthetic;
 
 pub use dataset::{find_idx_files, load_split, load_test, load_train_test, Dataset, Split};
 pub use error::DataError;

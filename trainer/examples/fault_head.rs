@@ -69,6 +69,190 @@ fn print_table(scored: &[common::Scored], head: &FaultHead, layers: &[LayerSpec;
     Ok(())
 }
 
+/// Mahalanobis distances of `features` from a Gaussian fitted on `clean` (covariance
+/// with a ridge of 1e-3 of its mean variance).
+fn mahalanobis(clean: &[Vec<f32>], features: &[Vec<f32>]) -> Vec<f64> {
+    let d = clean[0].len();
+    let n = clean.len() as f64;
+    let mut mean = vec![0f64; d];
+    for f in clean {
+        for (m, &v) in mean.iter_mut().zip(f) {
+            *m += f64::from(v) / n;
+        }
+    }
+    let mut cov = vec![0f64; d * d];
+    for f in clean {
+        for i in 0..d {
+            for j in 0..d {
+                cov[i * d + j] += (f64::from(f[i]) - mean[i]) * (f64::from(f[j]) - mean[j]) / n;
+            }
+        }
+    }
+    let ridge = 1e-3 * (0..d).map(|i| cov[i * d + i]).sum::<f64>() / d as f64 + 1e-9;
+    for i in 0..d {
+        cov[i * d + i] += ridge;
+    }
+    // Cholesky: cov = L L^T.
+    let mut l = vec![0f64; d * d];
+    for i in 0..d {
+        for j in 0..=i {
+            let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
+            l[i * d + j] = if i == j {
+                (cov[i * d + i] - s).max(1e-12).sqrt()
+            } else {
+                (cov[i * d + j] - s) / l[j * d + j]
+            };
+        }
+    }
+    features
+        .iter()
+        .map(|f| {
+            let mut y = vec![0f64; d];
+            let mut total = 0.0;
+            for i in 0..d {
+                let s: f64 = (0..i).map(|k| l[i * d + k] * y[k]).sum();
+                y[i] = (f64::from(f[i]) - mean[i] - s) / l[i * d + i];
+                total += y[i] * y[i];
+            }
+            total.sqrt()
+        })
+        .collect()
+}
+
+/// The head's hidden units and logits as Mahalanobis distances from clean frames
+/// (Lee et al. 2018), alone and beside the 16 terms and the head's margin.
+fn print_feature_rows(
+    scored: &[common::Scored],
+    head: &FaultHead,
+    train: &tinyvae_datasets::Dataset,
+) -> Result<()> {
+    let shipped = common::print_shipped_row(scored);
+    let margin = scored
+        .iter()
+        .map(|s| Ok(head.scores(&s.frames)?))
+        .collect::<Result<Vec<_>>>()?;
+    let with_head = common::with_weighted_extra_term(&shipped, &margin, 1.5);
+    println!(
+        "| 16 terms + float margin, weight 1.5 | {}",
+        common::summary_row(scored, &with_head)
+    );
+    for (what, clean, per_set) in [
+        (
+            "hidden units, fitted on the training frames",
+            head.hidden_features(train)?,
+            scored
+                .iter()
+                .map(|s| Ok(head.hidden_features(&s.frames)?))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        (
+            "logits, fitted on the training frames",
+            head.frame_logits(train)?,
+            scored
+                .iter()
+                .map(|s| Ok(head.frame_logits(&s.frames)?))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        (
+            "hidden units, fitted on the fitting frames",
+            head.hidden_features(&scored[0].frames)?,
+            scored
+                .iter()
+                .map(|s| Ok(head.hidden_features(&s.frames)?))
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    ] {
+        let dist: Vec<Vec<f64>> = per_set.iter().map(|f| mahalanobis(&clean, f)).collect();
+        println!(
+            "| Mahalanobis, {what}, alone | {}",
+            common::summary_row(scored, &dist)
+        );
+        for weight in [1.0, 1.5] {
+            println!(
+                "| 16 terms + margin 1.5 + Mahalanobis ({what}), weight {weight} | {}",
+                common::summary_row(
+                    scored,
+                    &common::with_weighted_extra_term(&with_head, &dist, weight)
+                )
+            );
+            println!(
+                "| 16 terms + Mahalanobis ({what}) instead of the margin, weight {weight} | {}",
+                common::summary_row(
+                    scored,
+                    &common::with_weighted_extra_term(&shipped, &dist, weight)
+                )
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Rules that combine the terms' standardized values (the 16 terms and the head's
+/// margin at weight 1.5), each thresholded at 1% of the fitting frames: the largest
+/// (the shipped rule), the log of the sum of their exponentials (the terms are in
+/// e-folds of their clean tails, so this is the harmonic mean of their tail
+/// probabilities, Wilson 2019), and the sum of the two largest.
+fn print_combination_rows(scored: &[common::Scored], head: &FaultHead) -> Result<()> {
+    let params = fit(&scored[0].terms, FitOptions::default());
+    let margin = scored
+        .iter()
+        .map(|s| Ok(head.scores(&s.frames)?))
+        .collect::<Result<Vec<_>>>()?;
+    let (edge, excess) = common::upper_tail(&margin[0]);
+    let scale = excess.max(f64::MIN_POSITIVE) / 1.5;
+    // Per set, per frame: every term's z (the head's last).
+    let zs: Vec<Vec<Vec<f64>>> = scored
+        .iter()
+        .zip(&margin)
+        .map(|(s, m)| {
+            s.terms
+                .iter()
+                .zip(m)
+                .map(|(raw, &h)| {
+                    let mut z: Vec<f64> = params
+                        .terms
+                        .iter()
+                        .zip(raw)
+                        .map(|(t, &r)| tinyvae_shared::fixed::q16_to_f64(t.z(r)))
+                        .collect();
+                    z.push(((h - edge) / scale).max(0.0));
+                    z
+                })
+                .collect()
+        })
+        .collect();
+    let rule = |f: &dyn Fn(&[f64]) -> f64| -> Vec<Vec<f64>> {
+        zs.iter()
+            .map(|set| set.iter().map(|z| f(z)).collect())
+            .collect()
+    };
+    println!("| rule | pooled AUROC | false positives | mean recall | kinds below 90% | which |\n|---|---|---|---|---|---|");
+    let largest = |z: &[f64]| z.iter().copied().fold(0.0, f64::max);
+    println!(
+        "| largest | {}",
+        common::summary_row(scored, &rule(&largest))
+    );
+    for t in [4.0, 2.0, 1.0, 0.5] {
+        let lse = move |z: &[f64]| t * z.iter().map(|v| (v / t).exp()).sum::<f64>().ln();
+        println!(
+            "| log-sum-exp, temperature {t} | {}",
+            common::summary_row(scored, &rule(&lse))
+        );
+    }
+    let two = |z: &[f64]| {
+        let mut v = z.to_vec();
+        v.sort_by(|a, b| b.total_cmp(a));
+        v[0] + v[1]
+    };
+    println!(
+        "| the two largest | {}",
+        common::summary_row(scored, &rule(&two))
+    );
+    let sum = |z: &[f64]| z.iter().sum::<f64>();
+    println!("| the sum | {}", common::summary_row(scored, &rule(&sum)));
+    Ok(())
+}
+
 /// The head's weight chosen without the judged frames: on the fitting frames (which
 /// set the threshold) and faulted copies of them (seed 100), the weight of 1, 1.25,
 /// 1.5 and 2 under which the most tuned kinds reach 90% recall at the 1% threshold,
@@ -121,7 +305,8 @@ fn choose_weight(scored: &[common::Scored], layers: &[LayerSpec; 4]) -> Result<f
 }
 
 fn main() -> Result<()> {
-    let usage = "fault_head (train OUT.safetensors | CHECKPOINT HEAD.safetensors)";
+    let usage =
+        "fault_head (train OUT.safetensors [SYNTHETIC COPIES] | clip HEAD | CHECKPOINT HEAD.safetensors)";
     let arg = |i: usize| {
         std::env::args()
             .nth(i)
@@ -131,9 +316,55 @@ fn main() -> Result<()> {
         let out = arg(2)?;
         let (train, _) =
             tinyvae_datasets::load_train_test(Path::new("data/mnist-10k"), (28, 28), 0)?;
-        let head = fault_head::train(&train, &FaultHeadParams::default())?;
+        // Optional: synthetic anomaly slots per turn and faulted copies (the defaults'
+        // otherwise), for measuring heads other than the shipped one.
+        let mut params = FaultHeadParams::default();
+        if let Some(n) = std::env::args().nth(3) {
+            params.synthetic = n.parse().map_err(|_| anyhow!("synthetic slots: {n}"))?;
+        }
+        if let Some(n) = std::env::args().nth(4) {
+            params.copies = n.parse().map_err(|_| anyhow!("copies: {n}"))?;
+        }
+        println!("{params:?}");
+        let head = fault_head::train(&train, &params)?;
         head.save(Path::new(&out))?;
         println!("saved {out}");
+        return Ok(());
+    }
+    if arg(1)? == "synthetic" {
+        // A picture of what the synthetic slots show the head: clean frames (odd rows)
+        // above the same frames damaged (even rows), drawn as `faulted_copies` draws them.
+        let out = arg(2)?;
+        let (train, _) =
+            tinyvae_datasets::load_train_test(Path::new("data/mnist-10k"), (28, 28), 0)?;
+        let frames = train.subset(&(0..64).collect::<Vec<_>>());
+        let n = frames.len();
+        let mut tiles = Vec::new();
+        for row in 0..4 {
+            let picked: Vec<usize> = (row * 8..row * 8 + 8).collect();
+            for &i in &picked {
+                tiles.push(frames.image_u8(i).to_vec());
+            }
+            for &i in &picked {
+                let mut rng =
+                    tinyvae_datasets::rng::SeededRng::stream(3, "synthetic-anomaly", i as u64);
+                tiles.push(tinyvae_datasets::synthetic::anomaly(
+                    frames.image_u8(i),
+                    frames.image_u8(tinyvae_datasets::corrupt::other_index(i, n)),
+                    28,
+                    28,
+                    &mut rng,
+                ));
+            }
+        }
+        tinyvae_datasets::grid::save_grid(
+            Path::new(&out),
+            &tiles,
+            28,
+            28,
+            tinyvae_datasets::grid::GridLayout::default(),
+        )?;
+        println!("wrote {out}");
         return Ok(());
     }
     if arg(1)? == "clip" {
@@ -194,6 +425,19 @@ fn main() -> Result<()> {
             .parse()
             .map_err(|_| anyhow!("TINYVAE_BOUND_SPLITS={n}: expected a whole number"))?,
     };
+    if std::env::var("TINYVAE_COMBINE").is_ok() {
+        print_combination_rows(&scored, &head)?;
+        for seed in 1..splits {
+            std::env::set_var("TINYVAE_SPLIT_SEED", seed.to_string());
+            let (_, _, scored) = common::score_detect_frames(usage)?;
+            println!("\nsplit {seed}:");
+            print_combination_rows(&scored, &head)?;
+        }
+        return Ok(());
+    }
+    if std::env::var("TINYVAE_HEAD_FEATURES").is_ok() {
+        return print_feature_rows(&scored, &head, &train);
+    }
     print_table(&scored, &head, &layers)?;
     choose_weight(&scored, &layers)?;
     for seed in 1..splits {

@@ -35,7 +35,10 @@ fn training_repeats_and_a_saved_head_reads_back() {
     let b = fault_head::train(&d, &small()).unwrap();
     let (sa, sb) = (a.scores(&d).unwrap(), b.scores(&d).unwrap());
     assert_eq!(sa, sb, "same seeds, same bits");
-    let untrained = FaultHead::new().unwrap().scores(&d).unwrap();
+    let untrained = FaultHead::new(FaultHeadParams::default().classes())
+        .unwrap()
+        .scores(&d)
+        .unwrap();
     assert_ne!(sa, untrained, "training moved the weights");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("head.safetensors");
@@ -92,4 +95,65 @@ fn int8_head_follows_the_float_one() {
             "int8 error {error} against a spread of {spread}"
         );
     }
+}
+
+#[test]
+fn synthetic_slots_get_a_class_of_their_own() {
+    let d = frames();
+    let params = FaultHeadParams {
+        synthetic: 4,
+        ..small()
+    };
+    let tuned = fault_head::fault_classes().len() as u32;
+    assert_eq!(params.classes(), tuned as usize + 2);
+    let without = FaultHeadParams {
+        synthetic: 0,
+        ..small()
+    };
+    assert_eq!(without.classes(), tuned as usize + 1);
+    let (faulted, classes) = &fault_head::faulted_copies(&d, &params).unwrap()[0];
+    let turn = tuned as usize + params.emphasis.len() + params.synthetic;
+    let synthetic: Vec<usize> = (0..d.len()).filter(|&i| classes[i] == tuned + 1).collect();
+    // Four slots of every turn, the rest the tuned kinds' classes.
+    assert_eq!(
+        synthetic.len(),
+        (0..d.len()).filter(|i| i % turn >= turn - 4).count()
+    );
+    assert!(classes.iter().all(|&c| (1..=tuned + 1).contains(&c)));
+    // Each synthetic frame is damaged: it differs from every clean frame of the copy's
+    // order (a reordered copy: compare against the set).
+    for &i in &synthetic {
+        let img = faulted.image_u8(i);
+        assert!(
+            (0..d.len()).all(|j| d.image_u8(j) != img),
+            "frame {i} is clean"
+        );
+        // Copy 0 keeps the frames' order: frame i damaged as documented (seed 3, the
+        // next frame as the partner), not left with a fault kind's bytes.
+        let mut rng = tinyvae_datasets::rng::SeededRng::stream(3, "synthetic-anomaly", i as u64);
+        let expected = tinyvae_datasets::synthetic::anomaly(
+            d.image_u8(i),
+            d.image_u8((i + 1) % d.len()),
+            28,
+            28,
+            &mut rng,
+        );
+        assert_eq!(img, &expected[..], "frame {i}");
+    }
+    let head = fault_head::train(&d, &params).unwrap();
+    assert_eq!(head.classes(), tuned as usize + 2);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("head.safetensors");
+    head.save(&path).unwrap();
+    assert_eq!(
+        FaultHead::load(&path).unwrap().classes(),
+        tuned as usize + 2
+    );
+}
+
+#[test]
+fn the_committed_head_reads_back_with_its_class_count() {
+    let head = FaultHead::load(&root().join("models/fault-head.safetensors")).unwrap();
+    assert_eq!(head.classes(), fault_head::fault_classes().len() + 1);
+    assert!(FaultHead::new(1).is_err() && FaultHead::new(33).is_err());
 }
