@@ -5,7 +5,8 @@
 //! The calibrator measures every term from its mean, its scale reaching to the third
 //! most extreme value of the fitting half: a point that moves out with the number of
 //! frames (the 97th percentile of 100, the 99.4th of 500) and rests on three frames.
-//! Beside it: the scale to the most extreme value, to the mean of the two or three most
+//! Beside it: the same with the frames tied on the threshold's score flagged too, the
+//! scale to the most extreme value, to the mean of the two or three most
 //! extreme, `k` standard deviations (a sum and a sum of squares per term), scales at
 //! least the exported fit's; the exported fit itself (with its threshold, and with the
 //! calibrator's); the host's tail fit (`detector::fit`, which needs every value) on the
@@ -103,11 +104,21 @@ fn extreme_rule_floored(
 }
 
 /// `params` with the calibrator's threshold from `scoring` (the second half).
-fn with_device_threshold(mut params: DetectorParams, scoring: &[RawTerms]) -> DetectorParams {
+fn with_device_threshold(params: DetectorParams, scoring: &[RawTerms]) -> DetectorParams {
+    with_threshold_rule(params, scoring, 0)
+}
+
+/// `params` with the calibrator's threshold from `scoring`, less `step` (in 1/65536:
+/// 1 flags the frames tied on the rank's score too).
+fn with_threshold_rule(
+    mut params: DetectorParams,
+    scoring: &[RawTerms],
+    step: i32,
+) -> DetectorParams {
     let mut scores: Vec<i32> = scoring.iter().map(|r| params.detect(r).score).collect();
     scores.sort_unstable_by(|a, b| b.cmp(a));
     let rank = (scoring.len() / 100).clamp(1, THRESHOLD_RANKS);
-    params.threshold = scores[rank - 1].max(Q16_ONE);
+    params.threshold = (scores[rank - 1] - step).max(Q16_ONE);
     params
 }
 
@@ -137,6 +148,10 @@ fn main() -> Result<()> {
                 .find_map(|r| calibrator.add(r))
                 .ok_or_else(|| anyhow!("the calibration did not finish"))?;
             let mut rules = vec![("the calibrator (mean, third extreme)".to_string(), device)];
+            rules.push((
+                "the calibrator, threshold just below the rank's score".into(),
+                with_threshold_rule(extreme_rule(first, &|v| v[2]), second, 1),
+            ));
             rules.push((
                 "mean, third extreme (this example's copy of the calibrator)".into(),
                 with_device_threshold(extreme_rule(first, &|v| v[2]), second),
