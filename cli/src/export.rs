@@ -49,6 +49,32 @@ pub struct Args {
     /// trainer's `fault_head` example, e.g. models/fault-head.safetensors)
     #[arg(long)]
     pub fault_head: Option<PathBuf>,
+    /// The fault head's weight: a larger one gives its term a larger share of the 1%
+    /// false positives (the tuned kinds gain, faults the head was not shown lose), or
+    /// `auto`: the weight that does best on the detector's fitting frames and faulted
+    /// copies of them (the export prints every candidate's outcome either way)
+    #[arg(long, default_value = "1.5", value_parser = head_weight, requires = "fault_head")]
+    pub head_weight: HeadWeight,
+}
+
+/// `--head-weight`: a number, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HeadWeight {
+    /// This weight.
+    Fixed(f64),
+    /// The one the fitting frames choose.
+    Auto,
+}
+
+/// Parses `--head-weight`.
+fn head_weight(s: &str) -> Result<HeadWeight, String> {
+    if s.trim() == "auto" {
+        return Ok(HeadWeight::Auto);
+    }
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(HeadWeight::Fixed(v)),
+        _ => Err(format!("expected a weight above 0 or `auto`, got {s:?}")),
+    }
 }
 
 impl Args {
@@ -65,6 +91,10 @@ impl Args {
             prior_samples: self.prior_samples,
             seed: self.seed,
             fault_head: self.fault_head.clone(),
+            head_weight: match self.head_weight {
+                HeadWeight::Fixed(w) => Some(w),
+                HeadWeight::Auto => None,
+            },
         }
     }
 }
@@ -104,6 +134,16 @@ pub fn run(args: Args) -> Result<()> {
             "  {:<10} {:<12} max error {:.5} ({:.2} steps)",
             l.layer, l.shape, l.max_abs_error, l.max_error_steps
         );
+    }
+    if let Some(choice) = &exported.head_weight {
+        println!(
+            "fault head weight on the detector's fitting frames and faulted copies of them (tuned kinds; the image's: {}):",
+            match args.head_weight {
+                HeadWeight::Fixed(w) => format!("{w}, given"),
+                HeadWeight::Auto => format!("{}, chosen", choice.weight),
+            }
+        );
+        print!("{}", choice.markdown());
     }
     if let Some((float, device)) = &exported.faults {
         println!("fault detector per fault kind (tinyvae detect), float beside device:");

@@ -27,7 +27,8 @@ use tinyvae_shared::model_file::{self, write_atomic, DeviceModelError};
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::detector::{
-    fault_report, fit_seen, FaultReport, ReportError, ReportOptions, TermSource,
+    fault_report, fit_seen, head_weight_on_fitting_frames, FaultReport, FitOptions,
+    HeadWeightChoice, ReportError, ReportOptions, TermSource,
 };
 use crate::fault_head::{self, FaultHead, FaultHeadParams};
 use crate::model::ModelError;
@@ -65,6 +66,11 @@ pub struct ExportOptions {
     /// into the image: the detector's 17th term. Its activation ranges come from the
     /// calibration images and a faulted copy of them.
     pub fault_head: Option<PathBuf>,
+    /// The fault head's weight ([`crate::detector::FitOptions::head_weight`]; default
+    /// its 1.5); `None`: the one [`crate::detector::head_weight_on_fitting_frames`]
+    /// chooses. Either way, with a head, the export measures every candidate weight
+    /// on the detector's fitting frames and faulted copies of them, and reports it.
+    pub head_weight: Option<f64>,
 }
 
 impl Default for ExportOptions {
@@ -82,6 +88,7 @@ impl Default for ExportOptions {
             prior_samples: 1000,
             seed: 0,
             fault_head: None,
+            head_weight: Some(FitOptions::default().head_weight),
         }
     }
 }
@@ -147,6 +154,10 @@ pub struct Exported {
     /// The fault detector per fault kind, float model then device twin (`None` with
     /// fewer than four normal test images).
     pub faults: Option<(FaultReport, FaultReport)>,
+    /// Every candidate head weight measured on the detector's fitting frames, and the
+    /// one they choose (`None` without a head); the image's is the options' unless
+    /// they leave it to this choice.
+    pub head_weight: Option<HeadWeightChoice>,
     /// The written files: the device model first.
     pub files: Vec<PathBuf>,
 }
@@ -295,8 +306,31 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
 
     // The fault detector's report on the normal test images (split in two as the
     // threshold and report sets are), float and device side by side.
+    let mut options = ReportOptions::default();
+    if let Some(weight) = args.head_weight {
+        if !(weight.is_finite() && weight > 0.0) {
+            return Err(ExportError::Invalid(format!(
+                "head weight {weight}: expected a number above 0"
+            )));
+        }
+        options.fit.head_weight = weight;
+    }
+    let head_weight = match &fault_head {
+        Some(_) if test_normal.len() >= 4 => {
+            let choice = head_weight_on_fitting_frames(
+                &TermSource::Device(&model),
+                &test_normal,
+                args.seed,
+                options.fit,
+            )?;
+            if args.head_weight.is_none() {
+                options.fit.head_weight = choice.weight;
+            }
+            Some(choice)
+        }
+        _ => None,
+    };
     let faults = if test_normal.len() >= 4 {
-        let options = ReportOptions::default();
         Some((
             fault_report(
                 &match &fault_head {
@@ -393,6 +427,7 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
         "report": &report,
         "onnx_max_abs_diff": onnx_error,
         "faults": faults.as_ref().map(|(float, device)| json!({ "float": float, "device": device })),
+        "head_weight": json!({ "weight": options.fit.head_weight, "choice": &head_weight }),
     });
     write_atomic(
         &report_path,
@@ -404,6 +439,7 @@ pub fn export(options: &ExportOptions) -> Result<Exported, ExportError> {
         image: image.clone(),
         report,
         faults,
+        head_weight,
         files,
     })
 }

@@ -341,3 +341,67 @@ fn a_checkpoint_with_nan_weights_is_not_exported() {
         "nothing may be written for a diverged checkpoint"
     );
 }
+
+/// The device image of a model file.
+fn image_of(path: &Path) -> Vec<u8> {
+    model_file::load(path).expect("model file").image
+}
+
+/// The shipped default model is what `export --fault-head` makes of the committed
+/// checkpoint and head (seed 0, the head weight's default 1.5): the same image, byte
+/// for byte. With the weight left to the export (`auto`), it is the best of the
+/// candidate weights on the fitting frames, and the image differs only in the
+/// detector section when that is not 1.5.
+#[test]
+fn the_shipped_model_is_reproduced_and_the_head_weight_is_chosen_on_fitting_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ExportOptions {
+        checkpoint: root().join("models/tinyvae-mnist.checkpoint.safetensors"),
+        out: dir.path().join("given"),
+        data: root().join("data/mnist-10k"),
+        name: Some("tinyvae-mnist".into()),
+        fault_head: Some(root().join("models/fault-head.safetensors")),
+        ..ExportOptions::default()
+    };
+    let given = export::export(&options).expect("export with the head");
+    let shipped = image_of(&root().join("models/tinyvae-mnist.safetensors"));
+    assert_eq!(given.image, shipped, "the committed default model");
+    let choice = given.head_weight.expect("a head: the weights are measured");
+    assert_eq!(choice.rows.len(), 4);
+    let best = choice
+        .rows
+        .iter()
+        .max_by(|a, b| {
+            (a.passing, a.mean_recall)
+                .partial_cmp(&(b.passing, b.mean_recall))
+                .unwrap()
+        })
+        .unwrap();
+    assert_eq!(choice.weight, best.weight);
+    assert!(
+        choice.rows.iter().all(|r| r.sets == 18),
+        "the 18 tuned kinds"
+    );
+
+    let auto = export::export(&ExportOptions {
+        out: dir.path().join("auto"),
+        head_weight: None,
+        ..options
+    })
+    .expect("export choosing the weight");
+    let model = tinyvae_shared::model::Model::parse(&auto.image).unwrap();
+    let params = model.detector().expect("a detector section");
+    let head = params.terms[tinyvae_shared::detect::Term::Head as usize];
+    let given_model = tinyvae_shared::model::Model::parse(&given.image).unwrap();
+    let given_head =
+        given_model.detector().unwrap().terms[tinyvae_shared::detect::Term::Head as usize];
+    // The head's upper scale is the fitted one divided by the weight.
+    let fitted = f64::from(given_head.scale_high) * 1.5;
+    let expected = (fitted / choice.weight).round();
+    assert!(
+        (f64::from(head.scale_high) - expected).abs() <= 1.0,
+        "{} against {expected} (weight {})",
+        head.scale_high,
+        choice.weight
+    );
+}
