@@ -110,7 +110,41 @@ pub fn to_bytes(
 ) -> Result<Vec<u8>, safetensors::SafeTensorError> {
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![image.len()], image)?;
-    safetensors::serialize([(DEVICE_IMAGE_TENSOR, view)], Some(metadata))
+    let mut bytes = safetensors::serialize([(DEVICE_IMAGE_TENSOR, view)], Some(metadata))?;
+    sort_header_keys(&mut bytes);
+    Ok(bytes)
+}
+
+/// Rewrites a safetensors file's JSON header with its keys sorted, in place. Why: the
+/// metadata is a `HashMap`, whose order changes from run to run, so the same export
+/// would write different bytes each time; sorted, the same model gives the same file
+/// (and the same SHA-256). The sorted header has the same length (same keys and values,
+/// compact either way); if it somehow does not, the bytes are left as they were.
+fn sort_header_keys(bytes: &mut [u8]) {
+    let Some(len) = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+    else {
+        return;
+    };
+    let Some(header) = bytes.get(8..8 + len) else {
+        return;
+    };
+    // serde_json's objects are ordered maps (its `preserve_order` feature is off).
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return;
+    };
+    let Ok(mut sorted) = serde_json::to_vec(&value) else {
+        return;
+    };
+    if sorted.len() > len {
+        return;
+    }
+    // safetensors pads the header with spaces to a multiple of 8 bytes.
+    sorted.resize(len, b' ');
+    bytes[8..8 + len].copy_from_slice(&sorted);
 }
 
 /// Writes `image` with `metadata` to `path` atomically.
@@ -232,6 +266,34 @@ mod tests {
         for n in others {
             assert!(dir.path().join(n).exists(), "{n} was removed");
         }
+    }
+
+    #[test]
+    fn the_same_image_and_metadata_give_the_same_bytes() {
+        let image: Vec<u8> = (0..=255).collect();
+        let metadata = || -> HashMap<String, String> {
+            (0..24)
+                .map(|i| (format!("key{i}"), format!("value \"{i}\" é")))
+                .collect()
+        };
+        let first = to_bytes(&image, metadata()).expect("bytes");
+        for _ in 0..8 {
+            // Each map has its own random iteration order.
+            assert_eq!(to_bytes(&image, metadata()).expect("bytes"), first);
+        }
+        let (n, loaded) =
+            safetensors::SafeTensors::read_metadata(&first).expect("a safetensors file");
+        let kept = loaded.metadata().as_ref().expect("metadata");
+        assert_eq!(kept, &metadata());
+        assert_eq!(n % 8, 0);
+        let tensors = safetensors::SafeTensors::deserialize(&first).expect("readable");
+        assert_eq!(
+            tensors
+                .tensor(DEVICE_IMAGE_TENSOR)
+                .expect("the image")
+                .data(),
+            &image[..]
+        );
     }
 
     #[test]
