@@ -117,10 +117,11 @@ pub fn to_bytes(
 
 /// Rewrites a safetensors file's JSON header with its keys sorted, in place. Why: the
 /// metadata is a `HashMap`, whose order changes from run to run, so the same export
-/// would write different bytes each time; sorted, the same model gives the same file
-/// (and the same SHA-256). The sorted header has the same length (same keys and values,
-/// compact either way); if it somehow does not, the bytes are left as they were.
-fn sort_header_keys(bytes: &mut [u8]) {
+/// (or checkpoint) would write different bytes each time; sorted, the same content
+/// gives the same file (and the same SHA-256). The sorted header is no longer than the
+/// original (same keys and values, compact either way) and is padded to its length;
+/// bytes that are not a safetensors file are left as they were.
+pub fn sort_header_keys(bytes: &mut [u8]) {
     let Some(len) = bytes
         .get(..8)
         .and_then(|b| b.try_into().ok())

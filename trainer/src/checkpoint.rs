@@ -88,9 +88,11 @@ fn write(
     tensors: Vec<(String, Tensor)>,
     metadata: HashMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    let bytes =
+    let mut bytes =
         safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
             .map_err(|e| fmt_err(path, e))?;
+    // The same weights and metadata give the same file.
+    tinyvae_shared::model_file::sort_header_keys(&mut bytes);
     write_atomic(path, &bytes)
 }
 

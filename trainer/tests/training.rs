@@ -153,6 +153,10 @@ fn checkpoint_round_trip_and_exact_resume() {
     // Plain model files carry the float layers the quantizer reads.
     let mp = dir.path().join("model.safetensors");
     checkpoint::save_model(&mp, &resumed.model, &meta(&resumed)).unwrap();
+    // Saved again (a fresh metadata map), the same bytes.
+    let again = dir.path().join("again.safetensors");
+    checkpoint::save_model(&again, &resumed.model, &meta(&resumed)).unwrap();
+    assert_eq!(std::fs::read(&mp).unwrap(), std::fs::read(&again).unwrap());
     let m = checkpoint::load(&mp, &dev).unwrap().model;
     assert_eq!(
         m.encoder_layers().unwrap(),
