@@ -136,30 +136,30 @@ fn print_feature_rows(
         "| 16 terms + float margin, weight 1.5 | {}",
         common::summary_row(scored, &with_head)
     );
+    let per_set = |f: &dyn Fn(&tinyvae_datasets::Dataset) -> Result<Vec<Vec<f32>>>| {
+        scored
+            .iter()
+            .map(|s| f(&s.frames))
+            .collect::<Result<Vec<_>>>()
+    };
+    let hidden = |d: &tinyvae_datasets::Dataset| Ok(head.hidden_features(d)?);
+    let logits = |d: &tinyvae_datasets::Dataset| Ok(head.frame_logits(d)?);
+    let hidden_sets = per_set(&hidden)?;
     for (what, clean, per_set) in [
         (
             "hidden units, fitted on the training frames",
-            head.hidden_features(train)?,
-            scored
-                .iter()
-                .map(|s| Ok(head.hidden_features(&s.frames)?))
-                .collect::<Result<Vec<_>>>()?,
+            hidden(train)?,
+            hidden_sets.clone(),
         ),
         (
             "logits, fitted on the training frames",
-            head.frame_logits(train)?,
-            scored
-                .iter()
-                .map(|s| Ok(head.frame_logits(&s.frames)?))
-                .collect::<Result<Vec<_>>>()?,
+            logits(train)?,
+            per_set(&logits)?,
         ),
         (
             "hidden units, fitted on the fitting frames",
-            head.hidden_features(&scored[0].frames)?,
-            scored
-                .iter()
-                .map(|s| Ok(head.hidden_features(&s.frames)?))
-                .collect::<Result<Vec<_>>>()?,
+            hidden(&scored[0].frames)?,
+            hidden_sets,
         ),
     ] {
         let dist: Vec<Vec<f64>> = per_set.iter().map(|f| mahalanobis(&clean, f)).collect();

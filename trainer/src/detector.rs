@@ -275,10 +275,7 @@ pub fn head_weight_on_fitting_frames(
     seed: u64,
     options: FitOptions,
 ) -> Result<HeadWeightChoice, ReportError> {
-    if clean.len() < 4 {
-        return Err(ReportError::TooFew(clean.len()));
-    }
-    let (fit_set, _) = clean.split(0.5, seed);
+    let (fit_set, _) = report_halves(clean, seed)?;
     let fitting = source.terms(&fit_set)?;
     let faulted = Corruption::ALL
         .into_iter()
@@ -495,6 +492,15 @@ pub enum ReportError {
     Head(String),
 }
 
+/// `clean` split in two by `seed`, `(fitting, judged)`: the one split every report
+/// here fits and judges on (at least 4 frames, so each half has two).
+fn report_halves(clean: &Dataset, seed: u64) -> Result<(Dataset, Dataset), ReportError> {
+    if clean.len() < 4 {
+        return Err(ReportError::TooFew(clean.len()));
+    }
+    Ok(clean.split(0.5, seed))
+}
+
 /// Fits the detector on half of `clean` (seeded) and reports it on the other half
 /// against a faulted copy of that half per kind.
 pub fn fault_report(
@@ -503,10 +509,7 @@ pub fn fault_report(
     seed: u64,
     options: ReportOptions,
 ) -> Result<FaultReport, ReportError> {
-    if clean.len() < 4 {
-        return Err(ReportError::TooFew(clean.len()));
-    }
-    let (fit_set, eval_set) = clean.split(0.5, seed);
+    let (fit_set, eval_set) = report_halves(clean, seed)?;
     let params = fit(&source.terms(&fit_set)?, options.fit);
     let clean_terms = source.terms(&eval_set)?;
     let clean_scores: Vec<f64> = clean_terms
@@ -610,7 +613,7 @@ pub fn calibration_report(
     frames: u16,
     options: FitOptions,
 ) -> Result<CalibrationReport, ReportError> {
-    let (fit_set, eval_set) = clean.split(0.5, seed);
+    let (fit_set, eval_set) = report_halves(clean, seed)?;
     let n = usize::from(frames.max(MIN_CALIBRATION_FRAMES));
     if fit_set.len() < n || eval_set.is_empty() {
         return Err(ReportError::TooFew(clean.len()));
