@@ -486,12 +486,7 @@ fn main() -> Result<()> {
             print_head_rows(&scored, &cnn)?;
             // The same head judged on more splits of the test digits (it never saw
             // them: only the sixteen terms' fit and the threshold move).
-            let splits: u64 = match std::env::var("TINYVAE_BOUND_SPLITS") {
-                Err(_) => 1,
-                Ok(n) => n
-                    .parse()
-                    .map_err(|_| anyhow!("TINYVAE_BOUND_SPLITS={n}: expected a whole number"))?,
-            };
+            let splits = common::bound_splits()?;
             for seed in 1..splits {
                 std::env::set_var("TINYVAE_SPLIT_SEED", seed.to_string());
                 let (_, _, scored) = common::score_detect_frames(usage)?;

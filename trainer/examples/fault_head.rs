@@ -19,7 +19,7 @@ mod common;
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use candle_core::Device;
 use tinyvae_datasets::corrupt::corrupt_each_at;
 use tinyvae_shared::model::LayerSpec;
@@ -306,7 +306,7 @@ fn choose_weight(scored: &[common::Scored], layers: &[LayerSpec; 4]) -> Result<f
 
 fn main() -> Result<()> {
     let usage =
-        "fault_head (train OUT.safetensors [SYNTHETIC COPIES] | clip HEAD | CHECKPOINT HEAD.safetensors)";
+        "fault_head (train OUT.safetensors [SYNTHETIC COPIES [jitter|plain [EPOCHS]]] | clip HEAD | CHECKPOINT HEAD.safetensors)";
     let arg = |i: usize| {
         std::env::args()
             .nth(i)
@@ -316,14 +316,21 @@ fn main() -> Result<()> {
         let out = arg(2)?;
         let (train, _) =
             tinyvae_datasets::load_train_test(Path::new("data/mnist-10k"), (28, 28), 0)?;
-        // Optional: synthetic anomaly slots per turn and faulted copies (the defaults'
-        // otherwise), for measuring heads other than the shipped one.
+        // Optional: synthetic anomaly slots per turn, faulted copies, `jitter` and
+        // epochs (the defaults' otherwise), for measuring heads other than the shipped
+        // one.
         let mut params = FaultHeadParams::default();
         if let Some(n) = std::env::args().nth(3) {
             params.synthetic = n.parse().map_err(|_| anyhow!("synthetic slots: {n}"))?;
         }
         if let Some(n) = std::env::args().nth(4) {
             params.copies = n.parse().map_err(|_| anyhow!("copies: {n}"))?;
+        }
+        if let Some(n) = std::env::args().nth(5) {
+            params.jitter = n == "jitter";
+        }
+        if let Some(n) = std::env::args().nth(6) {
+            params.epochs = n.parse().map_err(|_| anyhow!("epochs: {n}"))?;
         }
         println!("{params:?}");
         let head = fault_head::train(&train, &params)?;
@@ -419,12 +426,7 @@ fn main() -> Result<()> {
         },
     )?;
     let layers = fault_head::quantize(&head, &[&calibration, &faulted[0].0])?;
-    let splits: u64 = match std::env::var("TINYVAE_BOUND_SPLITS") {
-        Err(_) => 1,
-        Ok(n) => n
-            .parse()
-            .map_err(|_| anyhow!("TINYVAE_BOUND_SPLITS={n}: expected a whole number"))?,
-    };
+    let splits = common::bound_splits()?;
     if std::env::var("TINYVAE_COMBINE").is_ok() {
         print_combination_rows(&scored, &head)?;
         for seed in 1..splits {
@@ -446,9 +448,6 @@ fn main() -> Result<()> {
         println!("\nsplit {seed}:");
         print_table(&scored, &head, &layers)?;
         choose_weight(&scored, &layers)?;
-    }
-    if splits == 0 {
-        bail!("TINYVAE_BOUND_SPLITS=0: expected at least 1");
     }
     Ok(())
 }

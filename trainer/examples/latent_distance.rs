@@ -18,39 +18,11 @@ use anyhow::{anyhow, Result};
 use candle_core::Device;
 use tinyvae_trainer::eval::encode_means;
 
-/// Squared Euclidean distance.
-fn distance2(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
-}
-
 /// The root of the mean squared distance from `v` to its `k` nearest `points`.
 fn nearest(points: &[Vec<f32>], v: &[f32], k: usize) -> f64 {
-    let mut d: Vec<f32> = points.iter().map(|p| distance2(p, v)).collect();
+    let mut d: Vec<f32> = points.iter().map(|p| common::distance2(p, v)).collect();
     d.sort_by(f32::total_cmp);
     f64::from(d[..k].iter().sum::<f32>() / k as f32).sqrt()
-}
-
-/// `k` prototypes of `data` by Lloyd's k-means (`iterations` rounds), started from
-/// every `len / k`-th point so that the result is deterministic.
-fn kmeans(data: &[Vec<f32>], k: usize, iterations: usize) -> Vec<Vec<f32>> {
-    let mut centres: Vec<Vec<f32>> = (0..k).map(|i| data[i * data.len() / k].clone()).collect();
-    for _ in 0..iterations {
-        let mut sums = vec![vec![0f32; data[0].len()]; k];
-        let mut counts = vec![0usize; k];
-        for v in data {
-            let j = (0..k)
-                .min_by(|&a, &b| distance2(&centres[a], v).total_cmp(&distance2(&centres[b], v)))
-                .unwrap_or(0);
-            counts[j] += 1;
-            sums[j].iter_mut().zip(v).for_each(|(s, x)| *s += x);
-        }
-        for (centre, (sum, &n)) in centres.iter_mut().zip(sums.iter().zip(&counts)) {
-            if n > 0 {
-                *centre = sum.iter().map(|s| s / n as f32).collect();
-            }
-        }
-    }
-    centres
 }
 
 fn main() -> Result<()> {
@@ -82,7 +54,7 @@ fn main() -> Result<()> {
         nearest(&train_mu, v, 5)
     });
     for k in [64, 256] {
-        let prototypes = kmeans(&train_mu, k, 10);
+        let prototypes = common::kmeans(&train_mu, k, 10);
         row(
             &format!("distance to the nearest of {k} k-means prototypes"),
             &|v| nearest(&prototypes, v, 1),

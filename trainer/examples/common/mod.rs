@@ -294,3 +294,141 @@ pub fn print_shipped_row(scored: &[Scored]) -> Vec<Vec<f64>> {
     println!("| the shipped 16 terms | {}", summary_row(scored, &shipped));
     shipped
 }
+
+/// The int8 fault head's layers as `tinyvae export` quantizes them: activation ranges
+/// from 2,000 training frames and one faulted copy of them.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn int8_head(
+    head: &tinyvae_trainer::fault_head::FaultHead,
+    train: &Dataset,
+) -> Result<[tinyvae_shared::model::LayerSpec; 4]> {
+    use tinyvae_trainer::fault_head::{faulted_copies, quantize, FaultHeadParams};
+    let calibration = train.subset(&(0..2000).collect::<Vec<_>>());
+    let faulted = faulted_copies(
+        &calibration,
+        &FaultHeadParams {
+            copies: 1,
+            ..FaultHeadParams::default()
+        },
+    )?;
+    Ok(quantize(head, &[&calibration, &faulted[0].0])?)
+}
+
+/// The int8 head's margin on every frame of each of `scored`'s sets.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn int8_head_scores(
+    scored: &[Scored],
+    layers: &[tinyvae_shared::model::LayerSpec; 4],
+) -> Result<Vec<Vec<f64>>> {
+    scored
+        .iter()
+        .map(|s| Ok(tinyvae_trainer::fault_head::int8_scores(layers, &s.frames)?))
+        .collect()
+}
+
+/// The shipped detector's scores (protocol 9): the sixteen terms fitted on the fitting
+/// frames and the int8 head's margin `head` ([`int8_head_scores`]) as the 17th term at
+/// weight 1.5.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn shipped_with_head_scores(scored: &[Scored], head: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    with_weighted_extra_term(&shipped_scores(scored), head, 1.5)
+}
+
+/// The header of a table of candidates beside the shipped detector (`first`: the
+/// first column's name), with the tuned kinds' columns, and the shipped row.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn print_shipped_with_head_row(first: &str, scored: &[Scored], shipped: &[Vec<f64>]) {
+    println!("| {first} | tuned below 90% | tuned mean recall | pooled AUROC | false positives | mean recall | kinds below 90% | which |\n|---|---|---|---|---|---|---|---|");
+    println!(
+        "| none (the shipped 16 + head) | {} | {}",
+        tuned_recall(scored, shipped),
+        summary_row(scored, shipped)
+    );
+}
+
+/// Squared Euclidean distance.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn distance2(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// `k` prototypes of `data` by Lloyd's k-means (`iterations` rounds), started from
+/// every `len / k`-th point so that the result is deterministic.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn kmeans(data: &[Vec<f32>], k: usize, iterations: usize) -> Vec<Vec<f32>> {
+    let mut centres: Vec<Vec<f32>> = (0..k).map(|i| data[i * data.len() / k].clone()).collect();
+    for _ in 0..iterations {
+        let mut sums = vec![vec![0f32; data[0].len()]; k];
+        let mut counts = vec![0usize; k];
+        for v in data {
+            let j = (0..k)
+                .min_by(|&a, &b| distance2(&centres[a], v).total_cmp(&distance2(&centres[b], v)))
+                .unwrap_or(0);
+            counts[j] += 1;
+            sums[j].iter_mut().zip(v).for_each(|(s, x)| *s += x);
+        }
+        for (centre, (sum, &n)) in centres.iter_mut().zip(sums.iter().zip(&counts)) {
+            if n > 0 {
+                *centre = sum.iter().map(|s| s / n as f32).collect();
+            }
+        }
+    }
+    centres
+}
+
+/// The tuned kinds' mean recall at the 1% threshold of the fitting frames' `scores`:
+/// what the variant kept is chosen by (with the count of tuned kinds below 90%).
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn tuned_recall(scored: &[Scored], scores: &[Vec<f64>]) -> String {
+    let threshold = one_percent_threshold(&scores[0]);
+    let recalls: Vec<f64> = scored[2..]
+        .iter()
+        .zip(&scores[2..])
+        .filter(|(set, _)| set.kind.is_some_and(|k| !k.held_out()))
+        .map(|(_, s)| s.iter().filter(|&&v| v > threshold).count() as f64 / s.len() as f64)
+        .collect();
+    format!(
+        "{} | {:.2}%",
+        recalls.iter().filter(|&&r| r < 0.9).count(),
+        recalls.iter().sum::<f64>() / recalls.len() as f64 * 100.0
+    )
+}
+
+/// Splits to judge on (`TINYVAE_BOUND_SPLITS`, at least 1; 1 when unset): seeds 0 to
+/// N - 1 of `tinyvae detect`'s split.
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn bound_splits() -> Result<u64> {
+    match std::env::var("TINYVAE_BOUND_SPLITS") {
+        Err(_) => Ok(1),
+        Ok(n) => match n.parse() {
+            Ok(0) | Err(_) => Err(anyhow!(
+                "TINYVAE_BOUND_SPLITS={n}: expected a whole number, at least 1"
+            )),
+            Ok(v) => Ok(v),
+        },
+    }
+}
+
+/// The float checkpoint and fault head named by the first two arguments (`usage`
+/// otherwise).
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn model_and_head(
+    usage: &str,
+) -> Result<(
+    tinyvae_trainer::model::Model,
+    tinyvae_trainer::fault_head::FaultHead,
+)> {
+    let arg = |i: usize| {
+        std::env::args()
+            .nth(i)
+            .ok_or_else(|| anyhow!("usage: {usage}"))
+    };
+    let checkpoint = arg(1)?;
+    let model = tinyvae_trainer::checkpoint::load(Path::new(&checkpoint), &Device::Cpu)
+        .map_err(|e| anyhow!("{checkpoint}: {e}"))?
+        .model;
+    let head_path = arg(2)?;
+    let head = tinyvae_trainer::fault_head::FaultHead::load(Path::new(&head_path))
+        .map_err(|e| anyhow!("{head_path}: {e}"))?;
+    Ok((model, head))
+}
