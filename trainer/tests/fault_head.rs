@@ -157,3 +157,52 @@ fn the_committed_head_reads_back_with_its_class_count() {
     assert_eq!(head.classes(), fault_head::fault_classes().len() + 1);
     assert!(FaultHead::new(1).is_err() && FaultHead::new(33).is_err());
 }
+
+#[test]
+fn jitter_moves_each_frame_by_at_most_a_pixel_and_keeps_its_ink() {
+    let d = frames();
+    // Copy 0 is the frames themselves.
+    assert_eq!(fault_head::jittered(&d, 0), d);
+    let moved = fault_head::jittered(&d, 1);
+    assert_eq!(moved, fault_head::jittered(&d, 1), "seeded");
+    assert_ne!(
+        moved,
+        fault_head::jittered(&d, 2),
+        "each copy its own moves"
+    );
+    let mut shifts = std::collections::BTreeSet::new();
+    for i in 0..d.len() {
+        let (src, img) = (d.image_u8(i), moved.image_u8(i));
+        // Exactly one of the nine moves maps the frame onto its copy.
+        let found: Vec<(isize, isize)> = (-1..=1)
+            .flat_map(|dy| (-1..=1).map(move |dx| (dx, dy)))
+            .filter(|&(dx, dy)| {
+                (0..28isize).all(|y| {
+                    (0..28isize).all(|x| {
+                        let (sx, sy) = (x - dx, y - dy);
+                        let want = if (0..28).contains(&sx) && (0..28).contains(&sy) {
+                            src[(sy * 28 + sx) as usize]
+                        } else {
+                            0
+                        };
+                        img[(y * 28 + x) as usize] == want
+                    })
+                })
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "frame {i} is not a move of at most a pixel");
+        // A digit whose border is blank (almost every one) keeps all its ink.
+        let border = (0..28)
+            .any(|k| src[k] > 0 || src[27 * 28 + k] > 0 || src[k * 28] > 0 || src[k * 28 + 27] > 0);
+        if !border {
+            assert_eq!(
+                img.iter().map(|&p| u32::from(p)).sum::<u32>(),
+                src.iter().map(|&p| u32::from(p)).sum::<u32>(),
+                "frame {i} lost ink"
+            );
+        }
+        shifts.insert(found[0]);
+    }
+    // All nine moves occur among 300 frames (a jitter stuck at 0 fails here).
+    assert_eq!(shifts.len(), 9, "{shifts:?}");
+}
