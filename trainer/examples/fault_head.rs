@@ -327,7 +327,11 @@ fn main() -> Result<()> {
             params.copies = n.parse().map_err(|_| anyhow!("copies: {n}"))?;
         }
         if let Some(n) = std::env::args().nth(5) {
-            params.jitter = n == "jitter";
+            params.jitter = match n.as_str() {
+                "jitter" => true,
+                "plain" => false,
+                _ => return Err(anyhow!("fifth argument {n}: expected jitter or plain")),
+            };
         }
         if let Some(n) = std::env::args().nth(6) {
             params.epochs = n.parse().map_err(|_| anyhow!("epochs: {n}"))?;
@@ -417,15 +421,7 @@ fn main() -> Result<()> {
     let head_path = arg(2)?;
     let head = FaultHead::load(Path::new(&head_path))?;
     let (_, train, scored) = common::score_detect_frames(usage)?;
-    let calibration = train.subset(&(0..2000).collect::<Vec<_>>());
-    let faulted = fault_head::faulted_copies(
-        &calibration,
-        &FaultHeadParams {
-            copies: 1,
-            ..FaultHeadParams::default()
-        },
-    )?;
-    let layers = fault_head::quantize(&head, &[&calibration, &faulted[0].0])?;
+    let layers = common::int8_head(&head, &train)?;
     let splits = common::bound_splits()?;
     if std::env::var("TINYVAE_COMBINE").is_ok() {
         print_combination_rows(&scored, &head)?;
