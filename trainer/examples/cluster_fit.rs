@@ -72,14 +72,7 @@ fn score(
 /// Each `mu` row's nearest prototype.
 fn clusters(prototypes: &[Vec<f32>], mu: &[Vec<f32>]) -> Vec<usize> {
     mu.iter()
-        .map(|v| {
-            (0..prototypes.len())
-                .min_by(|&a, &b| {
-                    common::distance2(&prototypes[a], v)
-                        .total_cmp(&common::distance2(&prototypes[b], v))
-                })
-                .unwrap_or(0)
-        })
+        .map(|v| common::nearest_prototype(prototypes, v))
         .collect()
 }
 
@@ -145,7 +138,7 @@ fn main() -> Result<()> {
                         .collect()
                 })
                 .collect();
-            let scores = common::with_weighted_extra_term(&scores, &head_scores, 1.5);
+            let scores = common::with_shipped_head(&scores, &head_scores);
             println!(
                 "| {k} clusters, {what} on the {name} frames | {} | {}",
                 common::tuned_recall(&scored, &scores),

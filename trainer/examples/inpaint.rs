@@ -1,5 +1,5 @@
-//! The measurement behind "Inpainting: does the rest of the frame predict each part?"
-//! (BENCHMARKS.md): reconstruction by inpainting (Zavrtanik et al. 2020, RIAD), a
+//! The measurement behind "Reconstruction by inpainting" (BENCHMARKS.md, "Which
+//! held-out frames are missed, and three more generic measurements"): reconstruction by inpainting (Zavrtanik et al. 2020, RIAD), a
 //! generic consistency test chosen without looking at the held-out kinds. The frame is
 //! split into regions; each region is blanked (read 0, as the default model was trained
 //! to undo) and the VAE's reconstruction at `z = mu` of what is left draws it back. A
@@ -57,13 +57,13 @@ const PARTITIONS: [Partition; 4] = [
 /// Every frame of `frames` with each mask of `p` blanked in turn, reconstructed, and
 /// the blanked pixels' reconstructions assembled into one frame (pixels 0-255).
 fn inpainted(model: &Model, frames: &Dataset, p: &Partition) -> Result<Vec<f32>> {
-    let d = frames.image_len();
+    let (d, w) = (frames.image_len(), frames.width);
     let mut out = vec![0f32; frames.pixels.len()];
     for m in 0..p.masks {
         let mut blanked = frames.clone();
         for img in blanked.pixels.chunks_mut(d) {
             for (k, px) in img.iter_mut().enumerate() {
-                if (p.of)(k % 28, k / 28) == m {
+                if (p.of)(k % w, k / w) == m {
                     *px = 0;
                 }
             }
@@ -71,7 +71,7 @@ fn inpainted(model: &Model, frames: &Dataset, p: &Partition) -> Result<Vec<f32>>
         let recon = decode_means(model, &encode_means(model, &blanked)?)?;
         for (i, r) in recon.chunks(d).enumerate() {
             for (k, &v) in r.iter().enumerate() {
-                if (p.of)(k % 28, k / 28) == m {
+                if (p.of)(k % w, k / w) == m {
                     out[i * d + k] = v * 255.0;
                 }
             }
@@ -114,16 +114,17 @@ fn main() -> Result<()> {
                     .iter()
                     .zip(&drawn)
                     .map(|(s, r)| {
+                        let d = s.frames.image_len();
                         s.frames
                             .pixels
-                            .chunks(784)
-                            .zip(r.chunks(784))
+                            .chunks(d)
+                            .zip(r.chunks(d))
                             .map(|(x, r)| {
                                 x.iter()
                                     .zip(r)
                                     .map(|(&a, &b)| f64::from(f(f32::from(a), b)))
                                     .sum::<f64>()
-                                    / 784.0
+                                    / d as f64
                             })
                             .collect()
                     })

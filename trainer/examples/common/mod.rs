@@ -326,12 +326,19 @@ pub fn int8_head_scores(
         .collect()
 }
 
+/// `scores` (sixteen-term scores of each set) with the int8 head's margin `head`
+/// ([`int8_head_scores`]) as the 17th term at the shipped weight
+/// (`FitOptions::default().head_weight`, 1.5).
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn with_shipped_head(scores: &[Vec<f64>], head: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    with_weighted_extra_term(scores, head, FitOptions::default().head_weight)
+}
+
 /// The shipped detector's scores (protocol 9): the sixteen terms fitted on the fitting
-/// frames and the int8 head's margin `head` ([`int8_head_scores`]) as the 17th term at
-/// weight 1.5.
+/// frames and the int8 head's margin `head` as the 17th term ([`with_shipped_head`]).
 #[allow(dead_code)] // each example is its own crate, and not every one reads it
 pub fn shipped_with_head_scores(scored: &[Scored], head: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    with_weighted_extra_term(&shipped_scores(scored), head, 1.5)
+    with_shipped_head(&shipped_scores(scored), head)
 }
 
 /// The header of a table of candidates beside the shipped detector (`first`: the
@@ -352,6 +359,14 @@ pub fn distance2(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
+/// The index of `v`'s nearest prototype (0 when there are none).
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn nearest_prototype(prototypes: &[Vec<f32>], v: &[f32]) -> usize {
+    (0..prototypes.len())
+        .min_by(|&a, &b| distance2(&prototypes[a], v).total_cmp(&distance2(&prototypes[b], v)))
+        .unwrap_or(0)
+}
+
 /// `k` prototypes of `data` by Lloyd's k-means (`iterations` rounds), started from
 /// every `len / k`-th point so that the result is deterministic.
 #[allow(dead_code)] // each example is its own crate, and not every one reads it
@@ -361,9 +376,7 @@ pub fn kmeans(data: &[Vec<f32>], k: usize, iterations: usize) -> Vec<Vec<f32>> {
         let mut sums = vec![vec![0f32; data[0].len()]; k];
         let mut counts = vec![0usize; k];
         for v in data {
-            let j = (0..k)
-                .min_by(|&a, &b| distance2(&centres[a], v).total_cmp(&distance2(&centres[b], v)))
-                .unwrap_or(0);
+            let j = nearest_prototype(&centres, v);
             counts[j] += 1;
             sums[j].iter_mut().zip(v).for_each(|(s, x)| *s += x);
         }
