@@ -12,7 +12,7 @@ use tinyvae_trainer::checkpoint::{self, CheckpointMeta, DataInfo};
 use tinyvae_trainer::model::{Init, Likelihood, Model, ModelConfig, ModelKind};
 use tinyvae_trainer::pictures::plot;
 use tinyvae_trainer::tensor::ToTensor;
-use tinyvae_trainer::train::{evaluate, EpochMetrics, TrainConfig, Trainer};
+use tinyvae_trainer::train::{evaluate, EpochMetrics, StepProfile, TrainConfig, Trainer};
 
 /// Arguments of `tinyvae train`.
 #[derive(clap::Args, Clone, Debug)]
@@ -46,6 +46,31 @@ pub struct Args {
     /// as in metrics.jsonl) instead of readable lines.
     #[arg(long)]
     pub json: bool,
+    /// Time candle's training steps phase by phase (batch, forward, backward, optimizer,
+    /// readback), synchronizing the device after each, and report milliseconds per step
+    /// at the end (in the summary line, or as `step_profile_ms` with --json). Slows the
+    /// run a little; for finding where GPU time goes. The CPU's fused step is not split.
+    #[arg(long)]
+    pub profile: bool,
+}
+
+/// `--profile`'s readable line: milliseconds per step of each phase.
+fn profile_line(p: &StepProfile) -> String {
+    if p.steps == 0 {
+        return "profile: no candle steps ran (the CPU's fused step is not split into phases)"
+            .to_string();
+    }
+    let phases: Vec<String> = p
+        .per_step_ms()
+        .iter()
+        .map(|(name, ms)| format!("{name} {ms:.3}"))
+        .collect();
+    let total: f64 = p.per_step_ms().iter().map(|(_, ms)| ms).sum();
+    format!(
+        "profile: {total:.3} ms per step over {} steps = {} ms",
+        p.steps,
+        phases.join(" + ")
+    )
 }
 
 /// One readable line for an epoch: `epoch 3/10  loss 120.51 = recon 99.02 + KL 21.49 ...`.
@@ -424,6 +449,9 @@ pub fn run(args: Args) -> Result<()> {
             (Trainer::new(model, args.hyper.config())?, args.model.init)
         }
     };
+    if args.profile {
+        trainer.profile = Some(Default::default());
+    }
     let cfg = trainer.model.config.clone();
     if (cfg.width, cfg.height) != (train.width, train.height) {
         anyhow::bail!(
@@ -512,7 +540,7 @@ pub fn run(args: Args) -> Result<()> {
         trainer.cfg.mc_samples,
     )?;
     let seconds: Vec<f64> = trainer.progress.history.iter().map(|m| m.seconds).collect();
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "event": "done",
         "epochs": trainer.progress.epoch,
         "best_epoch": trainer.progress.best_epoch,
@@ -521,6 +549,15 @@ pub fn run(args: Args) -> Result<()> {
         "test": test_loss,
         "mean_epoch_seconds": seconds.iter().sum::<f64>() / seconds.len().max(1) as f64,
     });
+    if let Some(p) = &trainer.profile {
+        let ms: serde_json::Map<_, _> = p
+            .per_step_ms()
+            .iter()
+            .map(|&(name, ms)| (name.to_string(), ms.into()))
+            .collect();
+        summary["step_profile_ms"] = ms.into();
+        summary["profiled_steps"] = p.steps.into();
+    }
     append_line(&metrics_path, &summary.to_string())?;
     if args.json {
         println!("{summary}");
@@ -536,6 +573,9 @@ pub fn run(args: Args) -> Result<()> {
             test.len(),
             seconds.iter().sum::<f64>() / seconds.len().max(1) as f64,
         );
+        if let Some(p) = &trainer.profile {
+            println!("{}", profile_line(p));
+        }
     }
     let meta = CheckpointMeta {
         config: cfg.clone(),

@@ -10,12 +10,14 @@ pub mod adam;
 pub mod augment;
 pub(crate) mod cpu;
 pub mod faults;
+pub mod profile;
 
 use std::time::Instant;
 
 use candle_core::{DType, Tensor};
 
 pub use adam::Adam;
+pub use profile::StepProfile;
 // The hyperparameters and progress are plain data stored in checkpoints: they live with
 // the file format, in `tinyvae-checkpoint`.
 pub use tinyvae_checkpoint::train::{EpochMetrics, LossParts, Progress, TrainConfig};
@@ -64,6 +66,9 @@ pub struct Trainer {
     /// Whether epochs on the CPU run the fused step (the `cpu` module) rather than candle's
     /// autograd (the same model and loss; on by default).
     pub cpu_engine: bool,
+    /// When set, candle's steps are timed phase by phase into it (see [`profile`]);
+    /// `None` (the default) adds no synchronization.
+    pub profile: Option<StepProfile>,
 }
 
 /// The per-image loss terms of a batch: `input` encoded, with standard-normal noise
@@ -170,6 +175,7 @@ impl Trainer {
             progress: Progress::default(),
             best: None,
             cpu_engine: true,
+            profile: None,
         })
     }
 
@@ -197,6 +203,10 @@ impl Trainer {
         beta: f64,
     ) -> candle_core::Result<(f64, f64)> {
         let device = train.device();
+        let mut laps = match self.profile {
+            Some(_) => Some(profile::Laps::start(device)?),
+            None => None,
+        };
         let rows = plan.rows;
         let size = (self.model.config.width, self.model.config.height);
         let idx = Tensor::from_slice(rows, rows.len(), device)?;
@@ -222,13 +232,28 @@ impl Trainer {
             (rows.len() * plan.draws, self.model.config.latent),
             device,
         )?;
+        let batch = profile::lap(&mut laps)?;
         let (total, rec, kl) = batch_loss(&self.model, &input, &target, &eps, beta)?;
-        self.adam.step(&total.backward()?)?;
+        let forward = profile::lap(&mut laps)?;
+        let grads = total.backward()?;
+        let backward = profile::lap(&mut laps)?;
+        self.adam.step(&grads)?;
+        let optimizer = profile::lap(&mut laps)?;
         let draws = plan.draws as f64;
-        Ok((
+        let terms = (
             f64::from(rec.to_scalar::<f32>()?) / draws,
             f64::from(kl.to_scalar::<f32>()?) / draws,
-        ))
+        );
+        let readback = profile::lap(&mut laps)?;
+        if let Some(p) = self.profile.as_mut() {
+            p.steps += 1;
+            p.batch += batch;
+            p.forward += forward;
+            p.backward += backward;
+            p.optimizer += optimizer;
+            p.readback += readback;
+        }
+        Ok(terms)
     }
 
     /// Trains one epoch on `train` (`(N, D)` in `[0,1]`) and scores `val`.
