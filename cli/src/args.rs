@@ -105,10 +105,13 @@ impl DeviceArgs {
                 None if rest.is_empty() => 0,
                 None => bail!("unknown device {d:?}"),
             };
-            if cfg!(feature = "cuda") {
-                return Device::new_cuda(ordinal).with_context(|| format!("cannot open {d}"));
-            }
-            bail!("this tinyvae was built without CUDA: rebuild with `--features cuda`");
+            #[cfg(feature = "cuda")]
+            return tinyvae_trainer::cuda::open(ordinal)
+                .with_context(|| format!("cannot open {d}"));
+            #[cfg(not(feature = "cuda"))]
+            bail!(
+                "this tinyvae was built without CUDA: rebuild with `--features cuda` ({ordinal})"
+            );
         }
         if d == "metal" {
             if cfg!(feature = "metal") {

@@ -6,7 +6,8 @@
 //!
 //! Modules:
 //! * [`model`] — [`model::Model`] (VAE or AE), its [`model::ModelConfig`], the loss terms
-//!   (including [`model::loss::anomaly_score`]) and the fused BCE op ([`model::bce`]).
+//!   (including [`model::loss::anomaly_score`]) and the reconstruction term as one op
+//!   ([`model::nll_op`]).
 //! * [`train`] — Adam, KL warm-up, validation, early stopping, exact resume; the fused
 //!   CPU step and candle's autograd on other devices.
 //! * [`checkpoint`] — safetensors with metadata, written atomically; the file format,
@@ -29,6 +30,8 @@
 //! * [`latent_map`] — the test set's codes as a scatter and the decoded manifold.
 //! * [`compress`] — the latent code as an image codec beside PCA, JPEG and PNG.
 //! * [`tensor`] — datasets as tensors ([`tensor::ToTensor`]).
+//! * `cuda` (feature `cuda`) — the training kernels for NVIDIA GPUs and `cuda::open`, the
+//!   device they run on.
 //!
 //! Loading a checkpoint for export or quantization:
 //!
@@ -47,6 +50,8 @@
 pub mod card;
 pub mod checkpoint;
 pub mod compress;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod denoise;
 pub mod detector;
 pub mod eval;

@@ -17,8 +17,8 @@
 //!   and [`Model::decode`] `(B, latent) -> logits`, as candle tensors.
 //! * [`loss::anomaly_score`]: negative ELBO at `z = mu` (see there).
 
-pub mod bce;
 pub mod loss;
+pub mod nll_op;
 
 use std::collections::HashMap;
 

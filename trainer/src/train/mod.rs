@@ -9,6 +9,8 @@
 pub mod adam;
 pub mod augment;
 pub(crate) mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda_graph;
 pub mod faults;
 pub mod profile;
 
@@ -69,6 +71,14 @@ pub struct Trainer {
     /// When set, candle's steps are timed phase by phase into it (see [`profile`]);
     /// `None` (the default) adds no synchronization.
     pub profile: Option<StepProfile>,
+    /// Whether steps on a CUDA device run as captured CUDA graphs (see `cuda_graph`).
+    /// Off by default until measured on a GPU (`scripts/gpu-bench` compares both);
+    /// turned off, with [`Trainer::graph_note`] saying why, when a capture fails.
+    pub cuda_graphs: bool,
+    /// Why the run stopped using CUDA graphs, if it did.
+    pub graph_note: Option<String>,
+    #[cfg(feature = "cuda")]
+    graphs: cuda_graph::StepGraphs,
 }
 
 /// The per-image loss terms of a batch: `input` encoded, with standard-normal noise
@@ -176,6 +186,10 @@ impl Trainer {
             best: None,
             cpu_engine: true,
             profile: None,
+            cuda_graphs: false,
+            graph_note: None,
+            #[cfg(feature = "cuda")]
+            graphs: Default::default(),
         })
     }
 
@@ -239,11 +253,13 @@ impl Trainer {
         let backward = profile::lap(&mut laps)?;
         self.adam.step(&grads)?;
         let optimizer = profile::lap(&mut laps)?;
+        // One read of both terms: on a GPU each read waits for the device.
+        let (rec, kl) = match Tensor::stack(&[&rec, &kl], 0)?.to_vec1::<f32>()?[..] {
+            [rec, kl] => (rec, kl),
+            _ => candle_core::bail!("the loss terms are two numbers"),
+        };
         let draws = plan.draws as f64;
-        let terms = (
-            f64::from(rec.to_scalar::<f32>()?) / draws,
-            f64::from(kl.to_scalar::<f32>()?) / draws,
-        );
+        let terms = (f64::from(rec) / draws, f64::from(kl) / draws);
         let readback = profile::lap(&mut laps)?;
         if let Some(p) = self.profile.as_mut() {
             p.steps += 1;
@@ -302,6 +318,8 @@ impl Trainer {
                     let loss = state.step(&plan, beta, &mut self.adam)?;
                     (loss.recon, loss.kl)
                 }
+                #[cfg(feature = "cuda")]
+                None if self.graph_fits(train, &plan) => self.graph_step(train, &plan)?,
                 None => self.candle_step(train, &plan, beta)?,
             };
             if !(r + beta * k).is_finite() {

@@ -24,19 +24,23 @@ pub struct StepProfile {
     pub backward: f64,
     /// The Adam update.
     pub optimizer: f64,
+    /// A captured CUDA graph's replay: forward, backward and optimizer in one launch
+    /// (on a GPU; see `train::cuda_graph`).
+    pub graph: f64,
     /// Reading the batch's loss terms back to the host.
     pub readback: f64,
 }
 
 impl StepProfile {
     /// Milliseconds per step of each phase, named, in step order.
-    pub fn per_step_ms(&self) -> [(&'static str, f64); 5] {
+    pub fn per_step_ms(&self) -> [(&'static str, f64); 6] {
         let per = |s: f64| 1e3 * s / self.steps.max(1) as f64;
         [
             ("batch", per(self.batch)),
             ("forward", per(self.forward)),
             ("backward", per(self.backward)),
             ("optimizer", per(self.optimizer)),
+            ("graph", per(self.graph)),
             ("readback", per(self.readback)),
         ]
     }
@@ -86,15 +90,23 @@ mod tests {
             forward: 0.008,
             backward: 0.012,
             optimizer: 0.02,
+            graph: 0.028,
             readback: 0.0,
         };
         let ms = p.per_step_ms();
         let names: Vec<_> = ms.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
-            ["batch", "forward", "backward", "optimizer", "readback"]
+            [
+                "batch",
+                "forward",
+                "backward",
+                "optimizer",
+                "graph",
+                "readback"
+            ]
         );
-        for ((_, got), want) in ms.iter().zip([1.0, 2.0, 3.0, 5.0, 0.0]) {
+        for ((_, got), want) in ms.iter().zip([1.0, 2.0, 3.0, 5.0, 7.0, 0.0]) {
             assert!((got - want).abs() < 1e-9, "{got} vs {want}");
         }
     }

@@ -212,6 +212,43 @@ mod tests {
         }
     }
 
+    /// `Trainer::profile` times every candle step, phase by phase, and leaves the
+    /// steps themselves alone (the same losses as an unprofiled run).
+    #[test]
+    fn the_profile_times_every_candle_step_without_changing_it() {
+        let data = small_data();
+        let run = |profile: bool| {
+            let model = Model::new(
+                small_config(ModelKind::Vae, Likelihood::Bernoulli),
+                Init::Torch,
+                9,
+                &Device::Cpu,
+            )
+            .expect("model");
+            let mut trainer = Trainer::new(model, small_run()).expect("trainer");
+            trainer.cpu_engine = false;
+            trainer.profile = profile.then(Default::default);
+            let loss = trainer
+                .run_epoch(&data, None, &mut |_| {})
+                .expect("epoch")
+                .train
+                .loss;
+            (loss, trainer.profile)
+        };
+        let (plain, none) = run(false);
+        let (profiled, p) = run(true);
+        assert_eq!(plain, profiled);
+        assert!(none.is_none());
+        let p = p.expect("profile");
+        assert_eq!(p.steps, 5, "37 images in batches of 8");
+        for (name, ms) in p.per_step_ms() {
+            match name {
+                "graph" => assert_eq!(ms, 0.0, "no graphs on the CPU"),
+                _ => assert!(ms > 0.0, "{name} took no time"),
+            }
+        }
+    }
+
     /// Two epochs of a small model with each engine, from the same start and with
     /// translated images, `draws` noise draws per image and, when `denoise` is set,
     /// faulted inputs: the parameters and the losses agree to float rounding.
