@@ -110,7 +110,8 @@ impl DeviceArgs {
                 .with_context(|| format!("cannot open {d}"));
             #[cfg(not(feature = "cuda"))]
             bail!(
-                "this tinyvae was built without CUDA: rebuild with `--features cuda` ({ordinal})"
+                "cannot open cuda:{ordinal}: this tinyvae was built without CUDA (rebuild with \
+                 `--features cuda`, or use scripts/build-cuda)"
             );
         }
         if d == "metal" {
