@@ -12,20 +12,8 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 
 use super::Likelihood;
+use crate::tensor::cpu_f32;
 use crate::train::cpu::math::{bce_with_logits, softplus_neg_abs_and_sigmoid};
-
-/// The f32 data of a contiguous CPU tensor.
-fn slice<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    what: &str,
-) -> candle_core::Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => candle_core::bail!("{what}: expected a contiguous f32 tensor"),
-    }
-}
 
 /// `(rows, cols)` of the logits, after checking that the targets have the same shape.
 fn rows_cols(logits: &Layout, target: &Layout) -> candle_core::Result<(usize, usize)> {
@@ -72,8 +60,8 @@ impl CustomOp2 for RowNll {
         target_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (rows, cols) = rows_cols(logits_layout, target_layout)?;
-        let logits = slice(logits, logits_layout, "nll logits")?;
-        let target = slice(target, target_layout, "nll targets")?;
+        let logits = cpu_f32(logits, logits_layout, "nll logits")?;
+        let target = cpu_f32(target, target_layout, "nll targets")?;
         let sums = logits
             .chunks_exact(cols.max(1))
             .zip(target.chunks_exact(cols.max(1)))
@@ -137,9 +125,9 @@ impl CustomOp3 for RowNllGrad {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let shape = logits_layout.shape().clone();
         let (_, cols) = rows_cols(logits_layout, target_layout)?;
-        let logits = slice(logits, logits_layout, "nll logits")?;
-        let target = slice(target, target_layout, "nll targets")?;
-        let grad = slice(grad, grad_layout, "nll row gradient")?;
+        let logits = cpu_f32(logits, logits_layout, "nll logits")?;
+        let target = cpu_f32(target, target_layout, "nll targets")?;
+        let grad = cpu_f32(grad, grad_layout, "nll row gradient")?;
         let mut out = Vec::with_capacity(logits.len());
         for ((l, x), &g) in logits
             .chunks_exact(cols.max(1))

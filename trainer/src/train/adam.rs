@@ -4,6 +4,8 @@
 
 use candle_core::{backprop::GradStore, CpuStorage, InplaceOp2, InplaceOp3, Layout, Tensor, Var};
 
+use crate::tensor::{cpu_f32, cpu_f32_mut};
+
 /// The parameter update of one Adam step: `p -= step_size * m / (sqrt(v) * root_scale
 /// + eps)`, where `step_size = lr / (1 - beta1^t)` and `root_scale = 1 / sqrt(1 - beta2^t)`.
 #[derive(Clone, Copy, Debug)]
@@ -31,22 +33,50 @@ impl ApplyUpdate {
     ) {
         let (keep1, take1) = (beta1 as f32, (1.0 - beta1) as f32);
         let (keep2, take2) = (beta2 as f32, (1.0 - beta2) as f32);
-        let (step, root, eps) = (
-            self.step_size as f32,
-            self.root_scale as f32,
-            self.eps as f32,
-        );
+        let update = self.f32();
         for (((p, &g), m), v) in param
             .iter_mut()
             .zip(grad)
             .zip(m.iter_mut())
             .zip(v.iter_mut())
         {
-            *m = *m * keep1 + g * take1;
-            *v = *v * keep2 + g * g * take2;
-            *p -= *m / (v.sqrt() * root + eps) * step;
+            *m = moving_average(*m, g, keep1, take1);
+            *v = moving_average(*v, g * g, keep2, take2);
+            *p = update.updated(*p, *m, *v);
         }
     }
+
+    /// The update's numbers in f32, as every engine applies them.
+    fn f32(&self) -> UpdateF32 {
+        UpdateF32 {
+            step: self.step_size as f32,
+            root: self.root_scale as f32,
+            eps: self.eps as f32,
+        }
+    }
+}
+
+/// [`ApplyUpdate`] in f32, for the per-element loops.
+#[derive(Clone, Copy)]
+struct UpdateF32 {
+    step: f32,
+    root: f32,
+    eps: f32,
+}
+
+impl UpdateF32 {
+    /// One parameter after the update, given its new moments:
+    /// `p - m / (sqrt(v) root + eps) step`.
+    #[inline(always)]
+    fn updated(self, p: f32, m: f32, v: f32) -> f32 {
+        p - m / (v.sqrt() * self.root + self.eps) * self.step
+    }
+}
+
+/// One moment's moving average: `old keep + new take` (f32, as every engine computes it).
+#[inline(always)]
+fn moving_average(old: f32, new: f32, keep: f32, take: f32) -> f32 {
+    old * keep + new * take
 }
 
 /// Adam optimizer state.
@@ -76,15 +106,11 @@ pub struct Adam {
 impl Adam {
     /// Fresh state for `vars` with PyTorch's defaults (0.9, 0.999, 1e-8).
     pub fn new(vars: Vec<Var>, lr: f64) -> candle_core::Result<Self> {
-        let m = vars
-            .iter()
-            .map(|v| v.as_tensor().zeros_like())
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        // Separate storage: the in-place update writes each moment on its own.
-        let v = vars
-            .iter()
-            .map(|v| v.as_tensor().zeros_like())
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        // Separate storage for each moment: the in-place update writes them on their own.
+        let zeros = || -> candle_core::Result<Vec<Tensor>> {
+            vars.iter().map(|v| v.as_tensor().zeros_like()).collect()
+        };
+        let (m, v) = (zeros()?, zeros()?);
         Ok(Self {
             lr,
             beta1: 0.9,
@@ -245,26 +271,6 @@ impl Adam {
     }
 }
 
-/// The f32 elements of a contiguous CPU tensor, to write.
-fn cpu_mut<'a>(
-    s: &'a mut CpuStorage,
-    l: &Layout,
-    what: &str,
-) -> candle_core::Result<&'a mut [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(data), Some((start, end))) => Ok(&mut data[start..end]),
-        _ => candle_core::bail!("adam {what}: expected a contiguous f32 tensor"),
-    }
-}
-
-/// The f32 elements of a contiguous CPU tensor.
-fn cpu_ref<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(data), Some((start, end))) => Ok(&data[start..end]),
-        _ => candle_core::bail!("adam {what}: expected a contiguous f32 tensor"),
-    }
-}
-
 /// A moment's moving average in place, given the gradient: `m = keep m + take g` (of
 /// `g²` when `square`).
 struct MomentStep {
@@ -285,8 +291,8 @@ impl InplaceOp2 for MomentStep {
         g: &CpuStorage,
         g_layout: &Layout,
     ) -> candle_core::Result<()> {
-        let m = cpu_mut(m, m_layout, "moment")?;
-        let g = cpu_ref(g, g_layout, "gradient")?;
+        let m = cpu_f32_mut(m, m_layout, "adam moment")?;
+        let g = cpu_f32(g, g_layout, "adam gradient")?;
         if m.len() != g.len() {
             candle_core::bail!(
                 "adam: moment of {} and gradient of {} elements",
@@ -296,7 +302,7 @@ impl InplaceOp2 for MomentStep {
         }
         for (m, &g) in m.iter_mut().zip(g) {
             let g = if self.square { g * g } else { g };
-            *m = *m * self.keep + g * self.take;
+            *m = moving_average(*m, g, self.keep, self.take);
         }
         Ok(())
     }
@@ -342,22 +348,18 @@ impl InplaceOp3 for ParamStep<'_> {
         v: &CpuStorage,
         v_layout: &Layout,
     ) -> candle_core::Result<()> {
-        let p = cpu_mut(p, p_layout, "parameter")?;
-        let m = cpu_ref(m, m_layout, "first moment")?;
-        let v = cpu_ref(v, v_layout, "second moment")?;
+        let p = cpu_f32_mut(p, p_layout, "adam parameter")?;
+        let m = cpu_f32(m, m_layout, "adam first moment")?;
+        let v = cpu_f32(v, v_layout, "adam second moment")?;
         if m.len() != p.len() || v.len() != p.len() {
             candle_core::bail!(
                 "adam: parameter of {} elements and its moments differ",
                 p.len()
             );
         }
-        let (step, root, eps) = (
-            self.update.step_size as f32,
-            self.update.root_scale as f32,
-            self.update.eps as f32,
-        );
+        let update = self.update.f32();
         for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            *p -= m / (v.sqrt() * root + eps) * step;
+            *p = update.updated(*p, m, v);
         }
         Ok(())
     }

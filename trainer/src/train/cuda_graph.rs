@@ -101,10 +101,7 @@ impl Trainer {
             Some(g) => g,
             None => StepGraph::new(train.device(), len, draws, latent)?,
         };
-        let mut laps = match self.profile {
-            Some(_) => Some(super::profile::Laps::start(train.device())?),
-            None => None,
-        };
+        let mut laps = super::profile::laps(self.profile.is_some(), train.device())?;
         self.adam.begin_step()?;
         g.rows.inplace_op1(&Upload(plan.rows))?;
         g.eps.inplace_op1(&Upload(plan.eps))?;
@@ -152,10 +149,13 @@ impl Trainer {
         };
         let readback = super::profile::lap(&mut laps)?;
         if let Some(p) = self.profile.as_mut() {
-            p.steps += 1;
-            p.batch += batch;
-            p.graph += replay;
-            p.readback += readback;
+            p.add(&super::StepProfile {
+                steps: 1,
+                batch,
+                graph: replay,
+                readback,
+                ..Default::default()
+            });
         }
         self.graphs.0.insert(len, g);
         Ok(terms)

@@ -217,10 +217,7 @@ impl Trainer {
         beta: f64,
     ) -> candle_core::Result<(f64, f64)> {
         let device = train.device();
-        let mut laps = match self.profile {
-            Some(_) => Some(profile::Laps::start(device)?),
-            None => None,
-        };
+        let mut laps = profile::laps(self.profile.is_some(), device)?;
         let rows = plan.rows;
         let size = (self.model.config.width, self.model.config.height);
         let idx = Tensor::from_slice(rows, rows.len(), device)?;
@@ -262,12 +259,15 @@ impl Trainer {
         let terms = (f64::from(rec) / draws, f64::from(kl) / draws);
         let readback = profile::lap(&mut laps)?;
         if let Some(p) = self.profile.as_mut() {
-            p.steps += 1;
-            p.batch += batch;
-            p.forward += forward;
-            p.backward += backward;
-            p.optimizer += optimizer;
-            p.readback += readback;
+            p.add(&StepProfile {
+                steps: 1,
+                batch,
+                forward,
+                backward,
+                optimizer,
+                graph: 0.0,
+                readback,
+            });
         }
         Ok(terms)
     }

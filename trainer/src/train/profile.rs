@@ -32,6 +32,17 @@ pub struct StepProfile {
 }
 
 impl StepProfile {
+    /// Adds another count of steps and their phases (one step's, as it ends).
+    pub fn add(&mut self, other: &StepProfile) {
+        self.steps += other.steps;
+        self.batch += other.batch;
+        self.forward += other.forward;
+        self.backward += other.backward;
+        self.optimizer += other.optimizer;
+        self.graph += other.graph;
+        self.readback += other.readback;
+    }
+
     /// Milliseconds per step of each phase, named, in step order.
     pub fn per_step_ms(&self) -> [(&'static str, f64); 6] {
         let per = |s: f64| 1e3 * s / self.steps.max(1) as f64;
@@ -71,6 +82,11 @@ impl<'a> Laps<'a> {
         self.last = now;
         Ok(seconds)
     }
+}
+
+/// Started laps when `profiling`, none otherwise.
+pub fn laps(profiling: bool, device: &Device) -> candle_core::Result<Option<Laps<'_>>> {
+    profiling.then(|| Laps::start(device)).transpose()
 }
 
 /// [`Laps::lap`] when profiling, 0 otherwise.
