@@ -37,13 +37,14 @@ impl Default for Workspace {
 impl Workspace {
     /// The fault head's scratch in these buffers, once the VAE is done with them: the
     /// widened inputs' first words as the head's, the rest of them (seen as bytes) as
-    /// its maps, one activation buffer as the frame's int8 codes, the other as its
-    /// patch, and the encoder head's slots as its logits. The head costs no RAM of its
+    /// its maps, one activation buffer as its patch, and the encoder head's slots as
+    /// its logits. The head costs no RAM of its
     /// own.
     fn head_scratch(&mut self) -> Option<HeadScratch<'_>> {
+        const _: () = assert!(fault_head::WORDS + fault_head::MAPS_BYTES / 4 <= MAX_WIDTH);
         let (words, rest) = self.widened.split_at_mut(fault_head::WORDS);
         let maps: &mut [i8] = bytemuck::cast_slice_mut(rest);
-        HeadScratch::new(&mut self.pong, maps, &mut self.ping, words, &mut self.head)
+        HeadScratch::new(maps, &mut self.ping, words, &mut self.head)
     }
 
     /// Zeroed buffers.

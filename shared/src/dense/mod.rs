@@ -198,7 +198,7 @@ impl DenseLayer<'_> {
 
     /// The int8 output's zero point (clamped within `MAX_FOLDED_ZERO_POINT`), whether
     /// ReLU is fused, and the least output (the zero point under ReLU, else -128).
-    fn int8_output(&self) -> (i32, bool, i32) {
+    pub(crate) fn int8_output(&self) -> (i32, bool, i32) {
         let (zero_point, relu) = match self.output {
             LayerOutput::Int8 { zero_point, relu } => (zero_point, relu),
             LayerOutput::Q16 => (0, false),
@@ -226,38 +226,58 @@ impl DenseLayer<'_> {
         })
     }
 
+    /// Output `j` for the dot product `dot` (`sum_i w[j][i] (x[i] - input zero point)`):
+    /// the bias added, requantized and clamped as [`DenseLayer::forward_i8`] does, with
+    /// `output` from [`DenseLayer::int8_output`]. For passes that form their own dot
+    /// products (the fault head's), so that their bits are the kernel's.
+    #[inline(always)]
+    pub(crate) fn output_i8(
+        &self,
+        j: usize,
+        dot: i32,
+        (zero_point, _, low): (i32, bool, i32),
+    ) -> i8 {
+        let acc = self.bias(j).wrapping_add(dot);
+        let q = requantize_folded(acc, self.multiplier(j), self.shift(j), zero_point);
+        q.clamp(-128, 127).max(low) as i8
+    }
+
     /// [`DenseLayer::forward_i8`] without scratch space, for a layer wider than any
     /// scratch a board can spare (the fault head's hidden layer reads 1,568 inputs:
-    /// widened, 6 KiB). One group of four outputs at a time, reading the int8 inputs
-    /// directly and skipping those at the zero point (most of a pooled ReLU map); the
-    /// same integer sums and requantization, so the same bits as the kernel's. Returns
-    /// the outputs written (fewer when `input` is short of `in_dim` or `out` of
-    /// `out_dim`).
+    /// widened, 6 KiB). One group of four outputs at a time, as the weights are stored:
+    /// each input is read once a group, skipped at the zero point (a pooled ReLU map's
+    /// background), and its four weights are one word with four sums to add to (in
+    /// registers). The same integer sums and requantization, so the same bits as the
+    /// kernel's. Returns the outputs written (fewer when `input` is short of `in_dim`
+    /// or `out` of `out_dim`).
     pub fn forward_i8_direct(&self, input: &[i8], out: &mut [i8]) -> usize {
-        let (zero_point, _, low) = self.int8_output();
+        let output = self.int8_output();
         if input.len() < self.in_dim {
             return 0;
         }
         let n = self.out_dim.min(out.len());
         let input = &input[..self.in_dim];
+        let mut dot = [0i32; CHANNEL_GROUP];
         for (j, slot) in out[..n].iter_mut().enumerate() {
-            // Output j's weights: every fourth byte of its group from its channel on.
-            let group = (j / CHANNEL_GROUP) * self.in_dim * CHANNEL_GROUP;
-            let weights = self.weights.get(group + j % CHANNEL_GROUP..).unwrap_or(&[]);
-            let mut dot = 0i32;
-            for (&x, &w) in input.iter().zip(weights.iter().step_by(CHANNEL_GROUP)) {
-                let x = i32::from(x) - self.input_zero_point;
-                if x != 0 {
-                    dot = dot.wrapping_add(i32::from(w) * x);
+            let c = j % CHANNEL_GROUP;
+            if c == 0 {
+                // The group's four sums, in four registers (at opt-level "s" an
+                // array of them stays in memory).
+                let weights = self.weights.get(j * self.in_dim..).unwrap_or(&[]);
+                let (weights, _) = weights.as_chunks::<CHANNEL_GROUP>();
+                let (mut d0, mut d1, mut d2, mut d3) = (0i32, 0i32, 0i32, 0i32);
+                for (&x, w) in input.iter().zip(weights) {
+                    let x = i32::from(x) - self.input_zero_point;
+                    if x != 0 {
+                        d0 = d0.wrapping_add(i32::from(w[0]) * x);
+                        d1 = d1.wrapping_add(i32::from(w[1]) * x);
+                        d2 = d2.wrapping_add(i32::from(w[2]) * x);
+                        d3 = d3.wrapping_add(i32::from(w[3]) * x);
+                    }
                 }
+                dot = [d0, d1, d2, d3];
             }
-            let q = requantize_folded(
-                self.bias(j).wrapping_add(dot),
-                self.multiplier(j),
-                self.shift(j),
-                zero_point,
-            );
-            *slot = q.clamp(-128, 127).max(low) as i8;
+            *slot = self.output_i8(j, dot[c], output);
         }
         n
     }
