@@ -306,8 +306,10 @@ enum Layer {
 /// [`Layer::First`]) over the frame into the ring's slot `row % 4`, or `conv2` over the
 /// ring (whose row `r` sits in slot `r % 4`) into row `row` of the pooled map; maps
 /// stored channels-last, `c1` and `c2` channels. Outside the map a tap reads the
-/// layer's input zero point (real 0). Both layers run this one routine, which picks
-/// its buffers itself: the device carries its code, and one short call, once.
+/// layer's input zero point (real 0). A patch all at the zero point runs through the
+/// kernel once a row, its outputs kept in the hidden units' buffer (idle until the
+/// hidden layer). Both layers run this one routine, which picks its buffers itself:
+/// the device carries its code, and one short call, once.
 #[inline(never)]
 fn pooled_row(
     layer: &DenseLayer<'_>,

@@ -38,8 +38,7 @@ impl Workspace {
     /// The fault head's scratch in these buffers, once the VAE is done with them: the
     /// widened inputs' first words as the head's, the rest of them (seen as bytes) as
     /// its maps, one activation buffer as its patch, and the encoder head's slots as
-    /// its logits. The head costs no RAM of its
-    /// own.
+    /// its logits. The head costs no RAM of its own.
     fn head_scratch(&mut self) -> Option<HeadScratch<'_>> {
         const _: () = assert!(fault_head::WORDS + fault_head::MAPS_BYTES / 4 <= MAX_WIDTH);
         let (words, rest) = self.widened.split_at_mut(fault_head::WORDS);
