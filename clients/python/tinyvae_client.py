@@ -59,7 +59,7 @@ import sys
 import time
 
 # Section 2 of docs/protocol.md.
-PROTOCOL_VERSION = 9
+PROTOCOL_VERSION = 10
 MAX_PAYLOAD = 1400
 MAX_FRAME = 1407
 MAX_PIXELS = 1024
@@ -280,6 +280,7 @@ ENUMS = {
         ("Compress", [("image", PIXELS), ("bits", "u8")]),
         ("Calibrate", [("frames", "u16")]),
         ("Detector", None),
+        ("CalibrateThreshold", [("frames", "u16")]),
     ],
     "Response": [
         ("Info", "DeviceInfo"),
@@ -776,6 +777,12 @@ class Client:
         (at least 4; 0 cancels the one under way); returns the frames it will take."""
         return self._answer({"Calibrate": {"frames": frames}}, "Calibrating")["frames"]
 
+    def calibrate_threshold(self, frames):
+        """Starts a threshold-only calibration on the next `frames` scored images: the
+        terms of the detector in force stay, only the threshold is set (at least 4; 0
+        cancels the one under way); returns the frames it will take."""
+        return self._answer({"CalibrateThreshold": {"frames": frames}}, "Calibrating")["frames"]
+
     def detector(self):
         """The DetectorState: the detector in force (None if there is none) and the frames
         the calibration under way still needs."""
@@ -833,7 +840,8 @@ def _run(args):
         temperature = q16_from_real(args.temperature)
         requests = [{"Generate": {"seed": s, "temperature": temperature}} for s in args.seeds]
     elif args.command == "calibrate":
-        requests = [{"Calibrate": {"frames": args.frames}}]
+        kind = "CalibrateThreshold" if args.threshold_only else "Calibrate"
+        requests = [{kind: {"frames": args.frames}}]
     elif args.command == "detector":
         requests = ["Detector"]
     else:
@@ -878,6 +886,11 @@ def _parser():
     )
     calibrate.add_argument(
         "--frames", type=int, required=True, help="frames to take (u16; at least 4, 0 cancels)"
+    )
+    calibrate.add_argument(
+        "--threshold-only",
+        action="store_true",
+        help="keep the detector's terms and set only its threshold",
     )
     sub.add_parser("detector", help="the fault detector in force and the calibration's progress")
     request = sub.add_parser("request", help="send requests given as JSON")

@@ -109,6 +109,15 @@ impl<'m> Reference<'m> {
         }
     }
 
+    /// `CalibrateThreshold`: as [`Self::calibrate`], keeping the detector in force's
+    /// terms (fitting them too when none is in force).
+    fn calibrate_threshold(&mut self, frames: u16) -> Response {
+        let in_force = self.detector();
+        Response::Calibrating {
+            frames: self.calibrator.start_threshold(frames, in_force),
+        }
+    }
+
     /// `Detector`: the detector in force and the frames the calibration still needs.
     fn detector_state(&self) -> Response {
         Response::Detector(DetectorState {
@@ -142,6 +151,7 @@ impl<'m> Reference<'m> {
                     got: 0,
                 }),
                 Request::Calibrate { frames } => self.calibrate(frames),
+                Request::CalibrateThreshold { frames } => self.calibrate_threshold(frames),
                 Request::Detector => self.detector_state(),
             };
         };
@@ -192,6 +202,7 @@ impl<'m> Reference<'m> {
                 }
             }
             Request::Calibrate { frames } => self.calibrate(frames),
+            Request::CalibrateThreshold { frames } => self.calibrate_threshold(frames),
             Request::Detector => self.detector_state(),
         }
     }

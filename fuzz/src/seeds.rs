@@ -94,13 +94,18 @@ pub fn requests(side: usize, latent: usize) -> Vec<(&'static str, Request)> {
         ),
         ("calibrate", Request::Calibrate { frames: 4 }),
         ("detector", Request::Detector),
+        (
+            "calibrate-threshold",
+            Request::CalibrateThreshold { frames: 4 },
+        ),
     ]
 }
 
 /// A calibration from start to end: `Calibrate` on the fewest frames, the state, four
 /// scored frames (two encodes, two reconstructions) and a failed one (it does not
 /// count), the state again, a frame judged by the calibrated detector, then a cancel,
-/// a restart and the state.
+/// a restart and the state; then a threshold-only calibration on four frames, the
+/// state and a frame judged by it.
 fn calibration(side: usize) -> Vec<Request> {
     let image = |seed| ring(seed, side);
     vec![
@@ -119,6 +124,14 @@ fn calibration(side: usize) -> Vec<Request> {
         Request::Calibrate { frames: 200 },
         Request::Detector,
         Request::Stats,
+        // The threshold alone, keeping the calibrated terms.
+        Request::CalibrateThreshold { frames: 4 },
+        Request::Encode { image: image(16) },
+        Request::Reconstruct { image: image(17) },
+        Request::Encode { image: image(18) },
+        Request::Encode { image: image(19) },
+        Request::Detector,
+        Request::Encode { image: image(20) },
     ]
 }
 

@@ -1066,12 +1066,21 @@ pub const CALIBRATION_RANK: usize = 3;
 /// per term and the parameters fitted so far (about 750 bytes), whatever `frames` is;
 /// the host's twin is this very code.
 ///
+/// A threshold-only calibration ([`Calibrator::start_threshold`]) keeps the terms of the
+/// detector in force and sets only the threshold, the same way, from all its frames:
+/// for a board whose sensor is the training data's kind, where the terms fitted at
+/// export on 1,002 frames see more than 100 of the board's can (BENCHMARKS.md, "What a
+/// calibration on the board costs in recall").
+///
 /// An idle calibrator ([`Calibrator::idle`], or one whose frames are all in) takes no
 /// frames, so the device keeps one and restarts it in place ([`Calibrator::start`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Calibrator {
     /// Frames asked for (0: idle).
     frames: u16,
+    /// Whether the terms in `params` stay (a threshold-only calibration: no fitting
+    /// half).
+    keep_terms: bool,
     /// Frames seen.
     seen: u16,
     /// Per term: the sum of the fitting frames' raw values.
@@ -1113,6 +1122,7 @@ impl Calibrator {
     pub const fn idle() -> Self {
         Self {
             frames: 0,
+            keep_terms: false,
             seen: 0,
             sum: [0; TERMS],
             high: [[0; CALIBRATION_RANK]; TERMS],
@@ -1142,14 +1152,31 @@ impl Calibrator {
         self.frames
     }
 
+    /// Starts over on `frames` frames (as [`Calibrator::start`]) that set only the
+    /// threshold, keeping the terms of `in_force` (the detector the frames are judged
+    /// by). Without one there are no terms to keep, and the calibration fits them too.
+    /// Returns the frames it will take.
+    pub fn start_threshold(&mut self, frames: u16, in_force: Option<DetectorParams>) -> u16 {
+        let frames = self.start(frames);
+        if let Some(params) = in_force.filter(|_| frames > 0) {
+            self.params = params;
+            self.keep_terms = true;
+        }
+        frames
+    }
+
     /// Frames still to come (0: idle or finished).
     pub fn remaining(&self) -> u16 {
         self.frames - self.seen
     }
 
-    /// Frames taken by the fitting half.
+    /// Frames taken by the fitting half (none when the terms are kept).
     fn fitting_frames(&self) -> u16 {
-        self.frames / 2
+        if self.keep_terms {
+            0
+        } else {
+            self.frames / 2
+        }
     }
 
     /// Takes one clean frame's raw terms; returns the parameters once the last frame
@@ -1479,6 +1506,43 @@ mod tests {
         assert_eq!(cal.start(1), MIN_CALIBRATION_FRAMES);
         assert_eq!(cal, Calibrator::new(MIN_CALIBRATION_FRAMES));
         assert_eq!(cal.start(0), 0);
+        assert_eq!(cal, Calibrator::idle());
+    }
+
+    #[test]
+    fn a_threshold_calibration_keeps_the_terms_and_thresholds_every_frame() {
+        let frame = |elbo: i32| {
+            let mut r = [0; TERMS];
+            r[Term::Elbo as usize] = elbo << 8;
+            r
+        };
+        let mut in_force = DetectorParams::default();
+        in_force.terms[Term::Elbo as usize] =
+            TermParams::centred(100 << 8, scale_from_units(10 << 8), 0);
+        in_force.threshold = 7 * Q16_ONE;
+        let mut cal = Calibrator::idle();
+        assert_eq!(cal.start_threshold(200, Some(in_force)), 200);
+        // Every frame counts towards the threshold: ELBO 100 nats (z 0) but 250, 240
+        // and 230 nats (z 15, 14, 13) on three of the 200.
+        let mut done = None;
+        for i in 0..200 {
+            let elbo = match i {
+                5 => 250,
+                150 => 240,
+                199 => 230,
+                _ => 100,
+            };
+            done = cal.add(&frame(elbo));
+            assert_eq!(done.is_some(), i == 199, "frame {i}");
+        }
+        let p = done.unwrap();
+        assert_eq!(p.terms, in_force.terms, "the terms in force stay");
+        // Of 200 scores the second largest (200 / 100).
+        assert_eq!(p.threshold, 14 * Q16_ONE);
+        // With no detector in force it is a whole calibration; 0 cancels as `start`.
+        assert_eq!(cal.start_threshold(6, None), 6);
+        assert_eq!(cal, Calibrator::new(6));
+        assert_eq!(cal.start_threshold(0, Some(in_force)), 0);
         assert_eq!(cal, Calibrator::idle());
     }
 

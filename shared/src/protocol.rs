@@ -35,8 +35,9 @@ pub const MAX_PAYLOAD: usize = 1400;
 /// The largest frame on the wire: COBS adds one byte per 254 plus one, and the
 /// terminating zero adds one more.
 pub const MAX_FRAME: usize = MAX_PAYLOAD + MAX_PAYLOAD / 254 + 2;
-/// Version of this protocol; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 9;
+/// Version of this protocol; bumped on any incompatible change (10: the
+/// threshold-only calibration, [`Request::CalibrateThreshold`]).
+pub const PROTOCOL_VERSION: u16 = 10;
 
 /// The CRC used on every frame (and the model hash).
 ///
@@ -110,6 +111,16 @@ pub enum Request {
     },
     /// Report the fault detector in force and the calibration's progress.
     Detector,
+    /// As [`Request::Calibrate`], but the next `frames` images set only the threshold:
+    /// the terms of the detector in force stay (see
+    /// [`crate::detect::Calibrator::start_threshold`]). For a board whose sensor is
+    /// the training data's kind, where the exported terms find more than terms fitted
+    /// on the board's own few frames. With no detector in force it fits the terms too.
+    /// Answered with [`Response::Calibrating`]. (Protocol version 10.)
+    CalibrateThreshold {
+        /// Clean frames to set the threshold on.
+        frames: u16,
+    },
 }
 
 /// What the device answers.
@@ -547,6 +558,7 @@ mod tests {
             Request::Compress { image, bits: 8 },
             Request::Calibrate { frames: 200 },
             Request::Detector,
+            Request::CalibrateThreshold { frames: 1000 },
         ] {
             assert_eq!(roundtrip(&request), request);
         }

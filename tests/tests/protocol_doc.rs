@@ -391,6 +391,8 @@ fn python_client_frames_like_the_code() {
         Request::Calibrate { frames: 0 },
         Request::Calibrate { frames: u16::MAX },
         Request::Detector,
+        Request::CalibrateThreshold { frames: 200 },
+        Request::CalibrateThreshold { frames: 0 },
     ];
     // A zero right after a full COBS block: payload byte 254 is pixel 251.
     let mut image = nonzero_pixels(300, 3);

@@ -8,8 +8,9 @@
 //! Beside it: the same with the frames tied on the threshold's score flagged too, the
 //! scale to the most extreme value, to the mean of the two or three most
 //! extreme, `k` standard deviations (a sum and a sum of squares per term), scales at
-//! least the exported fit's; the exported fit itself (with its threshold, and with the
-//! calibrator's); the host's tail fit (`detector::fit`, which needs every value) on the
+//! least the exported fit's; the exported fit itself (with its threshold, with the
+//! calibrator's from the second half, and with the one `CalibrateThreshold` sets from
+//! all the frames); the host's tail fit (`detector::fit`, which needs every value) on the
 //! first half, and on all the frames with its own threshold (what `tinyvae detect
 //! --calibrate` prints). Every other rule's threshold is the calibrator's: of the `m`
 //! scores of the second half, the `m / 100`-th largest. Judged on the other half of the
@@ -180,6 +181,17 @@ fn main() -> Result<()> {
                 rules.push((
                     "the exported fit, the calibrator's threshold".into(),
                     with_device_threshold(exported, second),
+                ));
+                // `CalibrateThreshold`: the exported terms, the threshold from all N.
+                let mut threshold_only = Calibrator::idle();
+                threshold_only.start_threshold(frames as u16, Some(exported));
+                let thresholded = calibration
+                    .iter()
+                    .find_map(|r| threshold_only.add(r))
+                    .ok_or_else(|| anyhow!("the threshold calibration did not finish"))?;
+                rules.push((
+                    "the exported fit, threshold from all N (CalibrateThreshold)".into(),
+                    thresholded,
                 ));
             }
             for k in [2.0, 3.0, 4.0] {

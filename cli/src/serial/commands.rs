@@ -485,13 +485,21 @@ fn calibrate(client: &mut DeviceClient, args: &CalibrateArgs) -> anyhow::Result<
         }
         None => None,
     };
-    let frames = client.calibrate(args.frames)?;
+    // The twin starts from the detector the device judges by now.
+    let mut host = Calibrator::idle();
+    let frames = if args.threshold_only {
+        host.start_threshold(args.frames, client.detector()?.params);
+        client.calibrate_threshold(args.frames)?
+    } else {
+        host.start(args.frames);
+        client.calibrate(args.frames)?
+    };
     ensure!(
         frames == args.frames,
         "the device took {frames} frames, not {}",
         args.frames
     );
-    let mut host = twin.as_ref().map(|_| Calibrator::new(args.frames));
+    let mut host = twin.as_ref().map(|_| host);
     let mut host_params = None;
     let mut ws = Workspace::new();
     for i in 0..usize::from(frames) {

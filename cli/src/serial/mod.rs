@@ -54,8 +54,8 @@ pub enum SerialCommand {
     Stats,
     /// Calibrate the device's fault detector on clean images (on-device learning):
     /// the device takes the next --frames images it scores as normal and sets its own
-    /// thresholds; prints what it set and, with --model, checks it against the host's
-    /// run of the same calibration.
+    /// thresholds (or, with --threshold-only, its threshold alone); prints what it set
+    /// and, with --model, checks it against the host's run of the same calibration.
     Calibrate(CalibrateArgs),
     /// Print the fault detector the device applies and the calibration's progress.
     Detector,
@@ -265,9 +265,15 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// Frames to calibrate on (the first of --images): half fit the terms, half set
-    /// the threshold.
+    /// the threshold (with --threshold-only, all set the threshold).
     #[arg(long, default_value_t = 200)]
     pub frames: u16,
+    /// Keep the terms of the detector in force (the model's, or an earlier
+    /// calibration's) and set only the threshold: for a sensor like the training
+    /// data's, where the exported terms find more faults than terms fitted on a few
+    /// hundred of the board's frames.
+    #[arg(long)]
+    pub threshold_only: bool,
     /// Then score this many further clean images (the ones after the calibration's)
     /// and report how many the new thresholds flag: the false-positive rate.
     #[arg(long, default_value_t = 0)]

@@ -352,6 +352,7 @@ where
                 let frames = self.buffers.calibrator.start(frames);
                 Response::Calibrating { frames }
             }
+            Request::CalibrateThreshold { frames } => self.calibrate_threshold(frames),
             Request::Detector => Response::Detector(DetectorState {
                 params: self.detector(),
                 calibration_left: self.buffers.calibrator.remaining(),
@@ -511,8 +512,19 @@ where
         }
     }
 
+    /// `CalibrateThreshold`: a threshold-only calibration from the detector in force.
+    /// Out of line: the detector (276 bytes) is copied on this frame, which must not
+    /// sit in `serve`'s frame under every encode (it took the M4's stack within 20
+    /// bytes of the RAM budget).
+    #[inline(never)]
+    fn calibrate_threshold(&mut self, frames: u16) -> Response {
+        let in_force = self.detector();
+        let frames = self.buffers.calibrator.start_threshold(frames, in_force);
+        Response::Calibrating { frames }
+    }
+
     /// The fault detector in force: the last calibration's, or the model's.
-    #[inline(never)] // one copy for the three requests that need it
+    #[inline(never)] // one copy for the requests that need it
     fn detector(&self) -> Option<DetectorParams> {
         self.calibrated
             .or_else(|| self.model.as_ref().and_then(Model::detector))

@@ -9,7 +9,7 @@ use tinyvae_app::walk::Walk;
 use tinyvae_app::{draw_boot_screen, App, Buffers, IDLE_AFTER, MODEL_IMAGE};
 use tinyvae_screens::{self as screen, FrameBuffer};
 use tinyvae_shared::demo_frames::DemoFrames;
-use tinyvae_shared::detect::Calibrator;
+use tinyvae_shared::detect::{Calibrator, DetectorParams};
 use tinyvae_shared::fixed::Q16_ONE;
 use tinyvae_shared::model::Model;
 use tinyvae_shared::pipeline::{self, Workspace};
@@ -172,6 +172,39 @@ fn encode_matches_the_host_and_shows_the_verdict() {
     assert!(got.score.anomalous);
 }
 
+/// Encodes the digits of `seeds` on the app under a calibration and feeds the host's
+/// twin `host` the same frames; each must be judged by `in_force` (the detector in
+/// force before). Returns what the twin set, once its frames are all in.
+fn feed(
+    app: &mut TestApp,
+    m: &Model<'_>,
+    mut host: Calibrator,
+    seeds: std::ops::Range<u32>,
+    in_force: Option<&DetectorParams>,
+) -> Option<DetectorParams> {
+    let mut ws = Workspace::new();
+    let mut set = None;
+    for seed in seeds {
+        let image = digit(seed);
+        let Response::Encoded(got) = request(
+            app,
+            &Request::Encode {
+                image: image.clone(),
+            },
+        ) else {
+            panic!("Encoded expected");
+        };
+        let want = pipeline::score_image_with(m, &mut ws, &image, m.threshold, in_force)
+            .expect("host scores");
+        assert_eq!(
+            got.score, want.score,
+            "judged by the detector in force before"
+        );
+        set = host.add(&want.terms).or(set);
+    }
+    set
+}
+
 #[test]
 fn calibrate_sets_the_detector_the_host_calibrator_sets() {
     let mut app = app();
@@ -189,27 +222,8 @@ fn calibrate_sets_the_detector_the_host_calibrator_sets() {
         panic!("Calibrating expected");
     };
     assert_eq!(state(&mut app).calibration_left, 6);
-    let mut host = Calibrator::new(6);
-    let mut calibrated = None;
-    for seed in 10..16 {
-        let image = digit(seed);
-        let Response::Encoded(got) = request(
-            &mut app,
-            &Request::Encode {
-                image: image.clone(),
-            },
-        ) else {
-            panic!("Encoded expected");
-        };
-        let want = pipeline::score_image_with(&m, &mut ws, &image, m.threshold, shipped.as_ref())
-            .expect("host scores");
-        assert_eq!(
-            got.score, want.score,
-            "judged by the detector in force before"
-        );
-        calibrated = host.add(&want.terms).or(calibrated);
-    }
-    let calibrated = calibrated.expect("six frames finish the calibration");
+    let calibrated = feed(&mut app, &m, Calibrator::new(6), 10..16, shipped.as_ref())
+        .expect("six frames finish the calibration");
     let now = state(&mut app);
     assert_eq!((now.params, now.calibration_left), (Some(calibrated), 0));
     // What follows is judged by the calibrated detector, and counted by its verdict.
@@ -236,6 +250,19 @@ fn calibrate_sets_the_detector_the_host_calibrator_sets() {
         panic!("Calibrating expected");
     };
     assert_eq!(state(&mut app).params, Some(calibrated));
+
+    // The threshold alone: the calibrated terms stay, the threshold is the twin's.
+    let Response::Calibrating { frames: 4 } =
+        request(&mut app, &Request::CalibrateThreshold { frames: 4 })
+    else {
+        panic!("Calibrating expected");
+    };
+    let mut host = Calibrator::idle();
+    host.start_threshold(4, Some(calibrated));
+    let thresholded = feed(&mut app, &m, host, 30..34, Some(&calibrated))
+        .expect("four frames finish the threshold calibration");
+    assert_eq!(state(&mut app).params, Some(thresholded));
+    assert_eq!(thresholded.terms, calibrated.terms);
 }
 
 #[test]

@@ -301,6 +301,16 @@ impl DeviceClient {
         }
     }
 
+    /// Starts a threshold-only calibration on the next `frames` scored images: the
+    /// terms of the detector in force stay, the threshold is set from the frames (0
+    /// cancels a calibration under way); returns the frames the device will take.
+    pub fn calibrate_threshold(&mut self, frames: u16) -> Result<u16, SerialError> {
+        match self.request(&Request::CalibrateThreshold { frames })? {
+            Response::Calibrating { frames } => Ok(frames),
+            other => Err(unexpected("Calibrating", other)),
+        }
+    }
+
     /// Reads the fault detector in force and the calibration's progress.
     pub fn detector(&mut self) -> Result<DetectorState, SerialError> {
         match self.request(&Request::Detector)? {

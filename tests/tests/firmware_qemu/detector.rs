@@ -4,10 +4,12 @@
 //! host's run of the same `Calibrator` sets on the same frames, judge each frame on the
 //! way with the detector in force before it, and then judge frames with what it set.
 //! The false-positive rate the calibrated thresholds give on 400 other clean digits is
-//! printed (`--nocapture`) for BENCHMARKS.
+//! printed (`--nocapture`) for BENCHMARKS. Then a threshold-only calibration
+//! (`CalibrateThreshold`) on 100 more: the terms in force stay, the threshold is the
+//! host twin's.
 
-use tinyvae_e2e::harness::{boot, test_digits, test_images, Core};
-use tinyvae_shared::detect::{Calibrator, MIN_CALIBRATION_FRAMES};
+use tinyvae_e2e::harness::{boot, test_digits, test_images, Core, Device};
+use tinyvae_shared::detect::{Calibrator, DetectorParams, MIN_CALIBRATION_FRAMES};
 use tinyvae_shared::pipeline::{self, Workspace};
 
 use super::model;
@@ -18,6 +20,38 @@ const FRAMES: u16 = 200;
 /// from the indices the other parity tests use.
 const CALIBRATION_FROM: usize = 600;
 const CHECK: std::ops::Range<usize> = 800..1200;
+/// The threshold-only calibration's digits.
+const THRESHOLD_FROM: usize = 1300;
+
+/// Encodes the test digits `range` on the device under a calibration and feeds the
+/// host's twin `host` the same frames; each must be judged by `in_force` (the detector
+/// in force before). Returns what the twin set, once its frames are all in.
+fn feed(
+    device: &mut Device,
+    mut host: Calibrator,
+    range: std::ops::Range<usize>,
+    in_force: Option<&DetectorParams>,
+) -> Option<DetectorParams> {
+    let model = model();
+    let digits = test_digits();
+    let mut ws = Workspace::new();
+    let mut set = None;
+    for i in range {
+        let image = digits.image_u8(i);
+        let got = device
+            .client
+            .encode(image)
+            .expect("encode a calibration frame");
+        let want = pipeline::score_image_with(&model, &mut ws, image, model.threshold, in_force)
+            .expect("host scores");
+        assert_eq!(
+            got.score, want.score,
+            "calibration frame {i}: the verdict of the detector in force before"
+        );
+        set = host.add(&want.terms).or(set);
+    }
+    set
+}
 
 pub(super) fn calibration_on_the_device_equals_the_host_twin(core: Core) {
     let mut device = boot(core);
@@ -44,24 +78,13 @@ pub(super) fn calibration_on_the_device_equals_the_host_twin(core: Core) {
         device.client.detector().expect("Detector").calibration_left,
         FRAMES
     );
-    let mut host = Calibrator::new(FRAMES);
-    let mut calibrated = None;
-    for i in CALIBRATION_FROM..CALIBRATION_FROM + usize::from(FRAMES) {
-        let image = digits.image_u8(i);
-        let got = device
-            .client
-            .encode(image)
-            .expect("encode a calibration frame");
-        let want =
-            pipeline::score_image_with(&model, &mut ws, image, model.threshold, shipped.as_ref())
-                .expect("host scores");
-        assert_eq!(
-            got.score, want.score,
-            "calibration frame {i}: the shipped detector's verdict"
-        );
-        calibrated = host.add(&want.terms).or(calibrated);
-    }
-    let calibrated = calibrated.expect("the host's calibration finished");
+    let calibrated = feed(
+        &mut device,
+        Calibrator::new(FRAMES),
+        CALIBRATION_FROM..CALIBRATION_FROM + usize::from(FRAMES),
+        shipped.as_ref(),
+    )
+    .expect("the host's calibration finished");
     let state = device.client.detector().expect("Detector");
     assert_eq!(state.calibration_left, 0);
     assert_eq!(
@@ -110,4 +133,35 @@ pub(super) fn calibration_on_the_device_equals_the_host_twin(core: Core) {
         CHECK.len(),
         100.0 * flagged as f64 / CHECK.len() as f64
     );
+
+    // The threshold alone, on top of the calibration: its terms stay.
+    const THRESHOLD_FRAMES: u16 = 100;
+    assert_eq!(
+        device
+            .client
+            .calibrate_threshold(THRESHOLD_FRAMES)
+            .expect("CalibrateThreshold"),
+        THRESHOLD_FRAMES
+    );
+    let mut host = Calibrator::idle();
+    host.start_threshold(THRESHOLD_FRAMES, Some(calibrated));
+    let thresholded = feed(
+        &mut device,
+        host,
+        THRESHOLD_FROM..THRESHOLD_FROM + usize::from(THRESHOLD_FRAMES),
+        Some(&calibrated),
+    )
+    .expect("the host's threshold calibration finished");
+    assert_eq!(
+        device.client.detector().expect("Detector").params,
+        Some(thresholded),
+        "the device's threshold calibration vs the host's twin"
+    );
+    assert_eq!(thresholded.terms, calibrated.terms, "the terms stayed");
+    let (name, image) = &images[images.len() - 1];
+    let got = device.client.encode(image).expect("encode");
+    let want =
+        pipeline::score_image_with(&model, &mut ws, image, model.threshold, Some(&thresholded))
+            .expect("host scores");
+    assert_eq!(got.score, want.score, "{name}: the new threshold's verdict");
 }

@@ -91,6 +91,12 @@ impl<'m> Twin<'m> {
                     frames: if frames == 0 { 0 } else { frames.max(4) },
                 }
             }
+            Request::CalibrateThreshold { frames } => {
+                let mut calibrator = Calibrator::idle();
+                let frames = calibrator.start_threshold(frames, self.detector);
+                self.calibrator = (frames > 0).then_some(calibrator);
+                Response::Calibrating { frames }
+            }
             Request::Detector => Response::Detector(DetectorState {
                 params: self.detector,
                 calibration_left: self.calibrator.as_ref().map_or(0, Calibrator::remaining),
@@ -299,8 +305,9 @@ fn edge_or_random<T: Copy>(rng: &mut Rng, pool: &[T], random: impl FnOnce(&mut R
     pool.get(i).copied().unwrap_or_else(|| random(rng))
 }
 
-/// How many variants `Request` has: tags from here on are unknown.
-const REQUEST_TAGS: u64 = 11;
+/// How many variants `Request` has (`Info` to `CalibrateThreshold`): tags from here on
+/// are unknown.
+const REQUEST_TAGS: u64 = 12;
 
 /// The kinds of frame the load test sends, and how often (per 100 frames): about
 /// three in four are bad, the rest good requests whose answers are checked.
@@ -607,12 +614,18 @@ impl FrameSource<'_> {
             }
             "info" => (framed(&Request::Info), Expect::Answer),
             "stats" => (framed(&Request::Stats), Expect::Answer),
-            // Short calibrations, so that some finish during the run; 0 cancels.
+            // Short calibrations, so that some finish during the run; 0 cancels. Half
+            // of them set the threshold alone.
             "calibrate" => {
                 let frames = edge_or_random(&mut self.rng, &[0, 1, 4, 5, u16::MAX], |r| {
                     (r.next_u32() % 12) as u16
                 });
-                (framed(&Request::Calibrate { frames }), Expect::Answer)
+                let request = if self.rng.next_u32().is_multiple_of(2) {
+                    Request::Calibrate { frames }
+                } else {
+                    Request::CalibrateThreshold { frames }
+                };
+                (framed(&request), Expect::Answer)
             }
             "detector" => (framed(&Request::Detector), Expect::Answer),
             other => unreachable!("no frame kind {other}"),
