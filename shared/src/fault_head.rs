@@ -302,9 +302,9 @@ enum Layer {
     Second,
 }
 
-/// One pooled row of a convolution (3x3, ReLU, 2x2 max pooling): `conv1` (`which`:
-/// [`Layer::First`]) over the frame into the ring's slot `row % 4`, or `conv2` over the
-/// ring (whose row `r` sits in slot `r % 4`) into row `row` of the pooled map; maps
+/// Pooled row `py` of a convolution (3x3, ReLU, 2x2 max pooling): `conv1` (`which`:
+/// [`Layer::First`]) over the frame into the ring's slot `py % 4`, or `conv2` over the
+/// ring (whose row `r` sits in slot `r % 4`) into row `py` of the pooled map; maps
 /// stored channels-last, `c1` and `c2` channels. Outside the map a tap reads the
 /// layer's input zero point (real 0). A patch all at the zero point runs through the
 /// kernel once a row, its outputs kept in the hidden units' buffer (idle until the
@@ -316,7 +316,7 @@ fn pooled_row(
     which: Layer,
     c1: usize,
     c2: usize,
-    row: usize,
+    py: usize,
     image: &[u8],
     buffers: &mut HeadScratch<'_>,
 ) {
@@ -342,7 +342,7 @@ fn pooled_row(
                 RING - 1,
                 c1,
                 c2,
-                &mut pooled[row * QUARTER * c2..],
+                &mut pooled[py * QUARTER * c2..],
             )
         } else {
             (
@@ -352,10 +352,9 @@ fn pooled_row(
                 usize::MAX,
                 1,
                 c1,
-                &mut rows[(row % RING) * HALF * c1..],
+                &mut rows[(py % RING) * HALF * c1..],
             )
         };
-    let py = row;
     let zero = layer.input_zero_point as i8;
     let row_len = side * cin;
     let mut have_quiet = false;

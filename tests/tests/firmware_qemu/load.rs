@@ -71,6 +71,12 @@ impl<'m> Twin<'m> {
         response
     }
 
+    /// Keeps `calibrator` (started on `frames`; none when 0 cancelled it) and answers.
+    fn calibrating(&mut self, calibrator: Calibrator, frames: u16) -> Response {
+        self.calibrator = (frames > 0).then_some(calibrator);
+        Response::Calibrating { frames }
+    }
+
     fn serve(&mut self, request: Request) -> Response {
         let (model, ws) = (&self.model, &mut self.ws);
         match request {
@@ -86,16 +92,14 @@ impl<'m> Twin<'m> {
             Request::Encode { image } => self.score(&image, false),
             Request::Reconstruct { image } => self.score(&image, true),
             Request::Calibrate { frames } => {
-                self.calibrator = (frames > 0).then(|| Calibrator::new(frames));
-                Response::Calibrating {
-                    frames: if frames == 0 { 0 } else { frames.max(4) },
-                }
+                let mut calibrator = Calibrator::idle();
+                let frames = calibrator.start(frames);
+                self.calibrating(calibrator, frames)
             }
             Request::CalibrateThreshold { frames } => {
                 let mut calibrator = Calibrator::idle();
                 let frames = calibrator.start_threshold(frames, self.detector);
-                self.calibrator = (frames > 0).then_some(calibrator);
-                Response::Calibrating { frames }
+                self.calibrating(calibrator, frames)
             }
             Request::Detector => Response::Detector(DetectorState {
                 params: self.detector,
