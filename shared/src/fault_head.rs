@@ -14,8 +14,10 @@
 //!
 //! Each convolution is a [`DenseLayer`] over a 3x3 patch (its weights rows of
 //! `(ky * 3 + kx) * channels + c`; activations are stored channels-last, so a patch
-//! row is contiguous), run by the per-core kernels: the head costs no kernel of its
-//! own. Pooling takes the largest of four int8 outputs.
+//! row is contiguous), run by the per-core kernels. Pooling takes the largest of four
+//! int8 outputs; requantization and ReLU are monotone (the first convolution's
+//! multipliers are not negative: [`FaultHead::new`]), so that equals requantizing the
+//! largest dot product, which the first convolution's direct route does ([`Conv1`]).
 //!
 //! ## Speed
 //!
@@ -36,6 +38,13 @@
 //! * the hidden layer reads each input once a group of four outputs
 //!   ([`DenseLayer::forward_i8_direct`]).
 //!
+//! The first convolution has nine inputs an output, too few for a kernel call to pay
+//! its way. Where the code fits (every core but the M3, whose runtime code has a 32
+//! KiB budget; and the host), `first_pooled_row` reads the frame itself: a pooled
+//! cell's 4x4 window once, the taps on a background pixel skipped, the four
+//! positions' dot products pooled before one requantization ([`Conv1::Direct`]: 1.08
+//! to 0.44 million instructions on the M3, measured, for about 1.2 KB of code).
+//!
 //! ## Memory
 //!
 //! The first layer's pooled map (14 x 14 x 16 = 3,136 bytes) is never held whole: a
@@ -45,7 +54,7 @@
 //! ([`DenseLayer::forward_i8_direct`]) instead of widening them into 6 KiB of scratch.
 //! The first layer reads the frame where it lies.
 
-use crate::dense::{DenseLayer, LayerOutput};
+use crate::dense::{DenseLayer, LayerOutput, CHANNEL_GROUP};
 use crate::fixed::Q16;
 use crate::model::INPUT_ZERO_POINT;
 
@@ -73,7 +82,7 @@ const _: () = assert!(RING.is_power_of_two());
 /// Why four layers do not make a head: their shapes do not chain as the module docs
 /// say (sizes, output kinds, zero points).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the fault head's four layers do not chain (3x3 patches of 1 then at most 16 channels into at most 16 and 32, a 7x7 map into at most 32 units, 2 to 32 Q16 logits)")]
+#[error("the fault head's four layers do not chain (3x3 patches of 1 then at most 16 channels into at most 16 and 32, a 7x7 map into at most 32 units, 2 to 32 Q16 logits; the first convolution's multipliers not negative)")]
 pub struct HeadShapeError;
 
 /// Bytes of the first layer's ring of pooled rows and the second layer's pooled map
@@ -192,7 +201,8 @@ impl<'a> FaultHead<'a> {
     /// The head of these layers, if their shapes chain: `conv1` 9 pixel inputs (zero
     /// point [`INPUT_ZERO_POINT`]) to at most [`MAX_CONV1`] ReLU outputs; `conv2` 9 x
     /// `c1` inputs to at most [`MAX_CONV2`] (ReLU); `hidden` 49 x `c2` to at most
-    /// [`MAX_HIDDEN`] (ReLU); `logits` Q16, 2 to [`MAX_CLASSES`] classes. Each layer's
+    /// [`MAX_HIDDEN`] (ReLU); `logits` Q16, 2 to [`MAX_CLASSES`] classes; `conv1`'s
+    /// multipliers not negative (the direct route pools dot products). Each layer's
     /// input zero point must be its predecessor's output zero point (the padding and
     /// the pooled maps' zeros). One test, one error, and on the host only (feature
     /// `host`: the exporter, the firmware's build, `tinyvae` reading a file): the device
@@ -217,7 +227,9 @@ impl<'a> FaultHead<'a> {
                 && chains(zp(&conv2), &hidden, QUARTER * QUARTER * c2, MAX_HIDDEN)
                 && chains(zp(&hidden), &logits, units, MAX_CLASSES)
                 && logits.output == LayerOutput::Q16
-                && logits.out_dim >= 2);
+                && logits.out_dim >= 2
+                // Pooled before requantization ([`Conv1::Direct`]): monotone only so.
+                && (0..c1).all(|j| conv1.multiplier(j) >= 0));
         if !ok {
             return Err(HeadShapeError);
         }
@@ -255,6 +267,55 @@ impl<'a> FaultHead<'a> {
 /// head's limits are clamped, so no layers make it panic; layers that do not chain
 /// (which [`FaultHead::new`] and the host's parse refuse) give a meaningless term.
 pub fn score(layers: [&DenseLayer<'_>; 4], image: &[u8], buffers: &mut HeadScratch<'_>) -> Q16 {
+    pass::<{ matches!(CONV1, Conv1::Direct) }>(layers, image, buffers)
+}
+
+/// How a pass runs the first convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conv1 {
+    /// Through the per-core kernels, a 3x3 patch at a time (`pooled_row`): the least
+    /// code.
+    Kernels,
+    /// Read from the frame by a routine of its own (`first_pooled_row`): about 0.6
+    /// million instructions fewer a pass on the Cortex-M3 (1.08 million to 0.44), for
+    /// about 1.2 KB of code.
+    Direct,
+}
+
+/// The first convolution's route on this target. The Cortex-M3's runtime code has a
+/// 32 KiB budget that the direct routine does not fit (firmware/README.md,
+/// "Footprint"), so it runs the kernels; every other core, with room, and the host run
+/// the direct routine. Both give the same bits (`shared/tests/fault_head.rs`).
+pub const CONV1: Conv1 = if cfg!(tinyvae_kernel = "thumb2") {
+    Conv1::Kernels
+} else {
+    Conv1::Direct
+};
+
+/// [`score`] with the first convolution run by `route` rather than [`CONV1`]: the
+/// host's tests hold both routes to the same bits (a target's build carries only the
+/// route [`score`] takes).
+#[cfg(feature = "host")]
+pub fn score_by(
+    route: Conv1,
+    layers: [&DenseLayer<'_>; 4],
+    image: &[u8],
+    buffers: &mut HeadScratch<'_>,
+) -> Q16 {
+    match route {
+        Conv1::Kernels => pass::<false>(layers, image, buffers),
+        Conv1::Direct => pass::<true>(layers, image, buffers),
+    }
+}
+
+/// A pass of the head, the first convolution run directly (`DIRECT`) or through the
+/// kernels.
+#[inline(always)]
+fn pass<const DIRECT: bool>(
+    layers: [&DenseLayer<'_>; 4],
+    image: &[u8],
+    buffers: &mut HeadScratch<'_>,
+) -> Q16 {
     let [conv1, conv2, hidden_layer, logits] = layers;
     // A frame of another size (no parse lets a head beside such a model) reads 0.
     let Some(image) = image.get(..SIDE * SIDE) else {
@@ -268,7 +329,12 @@ pub fn score(layers: [&DenseLayer<'_>; 4], image: &[u8], buffers: &mut HeadScrat
         // Pooled row `py` reads the second layer's rows 2py and 2py+1, which read
         // the first layer's pooled rows 2py-1 to 2py+2 (held in a ring of four).
         while computed < (2 * py + 3).min(HALF) {
-            pooled_row(conv1, Layer::First, c1, c2, computed, image, buffers);
+            if DIRECT {
+                let slot = (computed % RING) * HALF * c1;
+                first_pooled_row(conv1, c1, image, computed, &mut buffers.rows[slot..]);
+            } else {
+                pooled_row(conv1, Layer::First, c1, c2, computed, image, buffers);
+            }
             computed += 1;
         }
         pooled_row(conv2, Layer::Second, c1, c2, py, image, buffers);
@@ -292,6 +358,111 @@ pub fn score(layers: [&DenseLayer<'_>; 4], image: &[u8], buffers: &mut HeadScrat
         .unwrap_or(clean);
     top.saturating_sub(clean)
 }
+
+/// One pooled row of the first convolution (`layer`: one input channel, `cout` ReLU
+/// outputs, 2x2 max pooling) read straight from the frame's pixels (`image`, 28x28):
+/// output row `py` into `dst` (14 cells of `cout` channels, channels-last).
+///
+/// Each of a cell's four positions lists its taps off the zero point first (a
+/// digit's background, most of a frame, is at it; a tap beyond the frame reads it),
+/// each as `(x - zero point) << 4 | tap`. Then for each group of four outputs (their
+/// weights stored `[tap][channel]`, so a tap's four are adjacent) the positions' dot
+/// products run over those lists only, and the largest of each output's four is
+/// requantized once.
+#[inline(never)]
+fn first_pooled_row(layer: &DenseLayer<'_>, cout: usize, image: &[u8], py: usize, dst: &mut [i8]) {
+    let output = layer.int8_output();
+    let Some(weights) = layer
+        .weights
+        .get(..cout.div_ceil(CHANNEL_GROUP) * TAPS * CHANNEL_GROUP)
+    else {
+        return;
+    };
+    let (taps, _) = weights.as_chunks::<CHANNEL_GROUP>();
+    // A cell whose window is all background: every dot product 0.
+    let mut background = [0i8; MAX_CONV1];
+    for (j, b) in background.iter_mut().enumerate().take(cout) {
+        *b = layer.output_i8(j, 0, output);
+    }
+    for (px, cell) in dst.chunks_mut(cout).take(HALF).enumerate() {
+        // The window's pixel (wy, wx) is the frame's (2py + wy - 1, 2px + wx - 1),
+        // less the zero point; beyond the frame, 0.
+        let mut window = [0i32; 16];
+        let mut any = 0;
+        for (wy, row) in window.chunks_exact_mut(4).enumerate() {
+            let y = (2 * py + wy).wrapping_sub(1);
+            for (wx, v) in row.iter_mut().enumerate() {
+                let x = (2 * px + wx).wrapping_sub(1);
+                if y < SIDE && x < SIDE {
+                    // Pixel p's code is p - 128 (scale 1/255).
+                    let code = image.get(y * SIDE + x).map_or(0, |&p| (p ^ 0x80) as i8);
+                    *v = i32::from(code).wrapping_sub(layer.input_zero_point);
+                    any |= *v;
+                }
+            }
+        }
+        if any == 0 {
+            for (c, &b) in cell.iter_mut().zip(&background) {
+                *c = b;
+            }
+            continue;
+        }
+        // Each position's live taps.
+        let mut live = [[0i32; TAPS]; 4];
+        let mut counts = [0usize; 4];
+        for ((list, count), at) in live.iter_mut().zip(&mut counts).zip(&WINDOW_TAPS) {
+            for (t, &w) in at.iter().enumerate() {
+                let v = window[usize::from(w) % 16];
+                if v != 0 {
+                    list[*count % TAPS] = v << 4 | t as i32;
+                    *count += 1;
+                }
+            }
+        }
+        for (g, (group, slots)) in taps
+            .chunks_exact(TAPS)
+            .zip(cell.chunks_mut(CHANNEL_GROUP))
+            .enumerate()
+        {
+            // Sums and maxima in registers: at opt-level "s" arrays of them stay in
+            // memory.
+            let (mut b0, mut b1, mut b2, mut b3) = (i32::MIN, i32::MIN, i32::MIN, i32::MIN);
+            for (list, &count) in live.iter().zip(&counts) {
+                let (mut d0, mut d1, mut d2, mut d3) = (0i32, 0i32, 0i32, 0i32);
+                for &v in &list[..count.min(TAPS)] {
+                    let Some(w) = group.get((v & 15) as usize) else {
+                        continue;
+                    };
+                    let x = v >> 4;
+                    d0 = d0.wrapping_add(i32::from(w[0]).wrapping_mul(x));
+                    d1 = d1.wrapping_add(i32::from(w[1]).wrapping_mul(x));
+                    d2 = d2.wrapping_add(i32::from(w[2]).wrapping_mul(x));
+                    d3 = d3.wrapping_add(i32::from(w[3]).wrapping_mul(x));
+                }
+                (b0, b1, b2, b3) = (b0.max(d0), b1.max(d1), b2.max(d2), b3.max(d3));
+            }
+            for (c, (slot, best)) in slots.iter_mut().zip([b0, b1, b2, b3]).enumerate() {
+                *slot = layer.output_i8(g * CHANNEL_GROUP + c, best, output);
+            }
+        }
+    }
+}
+
+/// For each of a pooled cell's four positions (dy, dx), the index in its 4x4 window
+/// of each tap (ky, kx): `(dy + ky) * 4 + dx + kx`.
+const WINDOW_TAPS: [[u8; TAPS]; 4] = {
+    let mut at = [[0; TAPS]; 4];
+    let mut k = 0;
+    while k < 4 {
+        let mut t = 0;
+        while t < TAPS {
+            at[k][t] = ((k / 2 + t / 3) * 4 + k % 2 + t % 3) as u8;
+            t += 1;
+        }
+        k += 1;
+    }
+    at
+};
 
 /// Which convolution [`pooled_row`] runs.
 #[derive(Clone, Copy, PartialEq, Eq)]

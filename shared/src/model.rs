@@ -701,7 +701,8 @@ impl<'a> Model<'a> {
         self.input_width * self.input_height
     }
 
-    /// Total weights (both networks).
+    /// Weights of the VAE, both networks (biases and the fault head not counted: the
+    /// card and the boot screen describe the VAE).
     pub fn parameters(&self) -> usize {
         self.encoder
             .iter()

@@ -184,7 +184,7 @@ pub struct DeviceInfo {
     pub input_height: u16,
     /// Latent dimension.
     pub latent: u16,
-    /// Total number of weights in the model.
+    /// Weights of the VAE (encoder and decoder; biases and the fault head not counted).
     pub parameters: u32,
     /// The anomaly threshold in force, Q16.
     pub threshold: Q16,

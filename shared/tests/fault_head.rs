@@ -4,11 +4,13 @@
 //! convolution's patches channels-last and runs its hidden layer without scratch
 //! ([`DenseLayer::forward_i8_direct`]); the reference computes every map whole, with
 //! its own loops, from the same layers' row-major weights. Any slip in a patch's order,
-//! the padding, the ring or the pooling changes the logits.
+//! the padding, the ring or the pooling changes the logits. Both routes of the first
+//! convolution ([`Conv1`]: the M3's through the kernels, every other target's direct)
+//! are held to it.
 
 use proptest::prelude::*;
 use tinyvae_shared::dense::{requantize_offset, DenseLayer, LayerOutput};
-use tinyvae_shared::fault_head::{FaultHead, HeadBuffers};
+use tinyvae_shared::fault_head::{score_by, Conv1, FaultHead, HeadBuffers};
 use tinyvae_shared::model::LayerSpec;
 use tinyvae_shared::quantize::{quantize_layer, ActQuant, LayerBytes, OutputQuant};
 use tinyvae_shared::rng::Rng;
@@ -104,8 +106,13 @@ fn head_of(bytes: &[LayerBytes; 4]) -> FaultHead<'_> {
 /// A frame with a few random strokes and specks, so that every map has both zeros and
 /// activity near the edges.
 fn frame(rng: &mut Rng) -> Vec<u8> {
+    specks(rng, 200)
+}
+
+/// A frame of up to `most` random pixels, the rest background.
+fn specks(rng: &mut Rng, most: u32) -> Vec<u8> {
     let mut img = vec![0u8; 784];
-    for _ in 0..(rng.next_u32() % 200) {
+    for _ in 0..(rng.next_u32() % most) {
         let i = rng.next_u32() as usize % 784;
         img[i] = rng.next_u32() as u8;
     }
@@ -123,13 +130,19 @@ proptest! {
         let mut buffers = HeadBuffers::new();
         let mut scratch = buffers.scratch();
         let mut rng = Rng::new(seed ^ 0x5eed);
-        for _ in 0..2 {
-            let img = frame(&mut rng);
+        // A frame mostly background, and one with hardly any.
+        for most in [200, 4000] {
+            let img = specks(&mut rng, most);
             let want = reference(&layers, &img);
-            let score = head.score(&img, &mut scratch);
-            prop_assert_eq!(&scratch.logits()[..want.len()], &want[..]);
             let top = want[1..].iter().copied().max().unwrap();
-            prop_assert_eq!(score, top.saturating_sub(want[0]));
+            for route in [Conv1::Kernels, Conv1::Direct] {
+                let views = bytes.each_ref().map(LayerBytes::view);
+                let [a, b, c, d] = views.each_ref();
+                let score = score_by(route, [a, b, c, d], &img, &mut scratch);
+                prop_assert_eq!(&scratch.logits()[..want.len()], &want[..], "{:?}", route);
+                prop_assert_eq!(score, top.saturating_sub(want[0]));
+            }
+            prop_assert_eq!(head.score(&img, &mut scratch), top.saturating_sub(want[0]));
         }
     }
 
@@ -203,9 +216,11 @@ proptest! {
         let mut buffers = HeadBuffers::new();
         let img = frame(&mut rng);
         let layers = [&views[0], &views[1], &views[2], &views[3]];
-        let _ = tinyvae_shared::fault_head::score(layers, &img, &mut buffers.scratch());
-        let margin = tinyvae_shared::fault_head::score(layers, &img[..short], &mut buffers.scratch());
-        prop_assert_eq!(margin, 0);
+        for route in [Conv1::Kernels, Conv1::Direct] {
+            let _ = score_by(route, layers, &img, &mut buffers.scratch());
+            let margin = score_by(route, layers, &img[..short], &mut buffers.scratch());
+            prop_assert_eq!(margin, 0);
+        }
     }
 }
 
@@ -224,4 +239,11 @@ fn shapes_that_do_not_chain_are_refused() {
         FaultHead::new([a, b, d, c]).is_err(),
         "logits and hidden swapped"
     );
+    // The direct route pools before requantizing: a negative multiplier would make
+    // its maximum the wrong one.
+    let mut negative = layers.clone();
+    negative[0].multiplier[2] = -negative[0].multiplier[2];
+    let bytes = negative.each_ref().map(LayerBytes::new);
+    let [a, b, c, d] = bytes.each_ref().map(LayerBytes::view);
+    assert!(FaultHead::new([a, b, c, d]).is_err(), "negative multiplier");
 }

@@ -158,8 +158,9 @@ fn fault_detector_section(md: &mut String, model: &tinyvae_shared::model::Model<
         md,
         "The image carries the fault detector the device applies to every scored frame: \
          each term standardized beyond its edges by its scales, the largest of them against \
-         the threshold {:.3} (`tinyvae detect` explains the terms; a `Calibrate` request \
-         replaces them on the board).\n\n| term | upper edge | scale above | lower edge | scale below |\n|---|---|---|---|---|",
+         the threshold {:.3} (`tinyvae detect` explains the terms; on the board a `Calibrate` \
+         request replaces them and the threshold, a `CalibrateThreshold` request the \
+         threshold alone).\n\n| term | upper edge | scale above | lower edge | scale below |\n|---|---|---|---|---|",
         q16_to_f64(params.threshold)
     );
     for term in Term::ALL {
