@@ -15,13 +15,10 @@
 
 mod common;
 
-use std::path::Path;
-
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use tinyvae_datasets::corrupt::other_index;
 use tinyvae_shared::fixed::q16_to_f64;
 use tinyvae_trainer::detector::{fit, FitOptions};
-use tinyvae_trainer::fault_head::FaultHead;
 
 /// Recall of the frames `which` selects among `scores`, with their count.
 fn recall(scores: &[f64], threshold: f64, which: impl Fn(usize) -> bool) -> String {
@@ -65,12 +62,7 @@ fn print_threshold_setters(scored: &[common::Scored], fitting: &[f64]) {
 
 fn main() -> Result<()> {
     let usage = "held_out_misses CHECKPOINT HEAD.safetensors";
-    let head_path = std::env::args()
-        .nth(2)
-        .ok_or_else(|| anyhow!("usage: {usage}"))?;
-    let head = FaultHead::load(Path::new(&head_path))?;
-    let (_, train, scored) = common::score_detect_frames(usage)?;
-    let layers = common::int8_head(&head, &train)?;
+    let (_, _, scored, layers) = common::detect_frames_and_head(usage)?;
     let scores =
         common::shipped_with_head_scores(&scored, &common::int8_head_scores(&scored, &layers)?);
     let threshold = common::one_percent_threshold(&scores[0]);

@@ -22,7 +22,6 @@ use tinyvae_datasets::corrupt::{corrupt_each_at, Corruption};
 use tinyvae_shared::detect::{Term, TERMS};
 use tinyvae_shared::fixed::q16_to_f64;
 use tinyvae_trainer::detector::{fit, fit_seen, FitOptions, HEAD_WEIGHT_SEED};
-use tinyvae_trainer::fault_head::FaultHead;
 
 /// The grid each weight is chosen from.
 const GRID: [f64; 7] = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0];
@@ -66,15 +65,10 @@ fn objective(r: &[f64]) -> (usize, f64) {
 
 fn main() -> Result<()> {
     let usage = "term_weights CHECKPOINT HEAD.safetensors";
-    let head_path = std::env::args()
-        .nth(2)
-        .ok_or_else(|| anyhow!("usage: {usage}"))?;
-    let head = FaultHead::load(Path::new(&head_path))?;
-    let (checkpoint, train, scored) = common::score_detect_frames(usage)?;
+    let (checkpoint, train, scored, layers) = common::detect_frames_and_head(usage)?;
     let model = tinyvae_trainer::checkpoint::load(Path::new(&checkpoint), &Device::Cpu)
         .map_err(|e| anyhow!("{checkpoint}: {e}"))?
         .model;
-    let layers = common::int8_head(&head, &train)?;
     let seen = fit_seen(&train);
     // Faulted copies of the fitting frames, the tuned kinds: what the weights see.
     let tuned: Vec<Corruption> = Corruption::ALL

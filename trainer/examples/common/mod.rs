@@ -445,3 +445,25 @@ pub fn model_and_head(
         .map_err(|e| anyhow!("{head_path}: {e}"))?;
     Ok((model, head))
 }
+
+/// [`score_detect_frames`] (the checkpoint the first argument names), and the int8
+/// layers ([`int8_head`]) of the fault head the second argument names (`usage`
+/// otherwise).
+#[allow(dead_code)] // each example is its own crate, and not every one reads it
+pub fn detect_frames_and_head(
+    usage: &str,
+) -> Result<(
+    String,
+    Dataset,
+    Vec<Scored>,
+    [tinyvae_shared::model::LayerSpec; 4],
+)> {
+    let head_path = std::env::args()
+        .nth(2)
+        .ok_or_else(|| anyhow!("usage: {usage}"))?;
+    let head = tinyvae_trainer::fault_head::FaultHead::load(Path::new(&head_path))
+        .map_err(|e| anyhow!("{head_path}: {e}"))?;
+    let (checkpoint, train, scored) = score_detect_frames(usage)?;
+    let layers = int8_head(&head, &train)?;
+    Ok((checkpoint, train, scored, layers))
+}
