@@ -41,9 +41,10 @@
 //! The first convolution has nine inputs an output, too few for a kernel call to pay
 //! its way. Where the code fits (every core but the M3, whose runtime code has a 32
 //! KiB budget; and the host), `first_pooled_row` reads the frame itself: a pooled
-//! cell's 4x4 window once, the taps on a background pixel skipped, the four
-//! positions' dot products pooled before one requantization ([`Conv1::Direct`]: 1.08
-//! to 0.44 million instructions on the M3, measured, for about 1.2 KB of code).
+//! cell's 4x4 window once, a background window's outputs computed once a row, the
+//! taps on a background pixel skipped, the four positions' dot products pooled before
+//! one requantization ([`Conv1::Direct`]: built for the M3 as a measurement, 0.40
+//! million instructions fewer an encode, for 908 bytes of code).
 //!
 //! ## Memory
 //!
@@ -276,9 +277,8 @@ pub enum Conv1 {
     /// Through the per-core kernels, a 3x3 patch at a time (`pooled_row`): the least
     /// code.
     Kernels,
-    /// Read from the frame by a routine of its own (`first_pooled_row`): about 0.6
-    /// million instructions fewer a pass on the Cortex-M3 (1.08 million to 0.44), for
-    /// about 1.2 KB of code.
+    /// Read from the frame by a routine of its own (`first_pooled_row`): 11-15% fewer
+    /// instructions an encode (M0, M3, M4), for 0.9-1.1 KB of code.
     Direct,
 }
 
@@ -363,12 +363,12 @@ fn pass<const DIRECT: bool>(
 /// outputs, 2x2 max pooling) read straight from the frame's pixels (`image`, 28x28):
 /// output row `py` into `dst` (14 cells of `cout` channels, channels-last).
 ///
-/// Each of a cell's four positions lists its taps off the zero point first (a
-/// digit's background, most of a frame, is at it; a tap beyond the frame reads it),
-/// each as `(x - zero point) << 4 | tap`. Then for each group of four outputs (their
-/// weights stored `[tap][channel]`, so a tap's four are adjacent) the positions' dot
-/// products run over those lists only, and the largest of each output's four is
-/// requantized once.
+/// A pooled cell's 4x4 window is read once, less the zero point (a tap beyond the
+/// frame reads 0). A window all at the zero point (a digit's background, most of a
+/// frame) has every dot product 0: its outputs are computed once a row. Otherwise, for
+/// each group of four outputs (their weights stored `[tap][channel]`, so a tap's four
+/// are one word) the four positions' dot products run over the taps off the zero
+/// point, and the largest of each output's four is requantized once.
 #[inline(never)]
 fn first_pooled_row(layer: &DenseLayer<'_>, cout: usize, image: &[u8], py: usize, dst: &mut [i8]) {
     let output = layer.int8_output();
@@ -379,26 +379,25 @@ fn first_pooled_row(layer: &DenseLayer<'_>, cout: usize, image: &[u8], py: usize
         return;
     };
     let (taps, _) = weights.as_chunks::<CHANNEL_GROUP>();
-    // A cell whose window is all background: every dot product 0.
+    // A window all at the zero point (the background) has every dot product 0.
     let mut background = [0i8; MAX_CONV1];
     for (j, b) in background.iter_mut().enumerate().take(cout) {
         *b = layer.output_i8(j, 0, output);
     }
     for (px, cell) in dst.chunks_mut(cout).take(HALF).enumerate() {
-        // The window's pixel (wy, wx) is the frame's (2py + wy - 1, 2px + wx - 1),
-        // less the zero point; beyond the frame, 0.
+        // The window's pixel (wy, wx) is the frame's (2py + wy - 1, 2px + wx - 1).
         let mut window = [0i32; 16];
         let mut any = 0;
-        for (wy, row) in window.chunks_exact_mut(4).enumerate() {
-            let y = (2 * py + wy).wrapping_sub(1);
-            for (wx, v) in row.iter_mut().enumerate() {
-                let x = (2 * px + wx).wrapping_sub(1);
-                if y < SIDE && x < SIDE {
-                    // Pixel p's code is p - 128 (scale 1/255).
-                    let code = image.get(y * SIDE + x).map_or(0, |&p| (p ^ 0x80) as i8);
-                    *v = i32::from(code).wrapping_sub(layer.input_zero_point);
-                    any |= *v;
-                }
+        for (w, v) in window.iter_mut().enumerate() {
+            let (y, x) = (
+                (2 * py + w / 4).wrapping_sub(1),
+                (2 * px + w % 4).wrapping_sub(1),
+            );
+            if y < SIDE && x < SIDE {
+                // Pixel p's code is p - 128 (scale 1/255).
+                let code = image.get(y * SIDE + x).map_or(0, |&p| (p ^ 0x80) as i8);
+                *v = i32::from(code).wrapping_sub(layer.input_zero_point);
+                any |= *v;
             }
         }
         if any == 0 {
@@ -406,18 +405,6 @@ fn first_pooled_row(layer: &DenseLayer<'_>, cout: usize, image: &[u8], py: usize
                 *c = b;
             }
             continue;
-        }
-        // Each position's live taps.
-        let mut live = [[0i32; TAPS]; 4];
-        let mut counts = [0usize; 4];
-        for ((list, count), at) in live.iter_mut().zip(&mut counts).zip(&WINDOW_TAPS) {
-            for (t, &w) in at.iter().enumerate() {
-                let v = window[usize::from(w) % 16];
-                if v != 0 {
-                    list[*count % TAPS] = v << 4 | t as i32;
-                    *count += 1;
-                }
-            }
         }
         for (g, (group, slots)) in taps
             .chunks_exact(TAPS)
@@ -427,17 +414,16 @@ fn first_pooled_row(layer: &DenseLayer<'_>, cout: usize, image: &[u8], py: usize
             // Sums and maxima in registers: at opt-level "s" arrays of them stay in
             // memory.
             let (mut b0, mut b1, mut b2, mut b3) = (i32::MIN, i32::MIN, i32::MIN, i32::MIN);
-            for (list, &count) in live.iter().zip(&counts) {
+            for at in &WINDOW_TAPS {
                 let (mut d0, mut d1, mut d2, mut d3) = (0i32, 0i32, 0i32, 0i32);
-                for &v in &list[..count.min(TAPS)] {
-                    let Some(w) = group.get((v & 15) as usize) else {
-                        continue;
-                    };
-                    let x = v >> 4;
-                    d0 = d0.wrapping_add(i32::from(w[0]).wrapping_mul(x));
-                    d1 = d1.wrapping_add(i32::from(w[1]).wrapping_mul(x));
-                    d2 = d2.wrapping_add(i32::from(w[2]).wrapping_mul(x));
-                    d3 = d3.wrapping_add(i32::from(w[3]).wrapping_mul(x));
+                for (w, &i) in group.iter().zip(at) {
+                    let x = window[usize::from(i) % 16];
+                    if x != 0 {
+                        d0 = d0.wrapping_add(i32::from(w[0]).wrapping_mul(x));
+                        d1 = d1.wrapping_add(i32::from(w[1]).wrapping_mul(x));
+                        d2 = d2.wrapping_add(i32::from(w[2]).wrapping_mul(x));
+                        d3 = d3.wrapping_add(i32::from(w[3]).wrapping_mul(x));
+                    }
                 }
                 (b0, b1, b2, b3) = (b0.max(d0), b1.max(d1), b2.max(d2), b3.max(d3));
             }
