@@ -55,7 +55,7 @@
 //! ([`DenseLayer::forward_i8_direct`]) instead of widening them into 6 KiB of scratch.
 //! The first layer reads the frame where it lies.
 
-use crate::dense::{DenseLayer, LayerOutput, CHANNEL_GROUP};
+use crate::dense::{group_dots, DenseLayer, LayerOutput, CHANNEL_GROUP};
 use crate::fixed::Q16;
 use crate::model::INPUT_ZERO_POINT;
 
@@ -411,20 +411,11 @@ fn first_pooled_row(layer: &DenseLayer<'_>, cout: usize, image: &[u8], py: usize
             .zip(cell.chunks_mut(CHANNEL_GROUP))
             .enumerate()
         {
-            // Sums and maxima in registers: at opt-level "s" arrays of them stay in
-            // memory.
+            // Maxima in registers: at opt-level "s" an array of them stays in memory.
             let (mut b0, mut b1, mut b2, mut b3) = (i32::MIN, i32::MIN, i32::MIN, i32::MIN);
             for at in &WINDOW_TAPS {
-                let (mut d0, mut d1, mut d2, mut d3) = (0i32, 0i32, 0i32, 0i32);
-                for (w, &i) in group.iter().zip(at) {
-                    let x = window[usize::from(i) % 16];
-                    if x != 0 {
-                        d0 = d0.wrapping_add(i32::from(w[0]).wrapping_mul(x));
-                        d1 = d1.wrapping_add(i32::from(w[1]).wrapping_mul(x));
-                        d2 = d2.wrapping_add(i32::from(w[2]).wrapping_mul(x));
-                        d3 = d3.wrapping_add(i32::from(w[3]).wrapping_mul(x));
-                    }
-                }
+                let taps = at.iter().map(|&i| window[usize::from(i) % 16]);
+                let [d0, d1, d2, d3] = group_dots(group, taps);
                 (b0, b1, b2, b3) = (b0.max(d0), b1.max(d1), b2.max(d2), b3.max(d3));
             }
             for (c, (slot, best)) in slots.iter_mut().zip([b0, b1, b2, b3]).enumerate() {

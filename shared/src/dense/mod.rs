@@ -265,17 +265,8 @@ impl DenseLayer<'_> {
                 // array of them stays in memory).
                 let weights = self.weights.get(j * self.in_dim..).unwrap_or(&[]);
                 let (weights, _) = weights.as_chunks::<CHANNEL_GROUP>();
-                let (mut d0, mut d1, mut d2, mut d3) = (0i32, 0i32, 0i32, 0i32);
-                for (&x, w) in input.iter().zip(weights) {
-                    let x = i32::from(x) - self.input_zero_point;
-                    if x != 0 {
-                        d0 = d0.wrapping_add(i32::from(w[0]) * x);
-                        d1 = d1.wrapping_add(i32::from(w[1]) * x);
-                        d2 = d2.wrapping_add(i32::from(w[2]) * x);
-                        d3 = d3.wrapping_add(i32::from(w[3]) * x);
-                    }
-                }
-                dot = [d0, d1, d2, d3];
+                let zero_point = self.input_zero_point;
+                dot = group_dots(weights, input.iter().map(|&x| i32::from(x) - zero_point));
             }
             *slot = self.output_i8(j, dot[c], output);
         }
@@ -291,6 +282,29 @@ impl DenseLayer<'_> {
     pub fn macs(&self) -> usize {
         self.in_dim * self.out_dim
     }
+}
+
+/// One group's four dot products: `weights[i]` holds input `i`'s four weights (the
+/// layout of a group: one word an input), `inputs` the inputs less the input zero
+/// point; inputs at 0 (a ReLU map's or a frame's background) are skipped. The sums are
+/// four locals, kept in registers (at opt-level "s" an array of them stays in memory);
+/// inlined, the caller's loop is one loop. For the passes that form their own dot
+/// products ([`DenseLayer::forward_i8_direct`], the fault head's first layer).
+#[inline(always)]
+pub(crate) fn group_dots(
+    weights: &[[i8; CHANNEL_GROUP]],
+    inputs: impl Iterator<Item = i32>,
+) -> [i32; CHANNEL_GROUP] {
+    let (mut d0, mut d1, mut d2, mut d3) = (0i32, 0i32, 0i32, 0i32);
+    for (w, x) in weights.iter().zip(inputs) {
+        if x != 0 {
+            d0 = d0.wrapping_add(i32::from(w[0]).wrapping_mul(x));
+            d1 = d1.wrapping_add(i32::from(w[1]).wrapping_mul(x));
+            d2 = d2.wrapping_add(i32::from(w[2]).wrapping_mul(x));
+            d3 = d3.wrapping_add(i32::from(w[3]).wrapping_mul(x));
+        }
+    }
+    [d0, d1, d2, d3]
 }
 
 /// Applies `acc * multiplier / 2^31 * 2^shift`, rounding half away from zero and
